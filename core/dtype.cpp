@@ -96,6 +96,7 @@ void store_from_float(void* dst, DType dtype, int64_t i, float value) {
 }  // namespace
 
 void convert_elements(void* dst, DType dst_dtype, const void* src, DType src_dtype, int64_t n) {
+  if (n <= 0) return;  // empty tensors may have null data
   if (dst_dtype == src_dtype) {
     std::memcpy(dst, src, static_cast<size_t>(n) * dtype_size(dst_dtype));
     return;

@@ -53,6 +53,7 @@ void for_each_offset(const Shape& shape, const Shape& strides, Fn&& fn) {
 
 // Copies a strided tensor's elements into contiguous memory of the same dtype.
 void gather(void* dst, const Tensor& src) {
+  if (src.numel() == 0) return;  // empty tensors may have null data
   const size_t elem = dtype_size(src.dtype());
   if (src.is_contiguous()) {
     std::memcpy(dst, src.raw_data(), src.nbytes());
@@ -68,6 +69,7 @@ void gather(void* dst, const Tensor& src) {
 
 // Writes contiguous elements (same dtype) into a strided tensor.
 void scatter(const Tensor& dst, const void* src) {
+  if (dst.numel() == 0) return;
   const size_t elem = dtype_size(dst.dtype());
   if (dst.is_contiguous()) {
     std::memcpy(dst.raw_data(), src, dst.nbytes());
@@ -338,6 +340,7 @@ Tensor& Tensor::fill_(double value) {
 Tensor& Tensor::zero_() {
   check_defined("zero_()");
   require_cpu(*this, "zero_()");
+  if (numel() == 0) return *this;
   if (is_contiguous()) {
     std::memset(raw_data(), 0, nbytes());
     return *this;

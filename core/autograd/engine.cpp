@@ -178,7 +178,12 @@ void run_backward(const Tensor& root, const Tensor& gradient, BackwardOptions op
   while (!ready.empty()) {
     Node* node = ready.top();
     ready.pop();
-    if (!node->is_leaf() || task.options.fire_hooks) {
+    if (node->is_leaf()) {
+      if (task.options.fire_hooks) {
+        BackwardContext ctx(task, *node);
+        node->apply(ctx);
+      }
+    } else {
       profiler::Scope scope(node->name(), "backward");
       BackwardContext ctx(task, *node);
       node->apply(ctx);

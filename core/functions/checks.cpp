@@ -1,0 +1,35 @@
+#include "core/functions/checks.h"
+
+#include "core/autograd/node.h"
+
+namespace meridian::fn::detail {
+
+namespace {
+void require(const Tensor& t, DType dtype, std::string_view function, std::string_view argument) {
+  if (!t.defined()) MERIDIAN_FAIL(function, ": ", argument, " is undefined");
+  if (t.dtype() != dtype || !t.device().is_cpu())
+    MERIDIAN_FAIL(function, ": ", argument, " must be ", dtype_name(dtype), " on cpu, got ",
+                  dtype_name(t.dtype()), " on ", t.device().to_string(), " (shape ", shape_str(t.shape()), ")");
+  if (!t.is_contiguous())
+    MERIDIAN_FAIL(function, ": ", argument, " of shape ", shape_str(t.shape()), " must be contiguous");
+}
+}  // namespace
+
+void require_f32_cpu(const Tensor& t, std::string_view function, std::string_view argument) {
+  require(t, DType::f32, function, argument);
+}
+
+void require_i32_cpu(const Tensor& t, std::string_view function, std::string_view argument) {
+  require(t, DType::i32, function, argument);
+}
+
+void require_ndim(const Tensor& t, int ndim, std::string_view function, std::string_view argument) {
+  if (t.ndim() != ndim)
+    MERIDIAN_FAIL(function, ": ", argument, " must have ", ndim, " dimensions, got shape ", shape_str(t.shape()));
+}
+
+float* grad_or_null(autograd::BackwardContext& ctx, int index) {
+  return ctx.needs_input_grad(index) ? ctx.input_grad(index).data<float>() : nullptr;
+}
+
+}  // namespace meridian::fn::detail

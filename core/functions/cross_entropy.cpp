@@ -1,0 +1,50 @@
+#include <vector>
+
+#include "core/autograd/node.h"
+#include "core/functions/checks.h"
+#include "core/functions/functions.h"
+#include "core/profiler.h"
+#include "ops/cpu/cross_entropy.h"
+
+namespace meridian::fn {
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_size) {
+  profiler::Scope scope("cross_entropy", "forward");
+  detail::require_f32_cpu(logits, "cross_entropy", "logits");
+  detail::require_i32_cpu(targets, "cross_entropy", "targets");
+  const int64_t padded = logits.ndim() ? logits.dim(-1) : 0;
+  Shape leading(logits.shape().begin(), logits.shape().end() - (logits.ndim() ? 1 : 0));
+  if (targets.shape() != leading)
+    MERIDIAN_FAIL("cross_entropy: targets of shape ", shape_str(targets.shape()), " for logits of shape ",
+                  shape_str(logits.shape()));
+  if (vocab_size <= 0 || vocab_size > padded)
+    MERIDIAN_FAIL("cross_entropy: vocabulary of ", vocab_size, " for logits ", padded, " wide");
+  const int64_t rows = targets.numel();
+  const int32_t* target = targets.data<int32_t>();
+  int64_t counted = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    if (target[i] >= vocab_size)
+      MERIDIAN_FAIL("cross_entropy: target ", target[i], " at position ", i, " is outside the vocabulary of ",
+                    vocab_size);
+    counted += target[i] >= 0;
+  }
+  Tensor losses = Tensor::empty({rows});
+  Tensor lse = Tensor::empty({rows});
+  ops::cpu::cross_entropy_forward(losses.data<float>(), lse.data<float>(), logits.data<float>(), target, rows,
+                                  vocab_size, padded);
+  double total = 0.0;
+  for (int64_t i = 0; i < rows; ++i) total += losses.data<float>()[i];
+  Tensor out = Tensor::empty({});
+  out.data<float>()[0] = counted ? static_cast<float>(total / static_cast<double>(counted)) : 0.0f;
+  autograd::record("cross_entropy", {logits, targets}, out,
+                   [logits, targets, lse, rows, vocab_size, padded, counted](autograd::BackwardContext& ctx) {
+                     const float weight = counted ? ctx.grad_output().data<float>()[0] / static_cast<float>(counted) : 0.0f;
+                     std::vector<float> dlosses(static_cast<size_t>(rows), weight);
+                     ops::cpu::cross_entropy_backward(ctx.input_grad(0).data<float>(), dlosses.data(),
+                                                      logits.data<float>(), lse.data<float>(),
+                                                      targets.data<int32_t>(), rows, vocab_size, padded);
+                   });
+  return out;
+}
+
+}  // namespace meridian::fn

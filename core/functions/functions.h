@@ -1,0 +1,41 @@
+#pragma once
+// Differentiable functions: each runs a kernel from ops/ and records its backward (see
+// core/autograd/node.h). Inputs are contiguous f32 cpu tensors unless stated; a non-contiguous
+// input is an error, not a silent copy.
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace meridian::fn {
+
+// x (..., C) · weightᵀ + bias, weight (OC, C), bias (OC) or undefined → (..., OC).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// LayerNorm over the last axis with affine weight and bias (C each).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
+
+// GELU, tanh form.
+Tensor gelu(const Tensor& x);
+
+// a + b where b's shape equals a's or is a suffix of it (b repeats over a's leading axes: biases,
+// position embeddings).
+Tensor add(const Tensor& a, const Tensor& b);
+
+// alpha · x
+Tensor scale(const Tensor& x, float alpha);
+
+// Σ x over all elements → one-element tensor of shape [].
+Tensor sum(const Tensor& x);
+
+// Causal self-attention over a fused qkv (B, T, 3C) with `num_heads` heads → (B, T, C).
+Tensor causal_self_attention(const Tensor& qkv, int64_t num_heads);
+
+// Rows of `table` (R, C) picked by `ids` (i32, any shape) → (ids.shape..., C). Ids are checked.
+Tensor embedding(const Tensor& ids, const Tensor& table);
+
+// Mean softmax cross-entropy of `logits` (..., Vp) against `targets` (i32, logits' leading shape)
+// over the first `vocab_size` columns only (the rest is padding). Negative targets are ignored;
+// the mean is over the rest. → one-element tensor of shape [].
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_size);
+
+}  // namespace meridian::fn

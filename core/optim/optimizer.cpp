@@ -1,0 +1,118 @@
+#include "core/optim/optimizer.h"
+
+#include <cmath>
+
+#include "core/profiler.h"
+#include "ops/cpu/optimizer.h"
+
+namespace meridian::optim {
+
+std::vector<OptimizerParam> optimizer_params(const std::vector<nn::NamedParameter>& parameters) {
+  std::vector<OptimizerParam> out;
+  out.reserve(parameters.size());
+  for (const auto& p : parameters) out.push_back({p.name, p.tensor, p.weight_decay});
+  return out;
+}
+
+Optimizer::Optimizer(std::vector<OptimizerParam> params) : params_(std::move(params)) {
+  for (const auto& p : params_)
+    if (p.param.dtype() != DType::f32 || !p.param.is_contiguous() || !p.param.device().is_cpu())
+      MERIDIAN_FAIL("optimizer: parameter '", p.name, "' must be a contiguous f32 cpu tensor");
+}
+
+void Optimizer::zero_grad() {
+  for (auto& p : params_)
+    if (p.param.grad().defined()) p.param.grad().detach().zero_();
+}
+
+namespace {
+Tensor zeros_like(const Tensor& t) { return Tensor::zeros(t.shape(), t.dtype(), t.device()); }
+
+const float* checked_grad(const OptimizerParam& p) {
+  const Tensor& grad = p.param.grad();
+  if (!grad.defined()) return nullptr;
+  MERIDIAN_CHECK(grad.is_contiguous(), "gradient of '", p.name, "' is not contiguous");
+  return grad.data<float>();
+}
+}  // namespace
+
+AdamW::AdamW(std::vector<OptimizerParam> params, AdamWOptions options)
+    : Optimizer(std::move(params)), options_(options) {
+  for (const auto& p : params_) {
+    m_.push_back(zeros_like(p.param));
+    v_.push_back(zeros_like(p.param));
+  }
+}
+
+void AdamW::step(float lr, float grad_scale) {
+  profiler::Scope scope("adamw", "step");
+  ++steps_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const float* grad = checked_grad(params_[i]);
+    if (!grad) continue;
+    ops::cpu::AdamWHyper hyper;
+    hyper.lr = lr;
+    hyper.beta1 = options_.beta1;
+    hyper.beta2 = options_.beta2;
+    hyper.eps = options_.eps;
+    hyper.weight_decay = params_[i].weight_decay ? options_.weight_decay : 0.0f;
+    hyper.step = steps_;
+    hyper.grad_scale = grad_scale;
+    ops::cpu::adamw_update(params_[i].param.data<float>(), grad, m_[i].data<float>(), v_[i].data<float>(),
+                           params_[i].param.numel(), hyper);
+  }
+}
+
+size_t AdamW::state_bytes() const {
+  size_t bytes = 0;
+  for (size_t i = 0; i < m_.size(); ++i) bytes += m_[i].nbytes() + v_[i].nbytes();
+  return bytes;
+}
+
+Sgd::Sgd(std::vector<OptimizerParam> params, SgdOptions options) : Optimizer(std::move(params)), options_(options) {
+  if (options_.nesterov && (options_.momentum <= 0.0f || options_.dampening != 0.0f))
+    MERIDIAN_FAIL("sgd: nesterov momentum needs momentum > 0 and dampening 0");
+  if (options_.momentum != 0.0f)
+    for (const auto& p : params_) momentum_.push_back(zeros_like(p.param));
+}
+
+void Sgd::step(float lr, float grad_scale) {
+  profiler::Scope scope("sgd", "step");
+  const bool first = steps_ == 0;
+  ++steps_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const float* grad = checked_grad(params_[i]);
+    if (!grad) continue;
+    ops::cpu::SgdHyper hyper;
+    hyper.lr = lr;
+    hyper.momentum = options_.momentum;
+    hyper.dampening = options_.dampening;
+    hyper.weight_decay = params_[i].weight_decay ? options_.weight_decay : 0.0f;
+    hyper.nesterov = options_.nesterov;
+    hyper.first_step = first;
+    hyper.grad_scale = grad_scale;
+    ops::cpu::sgd_update(params_[i].param.data<float>(), grad,
+                         momentum_.empty() ? nullptr : momentum_[i].data<float>(), params_[i].param.numel(), hyper);
+  }
+}
+
+size_t Sgd::state_bytes() const {
+  size_t bytes = 0;
+  for (const auto& m : momentum_) bytes += m.nbytes();
+  return bytes;
+}
+
+double global_grad_norm(const std::vector<Tensor>& grads) {
+  double total = 0.0;
+  for (const auto& g : grads)
+    if (g.defined()) total += ops::cpu::sum_of_squares(g.contiguous().data<float>(), g.numel());
+  return std::sqrt(total);
+}
+
+float clip_coefficient(double norm, double max_norm) {
+  if (max_norm <= 0.0) return 1.0f;
+  const double coefficient = max_norm / (norm + 1e-6);
+  return static_cast<float>(std::min(1.0, coefficient));
+}
+
+}  // namespace meridian::optim

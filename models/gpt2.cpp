@@ -1,0 +1,115 @@
+#include "models/gpt2.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "core/functions/functions.h"
+
+namespace meridian::models {
+
+namespace {
+constexpr float kInitStd = 0.02f;
+
+struct Preset {
+  const char* name;
+  Gpt2Config config;
+};
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> kPresets = {
+      {"gpt2-124m", {1024, 50257, 50304, 12, 12, 768}},
+      {"gpt2-350m", {1024, 50257, 50304, 24, 16, 1024}},
+      {"gpt2-774m", {1024, 50257, 50304, 36, 20, 1280}},
+      {"gpt2-1558m", {1024, 50257, 50304, 48, 25, 1600}},
+      // A byte-level model small enough to learn visibly in minutes on two cores.
+      {"gpt-mini", {256, 256, 256, 6, 6, 192}},
+  };
+  return kPresets;
+}
+}  // namespace
+
+Gpt2Config Gpt2Config::preset(std::string_view name) {
+  for (const auto& p : presets())
+    if (name == p.name) return p.config;
+  std::ostringstream names;
+  for (const auto& p : presets()) names << (names.tellp() > 0 ? ", " : "") << p.name;
+  MERIDIAN_FAIL("unknown model '", name, "' (expected one of ", names.str(), ")");
+}
+
+std::vector<std::string> Gpt2Config::preset_names() {
+  std::vector<std::string> out;
+  for (const auto& p : presets()) out.emplace_back(p.name);
+  return out;
+}
+
+int64_t Gpt2Config::padded(int64_t vocab) { return (vocab + 127) / 128 * 128; }
+
+void Gpt2Config::validate() const {
+  auto positive = [](const char* what, int64_t value) {
+    if (value <= 0) MERIDIAN_FAIL("model: ", what, " must be positive, got ", value);
+  };
+  positive("layers", num_layers);
+  positive("heads", num_heads);
+  positive("channels", channels);
+  positive("vocab", vocab_size);
+  positive("max-seq-len", max_seq_len);
+  if (channels % num_heads != 0)
+    MERIDIAN_FAIL("model: heads (", num_heads, ") must divide channels (", channels, ")");
+  if (padded_vocab_size < vocab_size)
+    MERIDIAN_FAIL("model: padded vocabulary ", padded_vocab_size, " is smaller than the vocabulary ", vocab_size);
+  if (vocab_size > 65536)
+    MERIDIAN_FAIL("model: vocab ", vocab_size, " exceeds 65536 (tokens are stored as uint16)");
+}
+
+int64_t Gpt2Config::num_parameters() const {
+  const int64_t C = channels, L = num_layers;
+  const int64_t per_layer = 2 * C + (3 * C * C + 3 * C) + (C * C + C) + 2 * C + (4 * C * C + 4 * C) + (4 * C * C + C);
+  return padded_vocab_size * C + max_seq_len * C + L * per_layer + 2 * C;
+}
+
+double Gpt2Config::flops_per_token(int64_t seq_len) const {
+  return 6.0 * static_cast<double>(num_parameters()) +
+         6.0 * static_cast<double>(num_layers * channels * seq_len);
+}
+
+std::string Gpt2Config::to_string() const {
+  std::ostringstream os;
+  os << "layers " << num_layers << ", heads " << num_heads << ", channels " << channels << ", vocab "
+     << vocab_size << " (padded " << padded_vocab_size << "), max-seq-len " << max_seq_len << ", "
+     << num_parameters() << " parameters";
+  return os.str();
+}
+
+Gpt2::Gpt2(const Gpt2Config& config) : config_(config) {
+  config_.validate();
+  const int64_t C = config_.channels;
+  const float projection_std = kInitStd / std::sqrt(2.0f * static_cast<float>(config_.num_layers));
+  wte_ = register_module("wte", std::make_shared<nn::Embedding>(config_.padded_vocab_size, C, kInitStd,
+                                                                 config_.vocab_size));
+  wpe_ = register_module("wpe", std::make_shared<nn::Embedding>(config_.max_seq_len, C, kInitStd));
+  for (int64_t layer = 0; layer < config_.num_layers; ++layer)
+    blocks_.push_back(register_module("h." + std::to_string(layer),
+                                      std::make_shared<nn::Block>(C, config_.num_heads, kInitStd, projection_std)));
+  ln_f_ = register_module("ln_f", std::make_shared<nn::LayerNorm>(C));
+  assign_parameter_names();
+}
+
+Tensor Gpt2::forward(const Tensor& tokens, bool recompute) const {
+  if (tokens.ndim() != 2) MERIDIAN_FAIL("gpt2: tokens must be (batch, seq), got shape ", shape_str(tokens.shape()));
+  const int64_t T = tokens.dim(1);
+  if (T > config_.max_seq_len)
+    MERIDIAN_FAIL("gpt2: sequence length ", T, " exceeds the model's max-seq-len ", config_.max_seq_len);
+  Tensor positions = Tensor::empty({T}, DType::i32);
+  for (int64_t t = 0; t < T; ++t) positions.data<int32_t>()[t] = static_cast<int32_t>(t);
+
+  Tensor x = fn::add(wte_->forward(tokens), wpe_->forward(positions));
+  for (const auto& block : blocks_) x = block->forward(x, recompute);
+  x = ln_f_->forward(x);
+  return fn::linear(x, wte_->weight());  // tied output head
+}
+
+Tensor Gpt2::loss(const Tensor& tokens, const Tensor& targets, bool recompute) const {
+  return fn::cross_entropy(forward(tokens, recompute), targets, config_.vocab_size);
+}
+
+}  // namespace meridian::models
