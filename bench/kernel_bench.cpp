@@ -8,6 +8,7 @@
 // (openblas_corename). Matmul counters are GFLOP/s (2·M·N·K per product); memory-bound kernels
 // report bytes_per_second over the bytes they must move; all times are wall-clock.
 #include <benchmark/benchmark.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -147,11 +148,18 @@ GemmOperands operands(const GemmShape& s) {
           buffer(2, s.m * s.n), s.n};
 }
 
-enum class Library { onednn, openblas };
+// meridian: cpu::sgemm, oneDNN's kernels on one column panel per thread. onednn: dnnl_sgemm called
+// directly, threading itself. openblas: cblas_sgemm with OpenBLAS's own thread pool.
+enum class Library { meridian, onednn, openblas };
 
 void call_sgemm(Library library, const GemmShape& s, const GemmOperands& o) {
-  if (library == Library::onednn) {
+  if (library == Library::meridian) {
     cpu::sgemm(s.trans_a, s.trans_b, s.m, s.n, s.k, 1.0f, o.a, o.lda, o.b, o.ldb, 0.0f, o.c, o.ldc);
+    return;
+  }
+  if (library == Library::onednn) {
+    dnnl_sgemm(s.trans_a ? 'T' : 'N', s.trans_b ? 'T' : 'N', s.m, s.n, s.k, 1.0f, o.a, o.lda, o.b, o.ldb, 0.0f, o.c,
+               o.ldc);
     return;
   }
 #ifdef MERIDIAN_BENCH_OPENBLAS
@@ -369,7 +377,8 @@ void register_benchmarks() {
   std::vector<int> thread_counts = {1};
   if (all_threads > 1) thread_counts.push_back(all_threads);
 
-  std::vector<std::pair<Library, const char*>> libraries = {{Library::onednn, "onednn"}};
+  std::vector<std::pair<Library, const char*>> libraries = {{Library::meridian, "meridian"},
+                                                             {Library::onednn, "onednn"}};
 #ifdef MERIDIAN_BENCH_OPENBLAS
   libraries.emplace_back(Library::openblas, "openblas");
 #endif

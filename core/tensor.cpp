@@ -407,6 +407,23 @@ void Tensor::register_grad_ready_hook(GradReadyHook hook) {
   impl_->autograd.grad_ready_hooks.push_back(std::move(hook));
 }
 
+void Tensor::set_grad_factory(std::function<Tensor()> factory) {
+  check_defined("set_grad_factory()");
+  if (!is_leaf()) MERIDIAN_FAIL("grad factories go on leaves; '", name(), "' has a grad_fn");
+  impl_->autograd.grad_factory = std::move(factory);
+}
+
+void Tensor::rebind_storage(std::shared_ptr<Storage> storage, int64_t offset_elements) {
+  check_defined("rebind_storage()");
+  MERIDIAN_CHECK(is_contiguous(), "rebind_storage: '", name(), "' is not contiguous");
+  MERIDIAN_CHECK(storage->device() == device(), "rebind_storage: '", name(), "' on ", device().to_string(),
+                 ", storage on ", storage->device().to_string());
+  Tensor target = from_storage(storage, shape(), dtype(), offset_elements);
+  target.copy_(*this);
+  impl_->storage = std::move(storage);
+  impl_->offset = offset_elements;
+}
+
 const std::string& Tensor::name() const {
   static const std::string kUnnamed;
   return impl_ ? impl_->autograd.name : kUnnamed;

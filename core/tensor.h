@@ -119,6 +119,12 @@ class Tensor {
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
   // Runs `hook` each backward pass once this leaf's gradient is final for that pass.
   void register_grad_ready_hook(GradReadyHook hook);
+  // Where this leaf's .grad comes from when backward first needs it and it has none (default:
+  // zeros). Data parallelism points it into a flat bucket. An empty function restores the default.
+  void set_grad_factory(std::function<Tensor()> factory);
+  // Moves this tensor (every handle to it) onto `storage` at `offset`, copying its values there.
+  // For flattening parameters into one buffer; shape and dtype stay.
+  void rebind_storage(std::shared_ptr<Storage> storage, int64_t offset_elements);
   const std::string& name() const;
   Tensor& set_name(std::string name);
 
@@ -145,6 +151,7 @@ struct AutogradMeta {
   int output_nr = 0;
   std::weak_ptr<autograd::Node> leaf_node;  // cached so every use of a leaf shares one node
   std::vector<GradReadyHook> grad_ready_hooks;
+  std::function<Tensor()> grad_factory;
   std::string name;
 };
 

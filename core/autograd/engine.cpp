@@ -77,7 +77,13 @@ Tensor LeafNode::grad_buffer() {
   Tensor& grad = leaf_->autograd.grad;
   if (!grad.defined()) {
     const TensorMeta& meta = output_meta(0);
-    grad = Tensor::zeros(meta.shape, meta.dtype, meta.device);
+    if (leaf_->autograd.grad_factory) {
+      Tensor made = leaf_->autograd.grad_factory();
+      // The factory may have set .grad itself (a whole bucket at once); either way it must fit.
+      Tensor(leaf_).set_grad(made);
+    } else {
+      grad = Tensor::zeros(meta.shape, meta.dtype, meta.device);
+    }
   }
   return grad;
 }

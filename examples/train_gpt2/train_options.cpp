@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/io/llmc_checkpoint.h"
+#include "launcher/usage_error.h"
 
 namespace meridian::train {
 
@@ -33,17 +34,17 @@ std::string describe_parse_error(const std::string& what, int argc, char** argv)
 }
 
 void require_positive(int64_t value, const char* flag) {
-  if (value <= 0) MERIDIAN_FAIL("--", flag, " must be positive, got ", value);
+  if (value <= 0) MERIDIAN_USAGE_ERROR("--", flag, " must be positive, got ", value);
 }
 
 void require_non_negative(double value, const char* flag) {
-  if (value < 0.0) MERIDIAN_FAIL("--", flag, " must not be negative, got ", value);
+  if (value < 0.0) MERIDIAN_USAGE_ERROR("--", flag, " must not be negative, got ", value);
 }
 
 }  // namespace
 
-std::optional<TrainOptions> parse_train_options(int argc, char** argv) {
-  cxxopts::Options cli("train_gpt2", "Train a GPT-2 model with Meridian.");
+cxxopts::Options make_train_cli() {
+  cxxopts::Options cli("train_gpt2", "Train a GPT-2 model with Meridian (run under mpirun for data parallelism).");
   TrainOptions d;  // defaults
   // clang-format off
   cli.add_options("Model")
@@ -83,23 +84,26 @@ std::optional<TrainOptions> parse_train_options(int argc, char** argv) {
     ("tokenizer", "llm.c gpt2_tokenizer.bin for printing samples of GPT-2 token models", cxxopts::value<std::string>())
     ("checkpoint-out", "write the trained weights as an llm.c checkpoint", cxxopts::value<std::string>())
     ("profile", "print where each step's time goes, per op")
-    ("peak-tflops", "device peak for MFU (default: 0.1 per CPU thread, the fp32 sgemm ceiling measured on the dev machine)", cxxopts::value<double>()->default_value("0"))
+    ("peak-tflops", "device peak per rank for MFU (default: 0.1 per CPU thread, the fp32 sgemm ceiling measured on the dev machine)", cxxopts::value<double>()->default_value("0"))
+    ("dp-comm", "on, or off to skip gradient averaging (benchmarks of compute alone; results are wrong)", cxxopts::value<std::string>()->default_value("on"))
     ("h,help", "show this help");
   // clang-format on
+  return cli;
+}
 
+cxxopts::ParseResult parse_command_line(cxxopts::Options& cli, int argc, char** argv) {
   cxxopts::ParseResult result;
   try {
     result = cli.parse(argc, argv);
   } catch (const cxxopts::exceptions::exception& e) {
-    MERIDIAN_FAIL("command line: ", describe_parse_error(e.what(), argc, argv), " (see --help)");
-  }
-  if (result.count("help")) {
-    std::cout << cli.help() << std::endl;
-    return std::nullopt;
+    MERIDIAN_USAGE_ERROR("command line: ", describe_parse_error(e.what(), argc, argv), " (see --help)");
   }
   if (!result.unmatched().empty())
-    MERIDIAN_FAIL("command line: unexpected argument '", result.unmatched().front(), "' (see --help)");
+    MERIDIAN_USAGE_ERROR("command line: unexpected argument '", result.unmatched().front(), "' (see --help)");
+  return result;
+}
 
+TrainOptions read_train_options(const cxxopts::ParseResult& result) {
   TrainOptions o;
   try {
     o.model = result["model"].as<std::string>();
@@ -117,7 +121,11 @@ std::optional<TrainOptions> parse_train_options(int argc, char** argv) {
     o.optimizer = result["optimizer"].as<std::string>();
     o.schedule.max_lr = result["lr"].as<float>();
     o.schedule.warmup_steps = result["warmup"].as<int64_t>();
-    o.schedule.decay = optim::parse_lr_decay(result["lr-schedule"].as<std::string>());
+    try {
+      o.schedule.decay = optim::parse_lr_decay(result["lr-schedule"].as<std::string>());
+    } catch (const Error& e) {
+      MERIDIAN_USAGE_ERROR("--lr-schedule: ", e.what());
+    }
     o.schedule.min_lr_fraction = result["lr-min-frac"].as<float>();
     o.weight_decay = result["weight-decay"].as<float>();
     o.beta1 = result["beta1"].as<float>();
@@ -134,29 +142,32 @@ std::optional<TrainOptions> parse_train_options(int argc, char** argv) {
     o.temperature = result["temperature"].as<float>();
     o.profile = result.count("profile") > 0;
     o.peak_tflops = result["peak-tflops"].as<double>();
+    const std::string dp_comm = result["dp-comm"].as<std::string>();
+    if (dp_comm != "on" && dp_comm != "off") MERIDIAN_USAGE_ERROR("--dp-comm must be on or off, got '", dp_comm, "'");
+    o.dp_communicate = dp_comm == "on";
   } catch (const cxxopts::exceptions::exception& e) {
-    MERIDIAN_FAIL("command line: ", e.what(), " (see --help)");
+    MERIDIAN_USAGE_ERROR("command line: ", e.what(), " (see --help)");
   }
 
   require_positive(o.batch, "batch");
   require_positive(o.seq_len, "seq-len");
   require_positive(o.grad_accum, "grad-accum");
-  if (o.steps < 0) MERIDIAN_FAIL("--steps must not be negative, got ", o.steps);
-  if (o.schedule.max_lr <= 0.0f) MERIDIAN_FAIL("--lr must be positive, got ", o.schedule.max_lr);
-  if (o.schedule.warmup_steps < 0) MERIDIAN_FAIL("--warmup must not be negative, got ", o.schedule.warmup_steps);
+  if (o.steps < 0) MERIDIAN_USAGE_ERROR("--steps must not be negative, got ", o.steps);
+  if (o.schedule.max_lr <= 0.0f) MERIDIAN_USAGE_ERROR("--lr must be positive, got ", o.schedule.max_lr);
+  if (o.schedule.warmup_steps < 0) MERIDIAN_USAGE_ERROR("--warmup must not be negative, got ", o.schedule.warmup_steps);
   if (o.schedule.min_lr_fraction < 0.0f || o.schedule.min_lr_fraction > 1.0f)
-    MERIDIAN_FAIL("--lr-min-frac must be in [0, 1], got ", o.schedule.min_lr_fraction);
+    MERIDIAN_USAGE_ERROR("--lr-min-frac must be in [0, 1], got ", o.schedule.min_lr_fraction);
   require_non_negative(o.weight_decay, "weight-decay");
   require_non_negative(o.grad_clip, "grad-clip");
   require_non_negative(o.sample_tokens, "sample");
   require_non_negative(o.threads, "threads");
   require_non_negative(o.peak_tflops, "peak-tflops");
-  if (o.beta1 < 0.0f || o.beta1 >= 1.0f) MERIDIAN_FAIL("--beta1 must be in [0, 1), got ", o.beta1);
-  if (o.beta2 < 0.0f || o.beta2 >= 1.0f) MERIDIAN_FAIL("--beta2 must be in [0, 1), got ", o.beta2);
-  if (o.eps <= 0.0f) MERIDIAN_FAIL("--eps must be positive, got ", o.eps);
-  if (o.temperature <= 0.0f) MERIDIAN_FAIL("--temperature must be positive, got ", o.temperature);
+  if (o.beta1 < 0.0f || o.beta1 >= 1.0f) MERIDIAN_USAGE_ERROR("--beta1 must be in [0, 1), got ", o.beta1);
+  if (o.beta2 < 0.0f || o.beta2 >= 1.0f) MERIDIAN_USAGE_ERROR("--beta2 must be in [0, 1), got ", o.beta2);
+  if (o.eps <= 0.0f) MERIDIAN_USAGE_ERROR("--eps must be positive, got ", o.eps);
+  if (o.temperature <= 0.0f) MERIDIAN_USAGE_ERROR("--temperature must be positive, got ", o.temperature);
   if (o.optimizer != "adamw" && o.optimizer != "sgd")
-    MERIDIAN_FAIL("--optimizer must be adamw or sgd, got '", o.optimizer, "'");
+    MERIDIAN_USAGE_ERROR("--optimizer must be adamw or sgd, got '", o.optimizer, "'");
   o.schedule.total_steps = o.steps;
   return o;
 }
@@ -164,17 +175,23 @@ std::optional<TrainOptions> parse_train_options(int argc, char** argv) {
 models::Gpt2Config resolve_model_config(const TrainOptions& options) {
   const ModelOverrides& over = options.overrides;
   if (options.init_from.empty()) {
-    models::Gpt2Config config = models::Gpt2Config::preset(options.model);
-    if (over.layers) config.num_layers = *over.layers;
-    if (over.heads) config.num_heads = *over.heads;
-    if (over.channels) config.channels = *over.channels;
-    if (over.max_seq_len) config.max_seq_len = *over.max_seq_len;
-    if (over.vocab) {
-      config.vocab_size = *over.vocab;
-      config.padded_vocab_size = models::Gpt2Config::padded(*over.vocab);
+    try {
+      models::Gpt2Config config = models::Gpt2Config::preset(options.model);
+      if (over.layers) config.num_layers = *over.layers;
+      if (over.heads) config.num_heads = *over.heads;
+      if (over.channels) config.channels = *over.channels;
+      if (over.max_seq_len) config.max_seq_len = *over.max_seq_len;
+      if (over.vocab) {
+        config.vocab_size = *over.vocab;
+        config.padded_vocab_size = models::Gpt2Config::padded(*over.vocab);
+      }
+      config.validate();
+      return config;
+    } catch (const launcher::UsageError&) {
+      throw;
+    } catch (const Error& e) {
+      MERIDIAN_USAGE_ERROR(e.what());  // the model flags describe an impossible model
     }
-    config.validate();
-    return config;
   }
 
   const io::Gpt2CheckpointHeader header = io::read_llmc_gpt2_header(options.init_from);
@@ -187,7 +204,7 @@ models::Gpt2Config resolve_model_config(const TrainOptions& options) {
   config.channels = header.channels;
   auto agree = [&](const std::optional<int64_t>& flag, const char* name, int64_t from_file) {
     if (flag && *flag != from_file)
-      MERIDIAN_FAIL("--", name, " ", *flag, " contradicts checkpoint '", options.init_from, "', whose header says ",
+      MERIDIAN_USAGE_ERROR("--", name, " ", *flag, " contradicts checkpoint '", options.init_from, "', whose header says ",
                     from_file);
   };
   agree(over.layers, "layers", config.num_layers);
@@ -199,7 +216,7 @@ models::Gpt2Config resolve_model_config(const TrainOptions& options) {
     models::Gpt2Config preset = models::Gpt2Config::preset(options.model);
     if (preset.num_layers != config.num_layers || preset.num_heads != config.num_heads ||
         preset.channels != config.channels || preset.vocab_size != config.vocab_size)
-      MERIDIAN_FAIL("--model ", options.model, " (", preset.to_string(), ") contradicts checkpoint '",
+      MERIDIAN_USAGE_ERROR("--model ", options.model, " (", preset.to_string(), ") contradicts checkpoint '",
                     options.init_from, "' (", config.to_string(), ")");
   }
   try {

@@ -1,6 +1,7 @@
 #pragma once
 // The trainer's command line: model shape, data, optimisation, logging.
 #include <cstdint>
+#include <cxxopts.hpp>
 #include <optional>
 #include <string>
 
@@ -40,11 +41,16 @@ struct TrainOptions {
   float temperature = 1.0f;
   bool profile = false;
   double peak_tflops = 0.0;  // 0: the default for the device (see trainer)
+  bool dp_communicate = true;  // --dp-comm off: benchmarks only (gradients are not averaged)
 };
 
-// Parses and validates argv; throws meridian::Error naming the flag on bad input. Returns nullopt
-// when --help was printed.
-std::optional<TrainOptions> parse_train_options(int argc, char** argv);
+// The trainer's flags (the launcher adds the parallel-layout ones to the same set).
+cxxopts::Options make_train_cli();
+// Parses argv with `cli`; a value that fails to parse is reported with the flag that carried it.
+// Throws launcher::UsageError on any command-line mistake.
+cxxopts::ParseResult parse_command_line(cxxopts::Options& cli, int argc, char** argv);
+// Reads and validates the trainer's flags; throws launcher::UsageError naming the flag.
+TrainOptions read_train_options(const cxxopts::ParseResult& result);
 
 // The model shape from the preset and overrides, or from the checkpoint's header when --init-from is
 // given (then any shape flag that contradicts the file is an error naming both).

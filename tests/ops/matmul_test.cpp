@@ -5,6 +5,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "ops/kernel_test_support.h"
@@ -27,22 +28,25 @@ constexpr int64_t kOutChannels = 5;
 
 TEST(Sgemm, MatchesReferenceInAllTransposeCombinationsWithPaddedLeadingDimensions) {
   std::mt19937 rng(1);
-  const int64_t m = 7, n = 5, k = 13;
-  for (bool trans_a : {false, true}) {
-    for (bool trans_b : {false, true}) {
-      // Leading dimensions larger than the minimum; the padding of c must survive untouched.
-      const int64_t lda = (trans_a ? m : k) + 3;
-      const int64_t ldb = (trans_b ? k : n) + 2;
-      const int64_t ldc = n + 4;
-      const std::vector<float> a = random_floats(static_cast<size_t>((trans_a ? k : m) * lda), rng);
-      const std::vector<float> b = random_floats(static_cast<size_t>((trans_b ? n : k) * ldb), rng);
-      std::vector<float> c = random_floats(static_cast<size_t>(m * ldc), rng);
-      const std::vector<double> expected =
-          reference::gemm(trans_a, trans_b, m, n, k, 0.7, to_double(a), lda, to_double(b), ldb, 0.3,
-                          to_double(c), ldc);
-      sgemm(trans_a, trans_b, m, n, k, 0.7f, a.data(), lda, b.data(), ldb, 0.3f, c.data(), ldc);
-      expect_close(c, expected, kFloat32Tolerance,
-                   "sgemm trans_a=" + std::to_string(trans_a) + " trans_b=" + std::to_string(trans_b));
+  testing::ThreadCountScope two_threads(2);
+  // The second shape is wide enough for sgemm to split the columns across the two threads.
+  for (const auto& [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{7, 5, 13}, {33, 300, 21}}) {
+    for (bool trans_a : {false, true}) {
+      for (bool trans_b : {false, true}) {
+        // Leading dimensions larger than the minimum; the padding of c must survive untouched.
+        const int64_t lda = (trans_a ? m : k) + 3;
+        const int64_t ldb = (trans_b ? k : n) + 2;
+        const int64_t ldc = n + 4;
+        const std::vector<float> a = random_floats(static_cast<size_t>((trans_a ? k : m) * lda), rng);
+        const std::vector<float> b = random_floats(static_cast<size_t>((trans_b ? n : k) * ldb), rng);
+        std::vector<float> c = random_floats(static_cast<size_t>(m * ldc), rng);
+        const std::vector<double> expected = reference::gemm(trans_a, trans_b, m, n, k, 0.7, to_double(a), lda,
+                                                             to_double(b), ldb, 0.3, to_double(c), ldc);
+        sgemm(trans_a, trans_b, m, n, k, 0.7f, a.data(), lda, b.data(), ldb, 0.3f, c.data(), ldc);
+        expect_close(c, expected, kFloat32Tolerance,
+                     "sgemm m=" + std::to_string(m) + " n=" + std::to_string(n) + " trans_a=" +
+                         std::to_string(trans_a) + " trans_b=" + std::to_string(trans_b));
+      }
     }
   }
 }
@@ -154,8 +158,8 @@ TEST(MatmulBackward, ComputesOnlyTheRequestedGradients) {
 }
 
 TEST(Matmul, MultithreadedMatchesSingleThreadAndReference) {
-  // Large enough that oneDNN and the bias/column-sum loops actually split the work.
-  const int64_t N = 96, C = 80, OC = 520;
+  // Wide enough that every product is split into column panels and the column sums run in parallel.
+  const int64_t N = 96, C = 300, OC = 520;
   std::mt19937 rng(5);
   const LinearCase x = make_linear_case(rng, N, C, OC);
   auto run = [&](int threads) {

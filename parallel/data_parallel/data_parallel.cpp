@@ -1,0 +1,230 @@
+#include "parallel/data_parallel/data_parallel.h"
+
+#include <cmath>
+
+#include "core/profiler.h"
+#include "ops/cpu/elementwise.h"
+#include "ops/cpu/optimizer.h"
+
+namespace meridian::parallel {
+
+struct DataParallel::State {
+  std::shared_ptr<comm::Communicator> group;
+  DataParallelOptions options;
+  int shards = 1;
+  int rank = 0;
+  std::vector<Bucket> buckets;
+  std::vector<Tensor> flat_grads;   // per bucket; stage 2: only while the bucket is in flight
+  std::vector<Tensor> shard_grads;  // stage 2: this rank's accumulated chunk of each bucket
+  std::vector<int> pending;         // parameters of each bucket whose gradient is not final yet
+  std::vector<comm::WorkHandle> handles;
+  std::vector<bool> launched;
+  std::vector<bool> settled;  // stage 2: chunk accumulated and the bucket's buffer released
+  size_t next_to_launch = 0;
+  bool reducing = false;
+  std::vector<optim::OptimizerParam> optimizer_params;
+
+  int64_t chunk(size_t b) const { return buckets[b].shard_numel(shards); }
+  Tensor chunk_of(const Tensor& flat, size_t b) const { return flat.narrow(0, rank * chunk(b), chunk(b)); }
+
+  // Points every parameter's .grad of bucket b at its slice of the bucket's gradient buffer.
+  void attach_grads(size_t b) {
+    for (BucketSlot& slot : buckets[b].slots)
+      slot.param.set_grad(flat_grads[b].narrow(0, slot.offset, slot.numel).view(slot.param.shape()));
+  }
+
+  void ensure_bucket_grads(size_t b) {
+    if (flat_grads[b].defined()) return;
+    flat_grads[b] = Tensor::zeros({buckets[b].padded_numel});
+    attach_grads(b);
+  }
+
+  void on_grad_ready(size_t b) {
+    if (!reducing) return;
+    if (--pending[b] > 0) return;
+    while (next_to_launch < buckets.size() && pending[next_to_launch] == 0) launch(next_to_launch++);
+    if (options.zero_stage == 2) settle_completed();
+  }
+
+  void launch(size_t b) {
+    profiler::Scope scope("dp.launch");
+    launched[b] = true;
+    if (!options.communicate) return;
+    if (options.zero_stage == 0) {
+      handles[b] = group->all_reduce(flat_grads[b], comm::ReduceOp::avg);
+    } else {
+      Tensor mine = chunk_of(flat_grads[b], b);
+      handles[b] = group->reduce_scatter(flat_grads[b], mine, comm::ReduceOp::avg);
+    }
+  }
+
+  // Stage 2: adds this rank's reduced chunk to its shard and lets the bucket's buffer go.
+  void settle(size_t b) {
+    if (handles[b]) handles[b]->wait();
+    handles[b].reset();
+    Tensor mine = chunk_of(flat_grads[b], b);
+    ops::cpu::axpy(shard_grads[b].data<float>(), mine.data<float>(), 1.0f, chunk(b));
+    for (BucketSlot& slot : buckets[b].slots) slot.param.set_grad(Tensor());
+    flat_grads[b] = Tensor();
+    settled[b] = true;
+  }
+
+  void settle_completed() {
+    for (size_t b = 0; b < next_to_launch; ++b)
+      if (!settled[b] && (!handles[b] || handles[b]->is_completed())) settle(b);
+  }
+};
+
+DataParallel::DataParallel(const std::vector<nn::NamedParameter>& parameters,
+                           std::shared_ptr<comm::Communicator> group, DataParallelOptions options)
+    : state_(std::make_shared<State>()) {
+  State& s = *state_;
+  if (options.zero_stage < 0 || options.zero_stage > 2)
+    MERIDIAN_FAIL("data parallel: ZeRO stage ", options.zero_stage, " (expected 0, 1 or 2)");
+  MERIDIAN_CHECK(group != nullptr, "data parallel needs a group");
+  s.group = std::move(group);
+  s.options = options;
+  s.shards = s.options.zero_stage == 0 ? 1 : s.group->size();
+  s.rank = s.group->rank();
+  s.buckets = build_buckets(parameters, s.options.bucket_bytes, s.shards);
+  const size_t n = s.buckets.size();
+  s.flat_grads.resize(n);
+  s.shard_grads.resize(n);
+  s.pending.assign(n, 0);
+  s.handles.resize(n);
+  s.launched.assign(n, false);
+  s.settled.assign(n, false);
+
+  std::weak_ptr<State> weak = state_;
+  for (size_t b = 0; b < n; ++b) {
+    if (s.options.zero_stage == 2) {
+      s.shard_grads[b] = Tensor::zeros({s.chunk(b)});
+      for (BucketSlot& slot : s.buckets[b].slots) {
+        slot.param.set_grad(Tensor());
+        slot.param.set_grad_factory([weak, b, &slot]() -> Tensor {
+          auto state = weak.lock();
+          MERIDIAN_CHECK(state != nullptr, "gradient for '", slot.name, "' after its DataParallel was destroyed");
+          state->ensure_bucket_grads(b);
+          return slot.param.grad();
+        });
+      }
+    } else {
+      s.flat_grads[b] = Tensor::zeros({s.buckets[b].padded_numel});
+      s.attach_grads(b);
+    }
+    for (BucketSlot& slot : s.buckets[b].slots)
+      slot.param.register_grad_ready_hook([weak, b](const Tensor&) {
+        if (auto state = weak.lock()) state->on_grad_ready(b);
+      });
+  }
+
+  for (size_t b = 0; b < n; ++b) {
+    const Bucket& bucket = s.buckets[b];
+    if (s.options.zero_stage == 0) {
+      for (const BucketSlot& slot : bucket.slots) s.optimizer_params.push_back({slot.name, slot.param, slot.weight_decay});
+      continue;
+    }
+    const int64_t lo = s.rank * s.chunk(b), hi = lo + s.chunk(b);
+    for (const BucketSlot& slot : bucket.slots) {
+      const int64_t begin = std::max(lo, slot.offset), end = std::min(hi, slot.offset + slot.numel);
+      if (begin >= end) continue;
+      Tensor piece = Tensor::from_storage(bucket.flat_params.storage(), {end - begin}, DType::f32, begin);
+      piece.set_name(slot.name + "[" + std::to_string(begin - slot.offset) + ":" + std::to_string(end - slot.offset) + "]");
+      piece.set_grad(s.options.zero_stage == 1
+                         ? Tensor::from_storage(s.flat_grads[b].storage(), {end - begin}, DType::f32, begin)
+                         : Tensor::from_storage(s.shard_grads[b].storage(), {end - begin}, DType::f32, begin - lo));
+      s.optimizer_params.push_back({piece.name(), piece, slot.weight_decay});
+    }
+  }
+}
+
+DataParallel::~DataParallel() {
+  for (Bucket& bucket : state_->buckets)
+    for (BucketSlot& slot : bucket.slots) slot.param.set_grad_factory(nullptr);
+}
+
+const std::vector<optim::OptimizerParam>& DataParallel::optimizer_params() const { return state_->optimizer_params; }
+int DataParallel::zero_stage() const { return state_->options.zero_stage; }
+const std::vector<Bucket>& DataParallel::buckets() const { return state_->buckets; }
+int DataParallel::buckets_launched() const { return static_cast<int>(state_->next_to_launch); }
+
+void DataParallel::zero_grad() {
+  State& s = *state_;
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    if (s.flat_grads[b].defined()) s.flat_grads[b].zero_();
+    if (s.shard_grads[b].defined()) s.shard_grads[b].zero_();
+  }
+}
+
+void DataParallel::begin_micro_step(bool last) {
+  State& s = *state_;
+  s.reducing = last || s.options.zero_stage == 2;
+  s.next_to_launch = 0;
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    s.pending[b] = static_cast<int>(s.buckets[b].slots.size());
+    s.launched[b] = false;
+    s.settled[b] = false;
+  }
+}
+
+void DataParallel::end_micro_step() {
+  State& s = *state_;
+  if (!s.reducing) return;
+  profiler::Scope scope("dp.wait");
+  // Buckets whose parameters got no gradient in this pass are reduced too (as zeros), in order.
+  while (s.next_to_launch < s.buckets.size()) {
+    if (s.options.zero_stage == 2) s.ensure_bucket_grads(s.next_to_launch);
+    s.launch(s.next_to_launch++);
+  }
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    if (s.options.zero_stage == 2) {
+      if (!s.settled[b]) s.settle(b);
+    } else if (s.handles[b]) {
+      s.handles[b]->wait();
+      s.handles[b].reset();
+    }
+  }
+  s.reducing = false;
+}
+
+double DataParallel::grad_norm() {
+  State& s = *state_;
+  double sum = 0.0;
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    const Tensor owned = s.options.zero_stage == 0   ? s.flat_grads[b]
+                         : s.options.zero_stage == 1 ? s.chunk_of(s.flat_grads[b], b)
+                                                     : s.shard_grads[b];
+    sum += ops::cpu::sum_of_squares(owned.data<float>(), owned.numel());
+  }
+  if (s.options.zero_stage > 0 && s.options.communicate) {
+    Tensor total = Tensor::full({1}, sum);
+    s.group->all_reduce(total, comm::ReduceOp::sum)->wait();
+    sum = total.item<double>();
+  }
+  return std::sqrt(sum);
+}
+
+void DataParallel::after_optimizer_step() {
+  State& s = *state_;
+  if (s.options.zero_stage == 0 || !s.options.communicate) return;
+  profiler::Scope scope("dp.all_gather");
+  std::vector<comm::WorkHandle> gathers;
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    Tensor mine = s.chunk_of(s.buckets[b].flat_params, b);
+    gathers.push_back(s.group->all_gather(mine, s.buckets[b].flat_params));
+  }
+  for (auto& handle : gathers) handle->wait();
+}
+
+DataParallelMemory DataParallel::memory() const {
+  const State& s = *state_;
+  DataParallelMemory m;
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    m.parameter_bytes += static_cast<size_t>(s.buckets[b].padded_numel) * sizeof(float);
+    if (s.options.zero_stage < 2) m.gradient_bytes += static_cast<size_t>(s.buckets[b].padded_numel) * sizeof(float);
+    if (s.shard_grads[b].defined()) m.gradient_shard_bytes += s.shard_grads[b].nbytes();
+  }
+  return m;
+}
+
+}  // namespace meridian::parallel
