@@ -36,8 +36,8 @@ namespace {
 
 namespace cpu = ops::cpu;
 
-constexpr int64_t kTokens = 256;         // B·T
-constexpr int64_t kChannels = 768;       // GPT-2 124M
+constexpr int64_t kTokens = 256;    // B·T
+constexpr int64_t kChannels = 768;  // GPT-2 124M
 constexpr int64_t kVocab = 50257;
 constexpr int64_t kPaddedVocab = 50304;  // padded to a multiple of 128
 constexpr int64_t kHeads = 12;
@@ -112,8 +112,8 @@ struct LinearShape {
   int64_t out_channels, in_channels;
 };
 constexpr LinearShape kLinearShapes[] = {
-    {"qkv", 3 * kChannels, kChannels},       {"attn_proj", kChannels, kChannels},
-    {"fc", 4 * kChannels, kChannels},        {"fc_proj", kChannels, 4 * kChannels},
+    {"qkv", 3 * kChannels, kChannels},    {"attn_proj", kChannels, kChannels},
+    {"fc", 4 * kChannels, kChannels},     {"fc_proj", kChannels, 4 * kChannels},
     {"lm_head", kPaddedVocab, kChannels},
 };
 
@@ -144,8 +144,8 @@ struct GemmOperands {
 };
 
 GemmOperands operands(const GemmShape& s) {
-  return {buffer(0, s.m * s.k), s.trans_a ? s.m : s.k, buffer(1, s.k * s.n), s.trans_b ? s.k : s.n,
-          buffer(2, s.m * s.n), s.n};
+  return {buffer(0, s.m * s.k),  s.trans_a ? s.m : s.k, buffer(1, s.k * s.n),
+          s.trans_b ? s.k : s.n, buffer(2, s.m * s.n),  s.n};
 }
 
 // meridian: cpu::sgemm, oneDNN's kernels on one column panel per thread. onednn: dnnl_sgemm called
@@ -158,21 +158,23 @@ void call_sgemm(Library library, const GemmShape& s, const GemmOperands& o) {
     return;
   }
   if (library == Library::onednn) {
-    dnnl_sgemm(s.trans_a ? 'T' : 'N', s.trans_b ? 'T' : 'N', s.m, s.n, s.k, 1.0f, o.a, o.lda, o.b, o.ldb, 0.0f, o.c,
-               o.ldc);
+    dnnl_sgemm(s.trans_a ? 'T' : 'N', s.trans_b ? 'T' : 'N', s.m, s.n, s.k, 1.0f, o.a, o.lda, o.b, o.ldb,
+               0.0f, o.c, o.ldc);
     return;
   }
 #ifdef MERIDIAN_BENCH_OPENBLAS
   cblas_sgemm(CblasRowMajor, s.trans_a ? CblasTrans : CblasNoTrans, s.trans_b ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(s.m), static_cast<blasint>(s.n), static_cast<blasint>(s.k), 1.0f, o.a,
-              static_cast<blasint>(o.lda), o.b, static_cast<blasint>(o.ldb), 0.0f, o.c, static_cast<blasint>(o.ldc));
+              static_cast<blasint>(o.lda), o.b, static_cast<blasint>(o.ldb), 0.0f, o.c,
+              static_cast<blasint>(o.ldc));
 #endif
 }
 
 // after_openmp_region: each product follows an (empty) OpenMP parallel region, as it follows a
 // LayerNorm or GELU kernel in a training step. libgomp's workers spin for a while after a region
 // before sleeping; oneDNN reuses them, while OpenBLAS's own pthreads must share the cores with them.
-void sgemm_benchmark(benchmark::State& state, GemmShape s, Library library, int threads, bool after_openmp_region) {
+void sgemm_benchmark(benchmark::State& state, GemmShape s, Library library, int threads,
+                     bool after_openmp_region) {
   Threads team(threads);
 #ifdef MERIDIAN_BENCH_OPENBLAS
   openblas_set_num_threads(threads);
@@ -258,10 +260,11 @@ void layernorm_backward(benchmark::State& state) {
   const int64_t N = kTokens, C = kChannels;
   float* mean = buffer(8, N);
   float* rstd = buffer(9, N);
-  cpu::layernorm_forward(buffer(2, N * C), mean, rstd, buffer(0, N * C), buffer(10, C), buffer(11, C), N, C, 1e-5f);
+  cpu::layernorm_forward(buffer(2, N * C), mean, rstd, buffer(0, N * C), buffer(10, C), buffer(11, C), N, C,
+                         1e-5f);
   for (auto _ : state) {
-    cpu::layernorm_backward(buffer(5, N * C), buffer(12, C), buffer(13, C), buffer(4, N * C), buffer(0, N * C),
-                            buffer(10, C), mean, rstd, N, C);
+    cpu::layernorm_backward(buffer(5, N * C), buffer(12, C), buffer(13, C), buffer(4, N * C),
+                            buffer(0, N * C), buffer(10, C), mean, rstd, N, C);
     benchmark::ClobberMemory();
   }
   set_bytes(state, 4.0 * static_cast<double>(N * C) * sizeof(float));  // read dout, inp, dinp; write dinp
@@ -328,8 +331,8 @@ void attention_backward(benchmark::State& state, int64_t B, int64_t T) {
 void cross_entropy_forward(benchmark::State& state) {
   const std::vector<int32_t> ids = targets(kTokens, kVocab);
   for (auto _ : state) {
-    cpu::cross_entropy_forward(buffer(8, kTokens), buffer(9, kTokens), buffer(0, kTokens * kPaddedVocab), ids.data(),
-                               kTokens, kVocab, kPaddedVocab);
+    cpu::cross_entropy_forward(buffer(8, kTokens), buffer(9, kTokens), buffer(0, kTokens * kPaddedVocab),
+                               ids.data(), kTokens, kVocab, kPaddedVocab);
     benchmark::ClobberMemory();
   }
   set_bytes(state, static_cast<double>(kTokens * kVocab) * sizeof(float));  // read the logits once
@@ -341,11 +344,12 @@ void cross_entropy_backward(benchmark::State& state) {
   float* lse = buffer(9, kTokens);
   cpu::cross_entropy_forward(buffer(8, kTokens), lse, logits, ids.data(), kTokens, kVocab, kPaddedVocab);
   for (auto _ : state) {
-    cpu::cross_entropy_backward(buffer(5, kTokens * kPaddedVocab), buffer(4, kTokens), logits, lse, ids.data(),
-                                kTokens, kVocab, kPaddedVocab);
+    cpu::cross_entropy_backward(buffer(5, kTokens * kPaddedVocab), buffer(4, kTokens), logits, lse,
+                                ids.data(), kTokens, kVocab, kPaddedVocab);
     benchmark::ClobberMemory();
   }
-  set_bytes(state, 3.0 * static_cast<double>(kTokens * kVocab) * sizeof(float));  // logits; dlogits in and out
+  set_bytes(state,
+            3.0 * static_cast<double>(kTokens * kVocab) * sizeof(float));  // logits; dlogits in and out
 }
 
 void adamw_update(benchmark::State& state) {
@@ -378,7 +382,7 @@ void register_benchmarks() {
   if (all_threads > 1) thread_counts.push_back(all_threads);
 
   std::vector<std::pair<Library, const char*>> libraries = {{Library::meridian, "meridian"},
-                                                             {Library::onednn, "onednn"}};
+                                                            {Library::onednn, "onednn"}};
 #ifdef MERIDIAN_BENCH_OPENBLAS
   libraries.emplace_back(Library::openblas, "openblas");
 #endif
@@ -390,17 +394,20 @@ void register_benchmarks() {
             ->UseRealTime();
       }
       if (all_threads > 1) {
-        benchmark::RegisterBenchmark(named(gemm_name(library_name, s, all_threads), "/after_openmp_region").c_str(),
-                                     sgemm_benchmark, s, library, all_threads, true)
+        benchmark::RegisterBenchmark(
+            named(gemm_name(library_name, s, all_threads), "/after_openmp_region").c_str(), sgemm_benchmark,
+            s, library, all_threads, true)
             ->UseRealTime();
       }
     }
   }
   for (const LinearShape& l : kLinearShapes) {
     benchmark::RegisterBenchmark(named("matmul_forward/", l.name).c_str(), matmul_forward, l)->UseRealTime();
-    benchmark::RegisterBenchmark(named("matmul_forward_bias_after/", l.name).c_str(), matmul_forward_bias_after, l)
+    benchmark::RegisterBenchmark(named("matmul_forward_bias_after/", l.name).c_str(),
+                                 matmul_forward_bias_after, l)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(named("matmul_backward/", l.name).c_str(), matmul_backward, l)->UseRealTime();
+    benchmark::RegisterBenchmark(named("matmul_backward/", l.name).c_str(), matmul_backward, l)
+        ->UseRealTime();
   }
   benchmark::RegisterBenchmark("layernorm_forward/N:256/C:768", layernorm_forward)->UseRealTime();
   benchmark::RegisterBenchmark("layernorm_backward/N:256/C:768", layernorm_backward)->UseRealTime();
@@ -408,13 +415,21 @@ void register_benchmarks() {
   benchmark::RegisterBenchmark("gelu_backward/n:786432", gelu_backward)->UseRealTime();
   for (const auto& [B, T] : {std::pair<int64_t, int64_t>{4, 64}, {1, 1024}}) {
     const std::string shape = named("/B:", B, "/T:", T);
-    benchmark::RegisterBenchmark(named("attention_forward", shape).c_str(), attention_forward, B, T)->UseRealTime();
-    benchmark::RegisterBenchmark(named("attention_backward", shape).c_str(), attention_backward, B, T)->UseRealTime();
+    benchmark::RegisterBenchmark(named("attention_forward", shape).c_str(), attention_forward, B, T)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(named("attention_backward", shape).c_str(), attention_backward, B, T)
+        ->UseRealTime();
   }
-  benchmark::RegisterBenchmark("cross_entropy_forward/N:256/V:50257/Vp:50304", cross_entropy_forward)->UseRealTime();
-  benchmark::RegisterBenchmark("cross_entropy_backward/N:256/V:50257/Vp:50304", cross_entropy_backward)->UseRealTime();
-  benchmark::RegisterBenchmark("adamw_update/n:124475904", adamw_update)->UseRealTime()->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("sum_of_squares/n:124475904", sum_of_squares)->UseRealTime()->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("cross_entropy_forward/N:256/V:50257/Vp:50304", cross_entropy_forward)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("cross_entropy_backward/N:256/V:50257/Vp:50304", cross_entropy_backward)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("adamw_update/n:124475904", adamw_update)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("sum_of_squares/n:124475904", sum_of_squares)
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
 }
 
 void add_context() {
@@ -425,7 +440,8 @@ void add_context() {
   benchmark::AddCustomContext("openblas_corename", openblas_get_corename());
   benchmark::AddCustomContext("openblas_config", openblas_get_config());
   if (coretype == nullptr) {
-    std::fprintf(stderr, "kernel_bench: OPENBLAS_CORETYPE is not set; OpenBLAS uses the kernels it detected (%s)\n",
+    std::fprintf(stderr,
+                 "kernel_bench: OPENBLAS_CORETYPE is not set; OpenBLAS uses the kernels it detected (%s)\n",
                  openblas_get_corename());
   }
 #else

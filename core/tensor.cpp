@@ -342,7 +342,10 @@ Tensor& Tensor::zero_() {
   require_cpu(*this, "zero_()");
   if (numel() == 0) return *this;
   if (is_contiguous()) {
-    std::memset(raw_data(), 0, nbytes());
+    if (dtype() == DType::f32)
+      ops::cpu::fill(data<float>(), 0.0f, numel());  // threaded: gradient buffers are hundreds of MB
+    else
+      std::memset(raw_data(), 0, nbytes());
     return *this;
   }
   return fill_(0.0);

@@ -140,18 +140,32 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
     if (options.profile && step == 1) profiler::reset();  // leave the first step's warm-up out
     profiler::set_enabled(options.profile);
     const auto start = Clock::now();
-    dp.zero_grad();
+    {
+      profiler::Scope scope("zero_grad");
+      dp.zero_grad();
+    }
     double loss_sum = 0.0;
     for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
       const io::Batch batch = loader.batch(step, micro);
-      Tensor loss = model.loss(batch.inputs, batch.targets, options.recompute);
+      Tensor loss;
+      {
+        profiler::Scope scope("model", "forward");
+        loss = model.loss(batch.inputs, batch.targets, options.recompute);
+      }
       loss_sum += loss.item<double>();
       if (options.grad_accum > 1) loss = fn::scale(loss, 1.0f / static_cast<float>(options.grad_accum));
       dp.begin_micro_step(micro == options.grad_accum - 1);
-      loss.backward();
+      {
+        profiler::Scope scope("model", "backward");
+        loss.backward();
+      }
       dp.end_micro_step();
     }
-    const double norm = dp.grad_norm();
+    double norm = 0.0;
+    {
+      profiler::Scope scope("grad_norm");
+      norm = dp.grad_norm();
+    }
     const float lr = options.schedule.at(step);
     optimizer->step(lr, optim::clip_coefficient(norm, options.grad_clip));
     dp.after_optimizer_step();

@@ -33,9 +33,8 @@ struct AttentionShape {
 // Validated before any parallel region: an exception cannot leave one.
 AttentionShape make_shape(int64_t B, int64_t T, int64_t C, int64_t NH) {
   if (B < 0 || T < 0 || NH <= 0 || C <= 0 || C % NH != 0) {
-    throw std::invalid_argument("attention: need C divisible by NH > 0, got B=" + std::to_string(B) +
-                                " T=" + std::to_string(T) + " C=" + std::to_string(C) +
-                                " NH=" + std::to_string(NH));
+    throw std::invalid_argument("attention: need C divisible by NH > 0, got B=" + std::to_string(B) + " T=" +
+                                std::to_string(T) + " C=" + std::to_string(C) + " NH=" + std::to_string(NH));
   }
   const int64_t head_size = C / NH;
   return {B, T, C, NH, head_size, 3 * C, 1.0f / std::sqrt(static_cast<float>(head_size))};
@@ -113,9 +112,9 @@ void attend_query_block(float* out, float* lse, const float* q, const float* k, 
 
 // Scratch for one thread's backward tiles.
 struct BackwardScratch {
-  std::vector<float> probs;      // P, kQueryRows × kKeyColumns
+  std::vector<float> probs;       // P, kQueryRows × kKeyColumns
   std::vector<float> score_grad;  // dP, then dS in place
-  std::vector<float> delta;      // D_i = dO_i · O_i
+  std::vector<float> delta;       // D_i = dO_i · O_i
 };
 
 // Gradient of one head, all query blocks. A head is owned by one thread, so its dq, dk and dv
@@ -211,8 +210,8 @@ void attention_forward(float* out, float* lse, const float* qkv, int64_t B, int6
   }
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out,
-                        const float* lse, int64_t B, int64_t T, int64_t C, int64_t NH) {
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* out, const float* lse,
+                        int64_t B, int64_t T, int64_t C, int64_t NH) {
   const AttentionShape s = make_shape(B, T, C, NH);
   const int64_t heads = B * NH;
   // Whole heads are the unit of work: splitting a head's query blocks across threads would make them

@@ -37,8 +37,8 @@ float row_log_sum_exp(const float* __restrict__ row, int64_t V) {
 
 }  // namespace
 
-void cross_entropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets,
-                           int64_t N, int64_t V, int64_t Vp) {
+void cross_entropy_forward(float* losses, float* lse, const float* logits, const int32_t* targets, int64_t N,
+                           int64_t V, int64_t Vp) {
   check_arguments(targets, N, V, Vp);
   // One row (a vocabulary of logits, ~200 KB for GPT-2) per iteration: the max pass leaves it in L2
   // for the exp pass.

@@ -1,7 +1,7 @@
 #include "ops/cpu/matmul.h"
 
-#include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include <algorithm>
 #include <cstring>
@@ -53,14 +53,14 @@ dnnl_status_t run_in_column_panels(int64_t n, const Product& product) {
   return failure;
 }
 
-void throw_on_failure(dnnl_status_t status, const char* what, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                      int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
+void throw_on_failure(dnnl_status_t status, const char* what, bool trans_a, bool trans_b, int64_t m,
+                      int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
   if (status == dnnl_success) return;
-  throw std::invalid_argument(std::string(what) + ": dnnl_sgemm failed with status " + std::to_string(status) +
-                              " (trans_a=" + std::to_string(trans_a) + " trans_b=" + std::to_string(trans_b) +
-                              " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
-                              " lda=" + std::to_string(lda) + " ldb=" + std::to_string(ldb) +
-                              " ldc=" + std::to_string(ldc) + ")");
+  throw std::invalid_argument(
+      std::string(what) + ": dnnl_sgemm failed with status " + std::to_string(status) +
+      " (trans_a=" + std::to_string(trans_a) + " trans_b=" + std::to_string(trans_b) +
+      " m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+      " lda=" + std::to_string(lda) + " ldb=" + std::to_string(ldb) + " ldc=" + std::to_string(ldc) + ")");
 }
 
 // Column sums of an (N×OC) matrix added into dbias. Each column chunk belongs to one iteration and
@@ -126,8 +126,8 @@ void matmul_forward(float* out, const float* inp, const float* weight, const flo
         std::memcpy(out + row * OC + begin, bias + begin, static_cast<size_t>(width) * sizeof(float));
       }
     }
-    return dnnl_sgemm('N', 'T', N, width, C, 1.0f, inp, C, weight + begin * C, C, bias != nullptr ? 1.0f : 0.0f,
-                      out + begin, OC);
+    return dnnl_sgemm('N', 'T', N, width, C, 1.0f, inp, C, weight + begin * C, C,
+                      bias != nullptr ? 1.0f : 0.0f, out + begin, OC);
   });
   throw_on_failure(status, "matmul_forward", false, true, N, OC, C, C, C, OC);
 }

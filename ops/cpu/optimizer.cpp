@@ -71,7 +71,8 @@ void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n
     store_lanes(m + i, m_lanes);
     store_lanes(v + i, v_lanes);
   }
-  for (int64_t i = vector_blocks * kFloatLanes; i < n; ++i) adamw_lanes(param[i], grad[i], m[i], v[i], scalars);
+  for (int64_t i = vector_blocks * kFloatLanes; i < n; ++i)
+    adamw_lanes(param[i], grad[i], m[i], v[i], scalars);
 }
 
 void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, const SgdHyper& hyper) {

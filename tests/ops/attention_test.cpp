@@ -71,7 +71,8 @@ TEST(AttentionForward, SingleTokenAttendsOnlyToItself) {
   // With one key the softmax is exactly 1: out is v, lse is the one scaled score.
   std::vector<double> v(s.out_size());
   for (int64_t b = 0; b < s.B; ++b) {
-    for (int64_t c = 0; c < s.C; ++c) v[static_cast<size_t>(b * s.C + c)] = qkv[static_cast<size_t>(b * 3 * s.C + 2 * s.C + c)];
+    for (int64_t c = 0; c < s.C; ++c)
+      v[static_cast<size_t>(b * s.C + c)] = qkv[static_cast<size_t>(b * 3 * s.C + 2 * s.C + c)];
   }
   expect_close(result.out, v, kFloat32Tolerance, "out at T=1");
   expect_close(result.lse, reference::causal_self_attention(to_double(qkv), s.B, s.T, s.C, s.NH).lse,
@@ -85,13 +86,15 @@ TEST(AttentionForward, IsCausal) {
   for (int64_t t : {int64_t{0}, int64_t{63}, int64_t{64}, int64_t{127}, int64_t{148}}) {
     std::vector<float> perturbed = qkv;
     for (int64_t b = 0; b < s.B; ++b) {  // change every q, k and v entry of token t + 1
-      for (int64_t c = 0; c < 3 * s.C; ++c) perturbed[static_cast<size_t>((b * s.T + t + 1) * 3 * s.C + c)] += 0.75f;
+      for (int64_t c = 0; c < 3 * s.C; ++c)
+        perturbed[static_cast<size_t>((b * s.T + t + 1) * 3 * s.C + c)] += 0.75f;
     }
     const Forward changed = forward(perturbed, s);
     for (int64_t b = 0; b < s.B; ++b) {
       for (int64_t u = 0; u < s.T; ++u) {
         const auto row = static_cast<size_t>((b * s.T + u) * s.C);
-        const bool same = std::equal(base.out.begin() + row, base.out.begin() + row + s.C, changed.out.begin() + row);
+        const bool same =
+            std::equal(base.out.begin() + row, base.out.begin() + row + s.C, changed.out.begin() + row);
         if (u <= t) {
           EXPECT_TRUE(same) << "output of token " << u << " changed when token " << t + 1 << " did";
         } else if (u == t + 1) {
@@ -111,14 +114,15 @@ TEST(AttentionBackward, AccumulatesFiniteDifferenceGradients) {
     const std::vector<double> dout_d = to_double(dout);
     const auto expected = reference::finite_difference_gradient(
         [&](const std::vector<double>& x) {
-          return reference::weighted_sum(reference::causal_self_attention(x, s.B, s.T, s.C, s.NH).out, dout_d);
+          return reference::weighted_sum(reference::causal_self_attention(x, s.B, s.T, s.C, s.NH).out,
+                                         dout_d);
         },
         to_double(qkv));
     const Forward saved = forward(qkv, s);
     const std::vector<float> dqkv_before = random_floats(s.qkv_size(), rng);
     std::vector<float> dqkv = dqkv_before;
-    attention_backward(dqkv.data(), dout.data(), qkv.data(), saved.out.data(), saved.lse.data(), s.B, s.T, s.C,
-                       s.NH);
+    attention_backward(dqkv.data(), dout.data(), qkv.data(), saved.out.data(), saved.lse.data(), s.B, s.T,
+                       s.C, s.NH);
     expect_close(dqkv, plus(dqkv_before, expected), kFloat32Tolerance, "dqkv " + s.name());
   }
 }
@@ -142,7 +146,8 @@ TEST(AttentionBackward, MatchesFiniteDifferencesAcrossTiles) {
       to_double(qkv), indices);
   const Forward saved = forward(qkv, s);
   std::vector<float> dqkv(s.qkv_size(), 0.0f);
-  attention_backward(dqkv.data(), dout.data(), qkv.data(), saved.out.data(), saved.lse.data(), s.B, s.T, s.C, s.NH);
+  attention_backward(dqkv.data(), dout.data(), qkv.data(), saved.out.data(), saved.lse.data(), s.B, s.T, s.C,
+                     s.NH);
   std::vector<float> sampled;
   for (int64_t index : indices) sampled.push_back(dqkv[static_cast<size_t>(index)]);
   expect_close(sampled, expected, kFloat32Tolerance, "sampled dqkv " + s.name());
@@ -157,8 +162,8 @@ TEST(Attention, MultithreadedMatchesSingleThread) {
     testing::ThreadCountScope scope(threads);
     const Forward saved = forward(qkv, s);
     std::vector<float> dqkv(s.qkv_size(), 0.0f);
-    attention_backward(dqkv.data(), dout.data(), qkv.data(), saved.out.data(), saved.lse.data(), s.B, s.T, s.C,
-                       s.NH);
+    attention_backward(dqkv.data(), dout.data(), qkv.data(), saved.out.data(), saved.lse.data(), s.B, s.T,
+                       s.C, s.NH);
     return std::vector<std::vector<float>>{saved.out, saved.lse, dqkv};
   };
   const auto one = run(1);
@@ -166,13 +171,15 @@ TEST(Attention, MultithreadedMatchesSingleThread) {
   const auto expected = reference::causal_self_attention(to_double(qkv), s.B, s.T, s.C, s.NH);
   expect_close(two[0], expected.out, kFloat32Tolerance, "out (2 threads)");
   for (size_t i = 0; i < one.size(); ++i) {
-    expect_close(two[i], to_double(one[i]), kFloat32Tolerance, "output " + std::to_string(i) + ", 2 vs 1 threads");
+    expect_close(two[i], to_double(one[i]), kFloat32Tolerance,
+                 "output " + std::to_string(i) + ", 2 vs 1 threads");
   }
 }
 
 TEST(Attention, RejectsChannelsNotDivisibleByHeads) {
   std::vector<float> buffer(3 * 10);
-  EXPECT_THROW(attention_forward(buffer.data(), buffer.data(), buffer.data(), 1, 1, 10, 3), std::invalid_argument);
+  EXPECT_THROW(attention_forward(buffer.data(), buffer.data(), buffer.data(), 1, 1, 10, 3),
+               std::invalid_argument);
 }
 
 }  // namespace

@@ -37,7 +37,8 @@ CrossEntropyCase make_case(uint32_t seed, float spread = 3.0f) {
   CrossEntropyCase x;
   x.logits = random_floats(static_cast<size_t>(kRows * kPaddedVocab), rng, -spread, spread);
   for (int64_t i = 0; i < kRows; ++i) {
-    for (int64_t j = kVocab; j < kPaddedVocab; ++j) x.logits[static_cast<size_t>(i * kPaddedVocab + j)] = kPaddingSentinel;
+    for (int64_t j = kVocab; j < kPaddedVocab; ++j)
+      x.logits[static_cast<size_t>(i * kPaddedVocab + j)] = kPaddingSentinel;
   }
   return x;
 }
@@ -48,8 +49,8 @@ struct Forward {
 
 Forward forward(const CrossEntropyCase& x) {
   Forward result{poisoned(kRows), poisoned(kRows)};
-  cross_entropy_forward(result.losses.data(), result.lse.data(), x.logits.data(), x.targets.data(), kRows, kVocab,
-                        kPaddedVocab);
+  cross_entropy_forward(result.losses.data(), result.lse.data(), x.logits.data(), x.targets.data(), kRows,
+                        kVocab, kPaddedVocab);
   return result;
 }
 
@@ -66,7 +67,8 @@ TEST(CrossEntropyForward, MatchesReferenceIgnoringPaddedColumnsAndRows) {
 TEST(CrossEntropyForward, IsStableForLargeLogits) {
   CrossEntropyCase x = make_case(52);
   for (int64_t i = 0; i < kRows; ++i) {
-    for (int64_t j = 0; j < kVocab; ++j) x.logits[static_cast<size_t>(i * kPaddedVocab + j)] += 500.0f;  // exp overflows
+    for (int64_t j = 0; j < kVocab; ++j)
+      x.logits[static_cast<size_t>(i * kPaddedVocab + j)] += 500.0f;  // exp overflows
   }
   const Forward result = forward(x);
   const auto expected = reference::cross_entropy(to_double(x.logits), x.targets, kRows, kVocab, kPaddedVocab);
@@ -97,8 +99,8 @@ TEST(CrossEntropyBackward, AccumulatesFiniteDifferenceGradientAndLeavesPaddingAn
 
   const std::vector<float> dlogits_before = random_floats(x.logits.size(), rng);
   std::vector<float> dlogits = dlogits_before;
-  cross_entropy_backward(dlogits.data(), dlosses.data(), x.logits.data(), saved.lse.data(), x.targets.data(), kRows,
-                         kVocab, kPaddedVocab);
+  cross_entropy_backward(dlogits.data(), dlosses.data(), x.logits.data(), saved.lse.data(), x.targets.data(),
+                         kRows, kVocab, kPaddedVocab);
   std::vector<float> real_actual;
   std::vector<double> real_expected;
   for (size_t n = 0; n < real_columns.size(); ++n) {
@@ -130,7 +132,8 @@ TEST(CrossEntropy, MultithreadedMatchesSingleThread) {
     std::vector<float> losses = poisoned(static_cast<size_t>(N)), lse = poisoned(static_cast<size_t>(N));
     std::vector<float> dlogits(logits.size(), 0.0f);
     cross_entropy_forward(losses.data(), lse.data(), logits.data(), targets.data(), N, V, Vp);
-    cross_entropy_backward(dlogits.data(), dlosses.data(), logits.data(), lse.data(), targets.data(), N, V, Vp);
+    cross_entropy_backward(dlogits.data(), dlosses.data(), logits.data(), lse.data(), targets.data(), N, V,
+                           Vp);
     return std::vector<std::vector<float>>{losses, lse, dlogits};
   };
   const auto one = run(1);
@@ -144,8 +147,8 @@ TEST(CrossEntropy, RejectsTargetsOutsideTheVocabulary) {
   CrossEntropyCase x = make_case(56);
   x.targets[1] = kVocab;  // a padded column, not a class
   std::vector<float> losses(kRows), lse(kRows);
-  EXPECT_THROW(cross_entropy_forward(losses.data(), lse.data(), x.logits.data(), x.targets.data(), kRows, kVocab,
-                                     kPaddedVocab),
+  EXPECT_THROW(cross_entropy_forward(losses.data(), lse.data(), x.logits.data(), x.targets.data(), kRows,
+                                     kVocab, kPaddedVocab),
                std::invalid_argument);
 }
 

@@ -46,7 +46,9 @@ TEST(EmbeddingBackward, AccumulatesFiniteDifferenceGradientWithRepeatedIds) {
   const std::vector<float> dout = random_floats(static_cast<size_t>(N * C), rng);
   const std::vector<double> dout_d = to_double(dout);
   const auto expected = reference::finite_difference_gradient(
-      [&](const std::vector<double>& t) { return reference::weighted_sum(reference::embedding(ids, t, N, C), dout_d); },
+      [&](const std::vector<double>& t) {
+        return reference::weighted_sum(reference::embedding(ids, t, N, C), dout_d);
+      },
       to_double(table));
   const std::vector<float> dtable_before = random_floats(table.size(), rng);
   std::vector<float> dtable = dtable_before;
@@ -74,7 +76,8 @@ TEST(Embedding, BackwardIsIdenticalForAnyThreadCount) {
   std::vector<double> expected(one.size(), 0.0);
   for (int64_t i = 0; i < N; ++i) {
     for (int64_t c = 0; c < C; ++c) {
-      expected[static_cast<size_t>(ids[static_cast<size_t>(i)] * C + c)] += dout[static_cast<size_t>(i * C + c)];
+      expected[static_cast<size_t>(ids[static_cast<size_t>(i)] * C + c)] +=
+          dout[static_cast<size_t>(i * C + c)];
     }
   }
   expect_close(one, expected, kFloat32Tolerance, "dtable sums");

@@ -23,7 +23,8 @@ using testing::to_double;
 std::vector<float> gelu_inputs(size_t random_count, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<float> inp = random_floats(random_count, rng, -4.0f, 4.0f);
-  for (float tail : {-30.0f, -12.0f, -6.0f, -0.5f, 0.0f, 1e-4f, 0.5f, 6.0f, 12.0f, 30.0f}) inp.push_back(tail);
+  for (float tail : {-30.0f, -12.0f, -6.0f, -0.5f, 0.0f, 1e-4f, 0.5f, 6.0f, 12.0f, 30.0f})
+    inp.push_back(tail);
   return inp;
 }
 

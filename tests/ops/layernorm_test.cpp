@@ -52,7 +52,8 @@ TEST(LayerNormForward, MatchesReferenceIncludingSavedStatistics) {
   for (const auto& [N, C] : {std::pair<int64_t, int64_t>{7, 13}, {1, 1}, {3, 64}}) {
     const LayerNormCase x = make_case(N, C, 11);
     const Saved saved = forward(x);
-    const auto expected = reference::layernorm(to_double(x.inp), to_double(x.weight), to_double(x.bias), N, C, kEps);
+    const auto expected =
+        reference::layernorm(to_double(x.inp), to_double(x.weight), to_double(x.bias), N, C, kEps);
     const std::string shape = " N=" + std::to_string(N) + " C=" + std::to_string(C);
     expect_close(saved.out, expected.out, kFloat32Tolerance, "out" + shape);
     expect_close(saved.mean, expected.mean, kFloat32Tolerance, "mean" + shape);
@@ -115,13 +116,14 @@ TEST(LayerNorm, ParameterGradientsAreIdenticalForAnyThreadCount) {
     testing::ThreadCountScope scope(threads);
     const Saved saved = forward(x);
     std::vector<float> dinp(x.inp.size(), 0.0f), dweight(x.weight.size(), 0.0f), dbias(x.bias.size(), 0.0f);
-    layernorm_backward(dinp.data(), dweight.data(), dbias.data(), x.dout.data(), x.inp.data(), x.weight.data(),
-                       saved.mean.data(), saved.rstd.data(), x.N, x.C);
+    layernorm_backward(dinp.data(), dweight.data(), dbias.data(), x.dout.data(), x.inp.data(),
+                       x.weight.data(), saved.mean.data(), saved.rstd.data(), x.N, x.C);
     return std::vector<std::vector<float>>{saved.out, dinp, dweight, dbias};
   };
   const auto one = run(1);
   const auto two = run(2);
-  const auto expected = reference::layernorm(to_double(x.inp), to_double(x.weight), to_double(x.bias), x.N, x.C, kEps);
+  const auto expected =
+      reference::layernorm(to_double(x.inp), to_double(x.weight), to_double(x.bias), x.N, x.C, kEps);
   expect_close(two[0], expected.out, kFloat32Tolerance, "out (2 threads)");
   for (size_t i = 0; i < one.size(); ++i) EXPECT_EQ(two[i], one[i]) << "output " << i;
 }

@@ -40,12 +40,12 @@ TEST(Sgemm, MatchesReferenceInAllTransposeCombinationsWithPaddedLeadingDimension
         const std::vector<float> a = random_floats(static_cast<size_t>((trans_a ? k : m) * lda), rng);
         const std::vector<float> b = random_floats(static_cast<size_t>((trans_b ? n : k) * ldb), rng);
         std::vector<float> c = random_floats(static_cast<size_t>(m * ldc), rng);
-        const std::vector<double> expected = reference::gemm(trans_a, trans_b, m, n, k, 0.7, to_double(a), lda,
-                                                             to_double(b), ldb, 0.3, to_double(c), ldc);
+        const std::vector<double> expected = reference::gemm(trans_a, trans_b, m, n, k, 0.7, to_double(a),
+                                                             lda, to_double(b), ldb, 0.3, to_double(c), ldc);
         sgemm(trans_a, trans_b, m, n, k, 0.7f, a.data(), lda, b.data(), ldb, 0.3f, c.data(), ldc);
         expect_close(c, expected, kFloat32Tolerance,
-                     "sgemm m=" + std::to_string(m) + " n=" + std::to_string(n) + " trans_a=" +
-                         std::to_string(trans_a) + " trans_b=" + std::to_string(trans_b));
+                     "sgemm m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                         " trans_a=" + std::to_string(trans_a) + " trans_b=" + std::to_string(trans_b));
       }
     }
   }
@@ -75,9 +75,10 @@ TEST(MatmulForward, MatchesReferenceWithAndWithoutBias) {
 
   std::vector<float> out = poisoned(kRows * kOutChannels);
   matmul_forward(out.data(), inp.data(), weight.data(), bias.data(), kRows, kInChannels, kOutChannels);
-  expect_close(out, reference::linear(to_double(inp), to_double(weight), to_double(bias), kRows, kInChannels,
-                                      kOutChannels),
-               kFloat32Tolerance, "matmul_forward with bias");
+  expect_close(
+      out,
+      reference::linear(to_double(inp), to_double(weight), to_double(bias), kRows, kInChannels, kOutChannels),
+      kFloat32Tolerance, "matmul_forward with bias");
 
   std::vector<float> out_without_bias = poisoned(kRows * kOutChannels);
   matmul_forward(out_without_bias.data(), inp.data(), weight.data(), nullptr, kRows, kInChannels,
@@ -153,8 +154,8 @@ TEST(MatmulBackward, ComputesOnlyTheRequestedGradients) {
   matmul_backward(nullptr, nullptr, dbias.data(), x.dout.data(), x.inp.data(), x.weight.data(), kRows,
                   kInChannels, kOutChannels);
   EXPECT_EQ(dbias, all_dbias);
-  matmul_backward(nullptr, nullptr, nullptr, x.dout.data(), x.inp.data(), x.weight.data(), kRows,
-                  kInChannels, kOutChannels);  // nothing requested: must not touch memory
+  matmul_backward(nullptr, nullptr, nullptr, x.dout.data(), x.inp.data(), x.weight.data(), kRows, kInChannels,
+                  kOutChannels);  // nothing requested: must not touch memory
 }
 
 TEST(Matmul, MultithreadedMatchesSingleThreadAndReference) {
@@ -177,7 +178,8 @@ TEST(Matmul, MultithreadedMatchesSingleThreadAndReference) {
   expect_close(one[0], out_expected, kFloat32Tolerance, "out (1 thread)");
   expect_close(two[0], out_expected, kFloat32Tolerance, "out (2 threads)");
   for (size_t i = 1; i < one.size(); ++i) {
-    expect_close(two[i], to_double(one[i]), kFloat32Tolerance, "gradient " + std::to_string(i) + ", 2 vs 1 threads");
+    expect_close(two[i], to_double(one[i]), kFloat32Tolerance,
+                 "gradient " + std::to_string(i) + ", 2 vs 1 threads");
   }
   EXPECT_EQ(two[3], one[3]) << "dbias column sums must not depend on the thread count";
 }

@@ -33,8 +33,8 @@ TEST(AdamW, FollowsTorchAdamWOverSeveralSteps) {
   hyper.weight_decay = 0.1f;
   hyper.grad_scale = 0.5f;
   // The reference gets the float hyper-parameters' exact values, so only the arithmetic differs.
-  const reference::AdamWConfig config{hyper.lr, hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay,
-                                      hyper.grad_scale};
+  const reference::AdamWConfig config{hyper.lr,  hyper.beta1,        hyper.beta2,
+                                      hyper.eps, hyper.weight_decay, hyper.grad_scale};
   for (int64_t step = 1; step <= kSteps; ++step) {
     const std::vector<float> grad = random_floats(n, rng);
     hyper.step = step;
@@ -69,10 +69,10 @@ struct SgdVariant {
 };
 
 TEST(Sgd, FollowsTorchSgdOverSeveralSteps) {
-  for (const SgdVariant& variant : {SgdVariant{"plain", 0.0f, 0.0f, 0.0f, false},
-                                    SgdVariant{"weight decay", 0.0f, 0.0f, 0.05f, false},
-                                    SgdVariant{"momentum with dampening", 0.9f, 0.1f, 0.0f, false},
-                                    SgdVariant{"nesterov with weight decay", 0.9f, 0.0f, 0.05f, true}}) {
+  for (const SgdVariant& variant :
+       {SgdVariant{"plain", 0.0f, 0.0f, 0.0f, false}, SgdVariant{"weight decay", 0.0f, 0.0f, 0.05f, false},
+        SgdVariant{"momentum with dampening", 0.9f, 0.1f, 0.0f, false},
+        SgdVariant{"nesterov with weight decay", 0.9f, 0.0f, 0.05f, true}}) {
     const size_t n = 29;
     std::mt19937 rng(63);
     std::vector<float> param = random_floats(n, rng);
@@ -85,8 +85,8 @@ TEST(Sgd, FollowsTorchSgdOverSeveralSteps) {
     hyper.weight_decay = variant.weight_decay;
     hyper.nesterov = variant.nesterov;
     hyper.grad_scale = 0.5f;
-    const reference::SgdConfig config{hyper.lr, hyper.momentum, hyper.dampening, hyper.weight_decay, hyper.nesterov,
-                                      hyper.grad_scale};
+    const reference::SgdConfig config{hyper.lr,           hyper.momentum, hyper.dampening,
+                                      hyper.weight_decay, hyper.nesterov, hyper.grad_scale};
     for (int64_t step = 1; step <= kSteps; ++step) {
       const std::vector<float> grad = random_floats(n, rng);
       hyper.first_step = step == 1;
@@ -95,7 +95,8 @@ TEST(Sgd, FollowsTorchSgdOverSeveralSteps) {
       reference::sgd_step(param_ref, buffer_ref, to_double(grad), config, step == 1);
     }
     expect_close(param, param_ref, kFloat32Tolerance, std::string("param, ") + variant.name);
-    if (variant.momentum != 0.0f) expect_close(buffer, buffer_ref, kFloat32Tolerance, std::string("buffer, ") + variant.name);
+    if (variant.momentum != 0.0f)
+      expect_close(buffer, buffer_ref, kFloat32Tolerance, std::string("buffer, ") + variant.name);
   }
 }
 

@@ -18,9 +18,8 @@ namespace meridian::reference {
 
 inline void expect_size(const std::vector<double>& values, int64_t expected, const char* what) {
   if (static_cast<int64_t>(values.size()) != expected) {
-    throw std::invalid_argument(std::string("reference: ") + what + " has " +
-                                std::to_string(values.size()) + " elements, expected " +
-                                std::to_string(expected));
+    throw std::invalid_argument(std::string("reference: ") + what + " has " + std::to_string(values.size()) +
+                                " elements, expected " + std::to_string(expected));
   }
 }
 
@@ -78,7 +77,8 @@ inline LayerNormOutput layernorm(const std::vector<double>& inp, const std::vect
   expect_size(weight, C, "layernorm weight");
   expect_size(bias, C, "layernorm bias");
   LayerNormOutput result{std::vector<double>(static_cast<size_t>(N * C)),
-                         std::vector<double>(static_cast<size_t>(N)), std::vector<double>(static_cast<size_t>(N))};
+                         std::vector<double>(static_cast<size_t>(N)),
+                         std::vector<double>(static_cast<size_t>(N))};
   for (int64_t i = 0; i < N; ++i) {
     const double* x = inp.data() + i * C;
     double mean = 0.0;
@@ -162,7 +162,8 @@ inline std::vector<double> embedding(const std::vector<int32_t>& ids, const std:
   std::vector<double> out(static_cast<size_t>(N * C));
   for (int64_t i = 0; i < N; ++i) {
     for (int64_t c = 0; c < C; ++c) {
-      out[static_cast<size_t>(i * C + c)] = table.at(static_cast<size_t>(ids[static_cast<size_t>(i)] * C + c));
+      out[static_cast<size_t>(i * C + c)] =
+          table.at(static_cast<size_t>(ids[static_cast<size_t>(i)] * C + c));
     }
   }
   return out;
@@ -174,11 +175,14 @@ struct CrossEntropyOutput {
 };
 
 // Softmax cross-entropy over rows of Vp logits of which the first V are real.
-inline CrossEntropyOutput cross_entropy(const std::vector<double>& logits, const std::vector<int32_t>& targets,
-                                        int64_t N, int64_t V, int64_t Vp) {
+inline CrossEntropyOutput cross_entropy(const std::vector<double>& logits,
+                                        const std::vector<int32_t>& targets, int64_t N, int64_t V,
+                                        int64_t Vp) {
   expect_size(logits, N * Vp, "cross_entropy logits");
-  if (static_cast<int64_t>(targets.size()) != N) throw std::invalid_argument("reference: cross_entropy targets");
-  CrossEntropyOutput result{std::vector<double>(static_cast<size_t>(N)), std::vector<double>(static_cast<size_t>(N))};
+  if (static_cast<int64_t>(targets.size()) != N)
+    throw std::invalid_argument("reference: cross_entropy targets");
+  CrossEntropyOutput result{std::vector<double>(static_cast<size_t>(N)),
+                            std::vector<double>(static_cast<size_t>(N))};
   for (int64_t i = 0; i < N; ++i) {
     const double* row = logits.data() + i * Vp;
     const double row_max = *std::max_element(row, row + V);
