@@ -23,7 +23,9 @@ def main():
     parser.add_argument("--trainer", required=True)
     parser.add_argument("--data", required=True)
     parser.add_argument("--work-dir", required=True)
-    parser.add_argument("--steps", type=int, default=250)
+    parser.add_argument("--steps", type=int, default=700)
+    parser.add_argument("--lr", default="3e-3")
+    parser.add_argument("--temperature", default="0.7")
     args = parser.parse_args()
     if not os.path.exists(args.data):
         print(f"skipped: {args.data} not found")
@@ -31,9 +33,9 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     log = os.path.join(args.work_dir, "shakespeare.jsonl")
     command = [args.trainer, "--model", "gpt-mini", "--data", args.data, "--batch", "16", "--seq-len", "128",
-               "--steps", str(args.steps), "--lr", "2e-3", "--warmup", "20", "--lr-schedule", "cosine",
+               "--steps", str(args.steps), "--lr", args.lr, "--warmup", "30", "--lr-schedule", "cosine",
                "--lr-min-frac", "0.1", "--weight-decay", "0.1", "--grad-clip", "1.0", "--threads", "2",
-               "--sample", "400", "--temperature", "0.8", "--log-jsonl", log]
+               "--sample", "400", "--temperature", args.temperature, "--log-jsonl", log]
     print(" ".join(command), flush=True)
     start = time.time()
     run = subprocess.run(command, capture_output=True, text=True)
