@@ -1,7 +1,6 @@
 #include "train_options.h"
 
 #include <cxxopts.hpp>
-#include <iostream>
 
 #include "core/error.h"
 #include "core/io/llmc_checkpoint.h"
