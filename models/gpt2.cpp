@@ -80,36 +80,70 @@ std::string Gpt2Config::to_string() const {
   return os.str();
 }
 
-Gpt2::Gpt2(const Gpt2Config& config) : config_(config) {
+Gpt2::Gpt2(const Gpt2Config& config, const Gpt2Placement& placement) : config_(config), placement_(placement) {
   config_.validate();
+  if (placement_.num_blocks < 0) placement_.num_blocks = config_.num_layers - placement_.first_block;
+  if (placement_.first_block < 0 || placement_.num_blocks < 0 ||
+      placement_.first_block + placement_.num_blocks > config_.num_layers)
+    MERIDIAN_FAIL("gpt2: blocks [", placement_.first_block, ", ", placement_.first_block + placement_.num_blocks,
+                  ") are outside the model's ", config_.num_layers, " layers");
   const int64_t C = config_.channels;
   const float projection_std = kInitStd / std::sqrt(2.0f * static_cast<float>(config_.num_layers));
-  wte_ = register_module("wte", std::make_shared<nn::Embedding>(config_.padded_vocab_size, C, kInitStd,
-                                                                 config_.vocab_size));
-  wpe_ = register_module("wpe", std::make_shared<nn::Embedding>(config_.max_seq_len, C, kInitStd));
-  for (int64_t layer = 0; layer < config_.num_layers; ++layer)
+  if (placement_.embedding || placement_.head)
+    wte_ = register_module("wte", std::make_shared<nn::Embedding>(config_.padded_vocab_size, C, kInitStd,
+                                                                   config_.vocab_size));
+  if (placement_.embedding)
+    wpe_ = register_module("wpe", std::make_shared<nn::Embedding>(config_.max_seq_len, C, kInitStd));
+  for (int64_t i = 0; i < placement_.num_blocks; ++i) {
+    const int64_t layer = placement_.first_block + i;
     blocks_.push_back(register_module("h." + std::to_string(layer),
                                       std::make_shared<nn::Block>(C, config_.num_heads, kInitStd, projection_std)));
-  ln_f_ = register_module("ln_f", std::make_shared<nn::LayerNorm>(C));
+  }
+  if (placement_.head) ln_f_ = register_module("ln_f", std::make_shared<nn::LayerNorm>(C));
   assign_parameter_names();
 }
 
-Tensor Gpt2::forward(const Tensor& tokens, bool recompute) const {
+void Gpt2::require_whole(const char* what) const {
+  if (!placement_.embedding || !placement_.head || num_blocks() != config_.num_layers)
+    MERIDIAN_FAIL("gpt2: ", what, " needs the whole model; this rank holds blocks [", placement_.first_block, ", ",
+                  placement_.first_block + num_blocks(), ")", placement_.embedding ? " and the embedding" : "",
+                  placement_.head ? " and the head" : "");
+}
+
+Tensor Gpt2::embed(const Tensor& tokens) const {
+  if (!placement_.embedding) MERIDIAN_FAIL("gpt2: embed() on a stage without the embedding");
   if (tokens.ndim() != 2) MERIDIAN_FAIL("gpt2: tokens must be (batch, seq), got shape ", shape_str(tokens.shape()));
   const int64_t T = tokens.dim(1);
   if (T > config_.max_seq_len)
     MERIDIAN_FAIL("gpt2: sequence length ", T, " exceeds the model's max-seq-len ", config_.max_seq_len);
   Tensor positions = Tensor::empty({T}, DType::i32);
   for (int64_t t = 0; t < T; ++t) positions.data<int32_t>()[t] = static_cast<int32_t>(t);
+  return fn::add(wte_->forward(tokens), wpe_->forward(positions));
+}
 
-  Tensor x = fn::add(wte_->forward(tokens), wpe_->forward(positions));
+Tensor Gpt2::run_blocks(const Tensor& hidden, bool recompute) const {
+  Tensor x = hidden;
   for (const auto& block : blocks_) x = block->forward(x, recompute);
-  x = ln_f_->forward(x);
-  return fn::linear(x, wte_->weight());  // tied output head
+  return x;
+}
+
+Tensor Gpt2::logits(const Tensor& hidden) const {
+  if (!placement_.head) MERIDIAN_FAIL("gpt2: logits() on a stage without the head");
+  return fn::linear(ln_f_->forward(hidden), wte_->weight());  // tied output head
+}
+
+Tensor Gpt2::head_loss(const Tensor& hidden, const Tensor& targets) const {
+  return fn::cross_entropy(logits(hidden), targets, config_.vocab_size);
+}
+
+Tensor Gpt2::forward(const Tensor& tokens, bool recompute) const {
+  require_whole("forward()");
+  return logits(run_blocks(embed(tokens), recompute));
 }
 
 Tensor Gpt2::loss(const Tensor& tokens, const Tensor& targets, bool recompute) const {
-  return fn::cross_entropy(forward(tokens, recompute), targets, config_.vocab_size);
+  require_whole("loss()");
+  return head_loss(run_blocks(embed(tokens), recompute), targets);
 }
 
 }  // namespace meridian::models

@@ -36,19 +36,48 @@ struct Gpt2Config {
   std::string to_string() const;
 };
 
+// Which part of the model a rank holds: a pipeline stage is blocks [first_block, first_block +
+// num_blocks), plus the embeddings on the first stage and the final norm and head on the last. Block
+// parameters keep their global names ("h.7.…") wherever they live, so initialisation and checkpoints
+// do not depend on the split. The default is the whole model.
+struct Gpt2Placement {
+  int64_t first_block = 0;
+  int64_t num_blocks = -1;  // -1: through the last block
+  bool embedding = true;
+  bool head = true;
+};
+
 class Gpt2 : public nn::Module {
  public:
-  explicit Gpt2(const Gpt2Config& config);
+  explicit Gpt2(const Gpt2Config& config, const Gpt2Placement& placement = {});
   const Gpt2Config& config() const { return config_; }
+  const Gpt2Placement& placement() const { return placement_; }
+  int64_t first_block() const { return placement_.first_block; }
+  int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }
 
-  // tokens (B, T) i32 → logits (B, T, padded vocab). `recompute` rebuilds block activations during
-  // backward instead of keeping them.
+  // The stage pieces. tokens (B, T) i32 → hidden (B, T, C) (needs the embedding).
+  Tensor embed(const Tensor& tokens) const;
+  // This rank's blocks on hidden (B, T, C). `recompute` rebuilds block activations during backward
+  // instead of keeping them.
+  Tensor run_blocks(const Tensor& hidden, bool recompute = false) const;
+  // Final LayerNorm and the tied head → logits (B, T, padded vocab) (needs the head).
+  Tensor logits(const Tensor& hidden) const;
+  // Mean cross-entropy of the next-token predictions against targets (B, T) i32 (needs the head).
+  Tensor head_loss(const Tensor& hidden, const Tensor& targets) const;
+
+  // The whole model (the placement must hold all of it).
   Tensor forward(const Tensor& tokens, bool recompute = false) const;
-  // Mean cross-entropy of the next-token predictions against targets (B, T) i32.
   Tensor loss(const Tensor& tokens, const Tensor& targets, bool recompute = false) const;
 
+  // The token embedding, tied to the output head. A last stage without the embedding holds its own
+  // copy under the same name (same initial values); pipeline parallelism keeps the two in step.
+  const Tensor& tied_embedding() const { return wte_->weight(); }
+
  private:
+  void require_whole(const char* what) const;
+
   Gpt2Config config_;
+  Gpt2Placement placement_;
   std::shared_ptr<nn::Embedding> wte_;
   std::shared_ptr<nn::Embedding> wpe_;
   std::vector<std::shared_ptr<nn::Block>> blocks_;

@@ -83,7 +83,9 @@ void load_llmc_weights(Gpt2& model, const std::filesystem::path& path) {
     const int64_t pieces = stacked(m.parameter) ? layers : 1;
     const int64_t per_piece = static_cast<int64_t>(tensor.values.size()) / pieces;
     for (int64_t layer = 0; layer < pieces; ++layer) {
-      Tensor& param = params.at(layer_name(m.parameter, layer));
+      auto found = params.find(layer_name(m.parameter, layer));
+      if (found == params.end()) continue;  // held by another pipeline stage
+      Tensor& param = found->second;
       MERIDIAN_CHECK(param.numel() == per_piece, "checkpoint tensor ", tensor.name, " does not fit ", param.name());
       std::copy_n(tensor.values.begin() + layer * per_piece, per_piece, param.data<float>());
     }
@@ -91,6 +93,9 @@ void load_llmc_weights(Gpt2& model, const std::filesystem::path& path) {
 }
 
 void save_llmc_weights(const Gpt2& model, const std::filesystem::path& path) {
+  const Gpt2Placement& placement = model.placement();
+  if (!placement.embedding || !placement.head || model.num_blocks() != model.config().num_layers)
+    MERIDIAN_FAIL("save '", path.string(), "': this rank holds only part of the model (a pipeline stage)");
   const io::Gpt2CheckpointHeader header = llmc_header(model.config());
   auto params = parameters_by_name(model);
   std::vector<io::NamedTensor> tensors;

@@ -147,3 +147,32 @@ TEST(Gpt2, RejectsSequencesLongerThanMaxSeqLen) {
 
 }  // namespace
 }  // namespace meridian::models
+
+namespace meridian::models {
+namespace {
+
+TEST(Gpt2Stages, StagesChainToTheWholeModel) {
+  // Two stages built from the same seed compute exactly what the whole model computes.
+  Gpt2Config c = tiny_config();
+  Gpt2 whole(c);
+  Gpt2 first(c, {0, 1, true, false});
+  Gpt2 last(c, {1, 1, false, true});
+  for (Gpt2* m : {&whole, &first, &last}) m->initialize(21);
+  EXPECT_EQ(first.named_parameters().back().name, "h.0.mlp.c_proj.bias");
+  EXPECT_EQ(last.named_parameters()[1].name, "h.1.ln_1.weight");
+  EXPECT_EQ(last.tied_embedding().to_float_vector(), whole.tied_embedding().to_float_vector());
+  std::vector<int32_t> ids(2 * 8), targets(2 * 8);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = static_cast<int32_t>((i * 5 + 1) % 37);
+    targets[i] = static_cast<int32_t>((i * 3 + 2) % 37);
+  }
+  const Tensor tokens = tokens_of(ids, 2, 8), target = tokens_of(targets, 2, 8);
+  const float want = whole.loss(tokens, target).item<float>();
+  const float got = last.head_loss(last.run_blocks(first.run_blocks(first.embed(tokens))), target).item<float>();
+  EXPECT_EQ(got, want);
+  EXPECT_THROW(first.loss(tokens, target), Error);
+  EXPECT_THROW(Gpt2(c, {1, 2, false, true}), Error);
+}
+
+}  // namespace
+}  // namespace meridian::models
