@@ -65,3 +65,32 @@ TEST(Autograd, NoGradGuardRecordsNothing) {
 
 }  // namespace
 }  // namespace meridian
+
+namespace meridian {
+namespace {
+
+TEST(Tensor, PrintsShapeDtypeAndValues) {
+  Tensor t = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  t.set_name("w");
+  const std::string text = t.to_string();
+  EXPECT_NE(text.find("'w'"), std::string::npos) << text;
+  EXPECT_NE(text.find("shape=[2, 3]"), std::string::npos) << text;
+  EXPECT_NE(text.find("dtype=f32"), std::string::npos) << text;
+  EXPECT_NE(text.find("[4, 5, 6]"), std::string::npos) << text;
+  Tensor wide = Tensor::zeros({1, 100});
+  EXPECT_NE(wide.to_string(4).find("..."), std::string::npos);
+}
+
+TEST(Tensor, HalfPrecisionConversionsRoundToNearestEven) {
+  EXPECT_EQ(bf16(1.0f).bits, 0x3f80);
+  EXPECT_EQ(static_cast<float>(bf16(1.00390625f)), 1.0f);      // halfway: ties to even (down)
+  EXPECT_EQ(static_cast<float>(bf16(1.01171875f)), 1.015625f);  // halfway: ties to even (up)
+  EXPECT_EQ(f16(1.0f).bits, 0x3c00);
+  EXPECT_EQ(f16(65504.0f).bits, 0x7bff);
+  EXPECT_EQ(f16(1e6f).bits, 0x7c00);  // overflow to infinity
+  EXPECT_EQ(static_cast<float>(f16(5.960464477539063e-08f)), 5.960464477539063e-08f);  // smallest subnormal
+  EXPECT_EQ(static_cast<float>(f16(-2.5f)), -2.5f);
+}
+
+}  // namespace
+}  // namespace meridian

@@ -74,6 +74,41 @@ def check_bad_layout(args, flags, expected):
     return 0 if ok else 1
 
 
+def check_stop_signal(args):
+    """SIGTERM to one rank: every rank agrees to stop at the same step, finishes it, and exits 0.
+    (Signalling mpirun itself makes Open MPI kill the ranks about a second later; the ranks' own
+    stop path is what this checks.)"""
+    import signal
+    log = os.path.join(args.work_dir, "stop.jsonl")
+    if os.path.exists(log):
+        os.remove(log)
+    command = args.mpiexec + ["-np", "2", args.trainer] + MODEL + ["--steps", "1000000", "--batch", "2",
+                                                                   "--log-jsonl", log]
+    print("$ " + " ".join(command), flush=True)
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not os.path.exists(log) or sum(1 for _ in open(log)) < 3):
+        time.sleep(0.2)
+    ranks = subprocess.run(["pgrep", "-P", str(job.pid)], capture_output=True, text=True).stdout.split()
+    if len(ranks) != 2:
+        job.kill()
+        print(f"expected 2 rank processes under mpirun, found {ranks}")
+        return 1
+    os.kill(int(ranks[1]), signal.SIGTERM)
+    start = time.time()
+    try:
+        out, err = job.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        job.kill()
+        print("the job did not stop within 60 s of SIGTERM")
+        return 1
+    print(f"stopped {time.time() - start:.1f} s after SIGTERM; stdout tail:\n{out[-600:]}\nstderr:\n{err[-600:]}")
+    lines = [json.loads(line) for line in open(log)]  # every logged line is complete JSON
+    stopped = "stop requested: ending after" in out
+    both_reported = "rank 0:" in out and "rank 1:" in out  # the end-of-run memory report from every rank
+    return 0 if job.returncode == 0 and stopped and both_reported and len(lines) >= 3 else 1
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--trainer", required=True)
@@ -86,6 +121,8 @@ def main():
     os.makedirs(args.work_dir, exist_ok=True)
     if args.case in CASES:
         return check_parity(args, args.case)
+    if args.case == "stop_signal":
+        return check_stop_signal(args)
     if args.case == "bad_layout":
         return check_bad_layout(args, ["--dp", "3"], ["--dp", "3"])
     if args.case == "bad_zero_stage":
