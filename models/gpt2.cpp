@@ -4,6 +4,10 @@
 #include <sstream>
 
 #include "core/functions/functions.h"
+#include "parallel/tensor_parallel/mappings.h"
+#include "parallel/tensor_parallel/parallel_block.h"
+#include "parallel/tensor_parallel/vocab_parallel_cross_entropy.h"
+#include "parallel/tensor_parallel/vocab_parallel_embedding.h"
 
 namespace meridian::models {
 
@@ -80,7 +84,8 @@ std::string Gpt2Config::to_string() const {
   return os.str();
 }
 
-Gpt2::Gpt2(const Gpt2Config& config, const Gpt2Placement& placement) : config_(config), placement_(placement) {
+Gpt2::Gpt2(const Gpt2Config& config, const Gpt2Placement& placement, parallel::TensorParallelContext tensor_parallel)
+    : config_(config), placement_(placement), tensor_parallel_(std::move(tensor_parallel)) {
   config_.validate();
   if (placement_.num_blocks < 0) placement_.num_blocks = config_.num_layers - placement_.first_block;
   if (placement_.first_block < 0 || placement_.num_blocks < 0 ||
@@ -89,6 +94,11 @@ Gpt2::Gpt2(const Gpt2Config& config, const Gpt2Placement& placement) : config_(c
                   ") are outside the model's ", config_.num_layers, " layers");
   const int64_t C = config_.channels;
   const float projection_std = kInitStd / std::sqrt(2.0f * static_cast<float>(config_.num_layers));
+  if (tensor_parallel_.enabled()) {
+    build_tensor_parallel(kInitStd, projection_std);
+    assign_parameter_names();
+    return;
+  }
   if (placement_.embedding || placement_.head)
     wte_ = register_module("wte", std::make_shared<nn::Embedding>(config_.padded_vocab_size, C, kInitStd,
                                                                    config_.vocab_size));
@@ -116,6 +126,7 @@ Tensor Gpt2::embed(const Tensor& tokens) const {
   const int64_t T = tokens.dim(1);
   if (T > config_.max_seq_len)
     MERIDIAN_FAIL("gpt2: sequence length ", T, " exceeds the model's max-seq-len ", config_.max_seq_len);
+  if (tensor_parallel_.enabled()) return embed_tensor_parallel(tokens);
   Tensor positions = Tensor::empty({T}, DType::i32);
   for (int64_t t = 0; t < T; ++t) positions.data<int32_t>()[t] = static_cast<int32_t>(t);
   return fn::add(wte_->forward(tokens), wpe_->forward(positions));
@@ -124,17 +135,25 @@ Tensor Gpt2::embed(const Tensor& tokens) const {
 Tensor Gpt2::run_blocks(const Tensor& hidden, bool recompute) const {
   Tensor x = hidden;
   for (const auto& block : blocks_) x = block->forward(x, recompute);
+  for (const auto& block : parallel_blocks_) x = block->forward(x, recompute);
   return x;
 }
 
 Tensor Gpt2::logits(const Tensor& hidden) const {
   if (!placement_.head) MERIDIAN_FAIL("gpt2: logits() on a stage without the head");
+  if (tensor_parallel_.enabled())
+    return parallel::gather_from_tensor_parallel_region(vocab_parallel_logits(hidden), tensor_parallel_.group);
   return fn::linear(ln_f_->forward(hidden), wte_->weight());  // tied output head
 }
 
 Tensor Gpt2::head_loss(const Tensor& hidden, const Tensor& targets) const {
+  if (tensor_parallel_.enabled())
+    return parallel::vocab_parallel_cross_entropy(vocab_parallel_logits(hidden), targets, config_.vocab_size,
+                                                  tensor_parallel_);
   return fn::cross_entropy(logits(hidden), targets, config_.vocab_size);
 }
+
+const Tensor& Gpt2::tied_embedding() const { return parallel_wte_ ? parallel_wte_->weight() : wte_->weight(); }
 
 Tensor Gpt2::forward(const Tensor& tokens, bool recompute) const {
   require_whole("forward()");

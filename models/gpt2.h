@@ -10,6 +10,12 @@
 
 #include "core/nn/layers.h"
 #include "core/nn/module.h"
+#include "parallel/tensor_parallel/tensor_parallel_context.h"
+
+namespace meridian::parallel {
+class ParallelBlock;
+class VocabParallelEmbedding;
+}  // namespace meridian::parallel
 
 namespace meridian::models {
 
@@ -47,20 +53,38 @@ struct Gpt2Placement {
   bool head = true;
 };
 
+// Tensor parallelism (docs/tensor_parallel.md): with a tp group of more than one rank, every block
+// uses Megatron's parallel attention and MLP, the token embedding and tied head are split by
+// vocabulary rows (the padded vocabulary grows, if needed, until tp divides it: config() reports
+// the size used), and head_loss() never gathers the logits. Parameters keep their logical names and
+// carry a ShardSpec. The shapes the stage pieces take and return:
+//
+//                        embed() returns,          logits()/head_loss()
+//                        run_blocks() takes/returns take
+//   tp = 1 or no SP      (B, T, C), replicated     (B, T, C)
+//   sequence parallel    (B, T/tp, C): positions [r·T/tp, (r+1)·T/tp) of tp rank r (T % tp == 0)
+//
+// Under sequence parallelism the split happens in embed() (the vocabulary-parallel lookup is
+// reduce-scattered along the sequence, then this rank's positions get their wpe rows) and the
+// gather in the head, after ln_f (which runs on the sequence shard, as Megatron's final norm). So a
+// pipeline stage sends and receives (B, T/tp, C) per tp rank.
 class Gpt2 : public nn::Module {
  public:
-  explicit Gpt2(const Gpt2Config& config, const Gpt2Placement& placement = {});
+  explicit Gpt2(const Gpt2Config& config, const Gpt2Placement& placement = {},
+                parallel::TensorParallelContext tensor_parallel = {});
   const Gpt2Config& config() const { return config_; }
   const Gpt2Placement& placement() const { return placement_; }
+  const parallel::TensorParallelContext& tensor_parallel() const { return tensor_parallel_; }
   int64_t first_block() const { return placement_.first_block; }
-  int64_t num_blocks() const { return static_cast<int64_t>(blocks_.size()); }
+  int64_t num_blocks() const { return placement_.num_blocks; }
 
   // The stage pieces. tokens (B, T) i32 → hidden (B, T, C) (needs the embedding).
   Tensor embed(const Tensor& tokens) const;
   // This rank's blocks on hidden (B, T, C). `recompute` rebuilds block activations during backward
   // instead of keeping them.
   Tensor run_blocks(const Tensor& hidden, bool recompute = false) const;
-  // Final LayerNorm and the tied head → logits (B, T, padded vocab) (needs the head).
+  // Final LayerNorm and the tied head → logits (B, T, padded vocab) (needs the head). With tp > 1
+  // the vocabulary-parallel logits are all-gathered (for sampling; training uses head_loss()).
   Tensor logits(const Tensor& hidden) const;
   // Mean cross-entropy of the next-token predictions against targets (B, T) i32 (needs the head).
   Tensor head_loss(const Tensor& hidden, const Tensor& targets) const;
@@ -71,10 +95,15 @@ class Gpt2 : public nn::Module {
 
   // The token embedding, tied to the output head. A last stage without the embedding holds its own
   // copy under the same name (same initial values); pipeline parallelism keeps the two in step.
-  const Tensor& tied_embedding() const { return wte_->weight(); }
+  // With tp > 1 this is the rank's vocabulary slice.
+  const Tensor& tied_embedding() const;
 
  private:
   void require_whole(const char* what) const;
+  // The tp > 1 variants (models/gpt2_tensor_parallel.cpp).
+  void build_tensor_parallel(float init_std, float projection_std);
+  Tensor embed_tensor_parallel(const Tensor& tokens) const;
+  Tensor vocab_parallel_logits(const Tensor& hidden) const;  // (B, T, padded vocab / tp)
 
   Gpt2Config config_;
   Gpt2Placement placement_;
@@ -82,6 +111,10 @@ class Gpt2 : public nn::Module {
   std::shared_ptr<nn::Embedding> wpe_;
   std::vector<std::shared_ptr<nn::Block>> blocks_;
   std::shared_ptr<nn::LayerNorm> ln_f_;
+  parallel::TensorParallelContext tensor_parallel_;
+  // tp > 1: these replace wte_ and blocks_ (same parameter names, sharded).
+  std::shared_ptr<parallel::VocabParallelEmbedding> parallel_wte_;
+  std::vector<std::shared_ptr<parallel::ParallelBlock>> parallel_blocks_;
 };
 
 }  // namespace meridian::models

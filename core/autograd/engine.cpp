@@ -51,6 +51,12 @@ bool BackwardContext::needs_input_grad(int index) const {
   return node_.next_edges().at(static_cast<size_t>(index)).valid();
 }
 
+std::shared_ptr<LeafNode> BackwardContext::leaf_input(int index) const {
+  const Edge& edge = node_.next_edges().at(static_cast<size_t>(index));
+  if (!edge.valid() || !edge.node->is_leaf()) return nullptr;
+  return std::static_pointer_cast<LeafNode>(edge.node);
+}
+
 Tensor BackwardContext::input_grad(int index) {
   const Edge& edge = node_.next_edges().at(static_cast<size_t>(index));
   MERIDIAN_CHECK(edge.valid(), node_.name(), ": input ", index, " does not require grad");

@@ -13,6 +13,7 @@
 namespace meridian::autograd {
 
 class Node;
+class LeafNode;
 class GraphTask;
 
 struct TensorMeta {
@@ -37,6 +38,10 @@ class BackwardContext {
   const Tensor& grad_output(int index = 0) const;  // undefined when no gradient reached it
   bool needs_input_grad(int index) const;
   Tensor input_grad(int index);  // accumulate (+=) into this
+  // The leaf node of input `index` when that input is a leaf that requires grad, else null. Its
+  // grad_buffer() stays valid after this pass, so a deferred weight gradient (weight_grad_store.h)
+  // can add into it later; a non-leaf's gradient must flow on during this pass.
+  std::shared_ptr<LeafNode> leaf_input(int index) const;
 
  private:
   GraphTask& task_;

@@ -33,6 +33,10 @@ Tensor causal_self_attention(const Tensor& qkv, int64_t num_heads);
 // Rows of `table` (R, C) picked by `ids` (i32, any shape) → (ids.shape..., C). Ids are checked.
 Tensor embedding(const Tensor& ids, const Tensor& table);
 
+// The same for a table (R, C) that holds rows [first_row, first_row + R) of a larger one (a
+// vocabulary-parallel slice): ids outside the slice give zero rows and no gradient. Ids must be ≥ 0.
+Tensor embedding_slice(const Tensor& ids, const Tensor& table, int64_t first_row);
+
 // Mean softmax cross-entropy of `logits` (..., Vp) against `targets` (i32, logits' leading shape)
 // over the first `vocab_size` columns only (the rest is padding). Negative targets are ignored;
 // the mean is over the rest. → one-element tensor of shape [].

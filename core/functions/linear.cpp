@@ -1,10 +1,43 @@
 #include "core/autograd/node.h"
+#include "core/autograd/weight_grad_store.h"
 #include "core/functions/checks.h"
 #include "core/functions/functions.h"
 #include "core/profiler.h"
 #include "ops/cpu/matmul.h"
 
 namespace meridian::fn {
+
+namespace {
+
+// Under autograd::DeferWeightGrads: computes the input gradient now and queues dweight and dbias.
+// The matmul kernel computes the three gradients with independent products, so the split gives the
+// same bits as the single call. Returns false (nothing done) when there is nothing to defer or
+// the weight or bias is not a leaf (then its gradient must flow on during this pass).
+bool defer_weight_grads(autograd::BackwardContext& ctx, const Tensor& x, const Tensor& weight, int64_t rows,
+                        int64_t in_features, int64_t out_features) {
+  autograd::WeightGradStore* store = autograd::deferred_weight_grads();
+  if (store == nullptr) return false;
+  const bool weight_grad = ctx.needs_input_grad(1), bias_grad = ctx.needs_input_grad(2);
+  if (!weight_grad && !bias_grad) return false;
+  std::shared_ptr<autograd::LeafNode> weight_leaf = weight_grad ? ctx.leaf_input(1) : nullptr;
+  std::shared_ptr<autograd::LeafNode> bias_leaf = bias_grad ? ctx.leaf_input(2) : nullptr;
+  if ((weight_grad && !weight_leaf) || (bias_grad && !bias_leaf)) return false;
+
+  const Tensor grad_output = ctx.grad_output();
+  if (float* dinp = detail::grad_or_null(ctx, 0))
+    ops::cpu::matmul_backward(dinp, nullptr, nullptr, grad_output.data<float>(), x.data<float>(),
+                              weight.data<float>(), rows, in_features, out_features);
+  store->add([x, weight, grad_output, weight_leaf, bias_leaf, rows, in_features, out_features] {
+    profiler::Scope scope("linear", "weight_grad");
+    float* dweight = weight_leaf ? weight_leaf->grad_buffer().data<float>() : nullptr;
+    float* dbias = bias_leaf ? bias_leaf->grad_buffer().data<float>() : nullptr;
+    ops::cpu::matmul_backward(nullptr, dweight, dbias, grad_output.data<float>(), x.data<float>(),
+                              weight.data<float>(), rows, in_features, out_features);
+  });
+  return true;
+}
+
+}  // namespace
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   profiler::Scope scope("linear", "forward");
@@ -29,6 +62,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                            bias.defined() ? bias.data<float>() : nullptr, rows, in_features, out_features);
   autograd::record("linear", {x, weight, bias}, out,
                    [x, weight, rows, in_features, out_features](autograd::BackwardContext& ctx) {
+                     if (defer_weight_grads(ctx, x, weight, rows, in_features, out_features)) return;
                      ops::cpu::matmul_backward(detail::grad_or_null(ctx, 0), detail::grad_or_null(ctx, 1),
                                                detail::grad_or_null(ctx, 2), ctx.grad_output().data<float>(),
                                                x.data<float>(), weight.data<float>(), rows, in_features,

@@ -1,9 +1,12 @@
 // train_gpt2: trains GPT-2 (a preset, or weights from an llm.c checkpoint) on raw text or llm.c
-// token shards. One process, or data-parallel under mpirun. See README.md for the commands.
+// token shards. One process, or data-, tensor- and pipeline-parallel under mpirun. See README.md for the
+// commands.
 #include <iostream>
 
 #include "launcher/run_main.h"
 #include "launcher/usage_error.h"
+#include "pipeline_options.h"
+#include "pipeline_trainer.h"
 #include "trainer.h"
 
 int main(int argc, char** argv) {
@@ -11,6 +14,7 @@ int main(int argc, char** argv) {
   return launcher::run_main(argc, argv, [](launcher::Runtime& runtime, int program_argc, char** program_argv) {
     cxxopts::Options cli = train::make_train_cli();
     launcher::add_parallel_options(cli);
+    train::add_pipeline_options(cli);
     const cxxopts::ParseResult parsed = train::parse_command_line(cli, program_argc, program_argv);
     if (parsed.count("help")) {
       if (runtime.world_rank() == 0) std::cout << cli.help() << std::endl;
@@ -18,13 +22,12 @@ int main(int argc, char** argv) {
     }
     const train::TrainOptions options = train::read_train_options(parsed);
     const launcher::ParallelConfig parallel = launcher::parse_parallel_config(parsed, runtime.world_size());
-    if (parallel.grid.tp > 1 || parallel.grid.pp > 1)
-      MERIDIAN_USAGE_ERROR("--tp ", parallel.grid.tp, " --pp ", parallel.grid.pp,
-                           ": tensor and pipeline parallelism are not available in train_gpt2 yet (use --dp)");
+    const train::PipelineFlags pipeline = train::read_pipeline_options(parsed, parallel);
     if (parallel.device == launcher::DeviceKind::cuda)
       MERIDIAN_USAGE_ERROR("--device cuda: the CUDA backend is not built into train_gpt2 yet");
     runtime.configure(parallel);
     parallel::ProcessGrid grid(runtime.world(), parallel.grid);
+    if (parallel.grid.pp > 1) return train::train_pipelined(options, pipeline, parallel, runtime, grid);
     return train::train(options, parallel, runtime, grid);
   });
 }

@@ -55,6 +55,8 @@ cxxopts::Options make_train_cli() {
     ("max-seq-len", "override the preset's maximum sequence length", cxxopts::value<int64_t>())
     ("init-from", "start from an llm.c GPT-2 checkpoint (its header sets the model shape)", cxxopts::value<std::string>())
     ("recompute", "recompute each block's activations during backward (less memory)");
+  cli.add_options("Parallel layout")
+    ("sequence-parallel", "with --tp > 1: split LayerNorm and residual activations along the sequence (Megatron sequence parallelism; --seq-len must divide by tp)");
   cli.add_options("Data")
     ("data", "training data: an llm.c token shard (.bin, glob allowed) or raw text (byte tokens); default: the built-in corpus", cxxopts::value<std::string>())
     ("batch", "sequences per micro-batch", cxxopts::value<int64_t>()->default_value(std::to_string(d.batch)))
@@ -136,6 +138,7 @@ TrainOptions read_train_options(const cxxopts::ParseResult& result) {
     o.shuffle = result.count("shuffle") > 0;
     o.threads = result["threads"].as<int>();
     o.recompute = result.count("recompute") > 0;
+    o.sequence_parallel = result.count("sequence-parallel") > 0;
     o.log_jsonl = optional_flag<std::string>(result, "log-jsonl").value_or("");
     o.sample_tokens = result["sample"].as<int64_t>();
     o.temperature = result["temperature"].as<float>();

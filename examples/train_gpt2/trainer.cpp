@@ -20,6 +20,8 @@
 #include "ops/cpu/parallel.h"
 #include "parallel/data_parallel/data_parallel.h"
 #include "step_log.h"
+#include "tensor_parallel_setup.h"
+#include "training_setup.h"
 
 namespace meridian::train {
 namespace {
@@ -27,32 +29,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using launcher::log_info;
 
-io::TokenDataset load_data(const TrainOptions& options) {
-  if (options.data.empty()) return io::TokenDataset::from_text(io::default_corpus(), "the built-in default corpus");
-  return io::TokenDataset::open(options.data);
-}
-
-std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& options, std::vector<optim::OptimizerParam> params) {
-  if (options.optimizer == "sgd")
-    return std::make_unique<optim::Sgd>(std::move(params), optim::SgdOptions{options.momentum, 0.0f, options.weight_decay, false});
-  return std::make_unique<optim::AdamW>(std::move(params),
-                                        optim::AdamWOptions{options.beta1, options.beta2, options.eps, options.weight_decay});
-}
-
 // The mean of a value over the group (one-element all-reduce).
 double group_mean(comm::Communicator& group, double value) {
   if (group.size() == 1) return value;
   Tensor t = Tensor::full({1}, value);
   group.all_reduce(t, comm::ReduceOp::avg)->wait();
   return t.item<double>();
-}
-
-void print_profile(int64_t steps) {
-  std::printf("\nper-op time on rank 0, mean per step over %lld steps (inclusive; forward and backward apart):\n",
-              static_cast<long long>(steps));
-  for (const auto& entry : profiler::entries())
-    std::printf("  %-28s %9.2f ms  (%lld calls)\n", entry.name.c_str(), entry.total_ms / static_cast<double>(steps),
-                static_cast<long long>(entry.calls / std::max<int64_t>(steps, 1)));
 }
 
 // Peak tensor memory and the main consumers, for every rank (gathered to rank 0).
@@ -73,13 +55,16 @@ void report_memory(comm::Communicator& world, const parallel::DataParallel& dp, 
     std::printf("  rank %d: %10.1f | %10.1f | %9.1f | %15.1f\n", r, v[4 * r], v[4 * r + 1], v[4 * r + 2], v[4 * r + 3]);
 }
 
-void print_sample(const TrainOptions& options, const models::Gpt2& model) {
+// Every rank of the model's tensor-parallel group samples (the forward pass is collective over it);
+// `print` says which one prints.
+void print_sample(const TrainOptions& options, const models::Gpt2& model, bool print) {
   const models::Gpt2Config& config = model.config();
   io::Tokenizer tokenizer = options.tokenizer.empty() ? io::Tokenizer::bytes() : io::Tokenizer::load(options.tokenizer);
   // Start from a newline for byte models, from <|endoftext|> for GPT-2's vocabulary.
   const int32_t start = config.vocab_size <= 256 ? '\n' : tokenizer.eot_token().value_or(0);
   models::SampleOptions sample_options{options.sample_tokens, options.temperature, options.seed, options.seq_len};
   const std::vector<int32_t> tokens = models::sample(model, {start}, sample_options);
+  if (!print) return;
   std::printf("\n--- sample (%lld tokens, temperature %.2f) ---\n", static_cast<long long>(tokens.size()),
               options.temperature);
   const bool decodable = config.vocab_size <= 256 || !options.tokenizer.empty();
@@ -101,6 +86,7 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
   const models::Gpt2Config config = resolve_model_config(options);
   if (options.seq_len > config.max_seq_len)
     MERIDIAN_USAGE_ERROR("--seq-len ", options.seq_len, " exceeds the model's max-seq-len ", config.max_seq_len);
+  check_tensor_parallel_layout(config, options, grid.shape().tp);
 
   comm::Communicator& dp_group = grid.dp();
   io::TokenDataset data = load_data(options);
@@ -108,13 +94,18 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
   io::DataLoader loader(data, {options.batch, options.seq_len, dp_group.size(), dp_group.rank(), options.grad_accum,
                                options.shuffle, options.seed});
 
-  models::Gpt2 model(config);
+  models::Gpt2 model(config, {}, tensor_parallel_context(grid, options));
   if (options.init_from.empty())
     model.initialize(options.seed);  // layout-independent: every rank builds the same model
   else
     models::load_llmc_weights(model, options.init_from);
-  parallel::DataParallel dp(model.named_parameters(), grid.group_ptr(parallel::Axis::dp),
-                            {parallel.bucket_bytes(), parallel.zero_stage, options.dp_communicate});
+  parallel::DataParallelOptions dp_options;
+  dp_options.bucket_bytes = parallel.bucket_bytes();
+  dp_options.zero_stage = parallel.zero_stage;
+  dp_options.communicate = options.dp_communicate;
+  dp_options.tensor_parallel_group = grid.group_ptr(parallel::Axis::tp);
+  dp_options.sequence_parallel = options.sequence_parallel;
+  parallel::DataParallel dp(model.named_parameters(), grid.group_ptr(parallel::Axis::dp), dp_options);
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, dp.optimizer_params());
   StepLog log(rank0 ? options.log_jsonl : std::string());
 
@@ -122,7 +113,11 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
   const double peak_flops =
       (options.peak_tflops > 0 ? options.peak_tflops : 0.1 * threads) * 1e12 * runtime.world_size();
   const double flops_per_step = config.flops_per_token(options.seq_len) * static_cast<double>(loader.tokens_per_step());
-  log_info("model: ", config.to_string());
+  log_info("model: ", model.config().to_string());
+  if (grid.shape().tp > 1)
+    log_info("tensor parallel: tp ", grid.shape().tp, options.sequence_parallel ? " with sequence parallelism" : "",
+             ", padded vocabulary ", model.config().padded_vocab_size);
+  log_info("parameters per rank: ", model.num_parameters(), " of ", model.config().num_parameters());
   log_info("data: ", data.source(), ", ", data.size(), " tokens, ", loader.windows_per_epoch(), " steps per epoch of ",
            loader.tokens_per_step(), " tokens");
   log_info("training: ", options.steps, " steps of ", loader.tokens_per_step(), " tokens (dp ", dp_group.size(),
@@ -196,11 +191,13 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
   }
   if (options.profile && rank0) print_profile(std::max<int64_t>(options.steps - 1, 1));
   report_memory(grid.world(), dp, *optimizer);
-  if (rank0 && !options.checkpoint_out.empty()) {
+  // One data-parallel replica saves and samples; with tp > 1 its whole tp group takes part.
+  const bool first_replica = grid.coordinate(parallel::Axis::dp) == 0;
+  if (first_replica && !options.checkpoint_out.empty()) {
     models::save_llmc_weights(model, options.checkpoint_out);
     log_info("wrote ", options.checkpoint_out);
   }
-  if (rank0 && options.sample_tokens > 0) print_sample(options, model);
+  if (first_replica && options.sample_tokens > 0) print_sample(options, model, rank0);
   return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "parallel/data_parallel/data_parallel.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/profiler.h"
@@ -25,6 +26,9 @@ struct DataParallel::State {
   std::vector<optim::OptimizerParam> optimizer_params;
 
   int64_t chunk(size_t b) const { return buckets[b].shard_numel(shards); }
+  bool tensor_parallel() const {
+    return options.tensor_parallel_group != nullptr && options.tensor_parallel_group->size() > 1;
+  }
   Tensor chunk_of(const Tensor& flat, size_t b) const { return flat.narrow(0, rank * chunk(b), chunk(b)); }
 
   // Points every parameter's .grad of bucket b at its slice of the bucket's gradient buffer.
@@ -39,6 +43,18 @@ struct DataParallel::State {
     attach_grads(b);
   }
 
+  // Starts a micro-step: `reduce` says whether its gradients are reduced (from the hooks, and by
+  // end_micro_step for buckets no hook launched).
+  void arm(bool reduce) {
+    reducing = reduce;
+    next_to_launch = 0;
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      pending[b] = static_cast<int>(buckets[b].slots.size());
+      launched[b] = false;
+      settled[b] = false;
+    }
+  }
+
   void on_grad_ready(size_t b) {
     if (!reducing) return;
     if (--pending[b] > 0) return;
@@ -46,9 +62,39 @@ struct DataParallel::State {
     if (options.zero_stage == 2) settle_completed();
   }
 
+  // Sequence parallelism: sums the partial gradients of bucket b's replicated parameters over the
+  // tp group (one all-reduce per bucket; every tp rank has the same buckets, reduced in the same order).
+  void sum_sequence_parallel_grads(size_t b) {
+    std::vector<const BucketSlot*> replicated;
+    int64_t numel = 0;
+    for (const BucketSlot& slot : buckets[b].slots) {
+      if (slot.tensor_parallel_shard) continue;
+      replicated.push_back(&slot);
+      numel += slot.numel;
+    }
+    if (numel == 0) return;
+    Tensor staging = Tensor::empty({numel});
+    float* grads = flat_grads[b].data<float>();
+    int64_t at = 0;
+    for (const BucketSlot* slot : replicated) {
+      std::copy_n(grads + slot->offset, slot->numel, staging.data<float>() + at);
+      at += slot->numel;
+    }
+    {
+      profiler::Scope scope("tp.all_reduce", "sequence_parallel_grads");
+      options.tensor_parallel_group->all_reduce(staging, comm::ReduceOp::sum)->wait();
+    }
+    at = 0;
+    for (const BucketSlot* slot : replicated) {
+      std::copy_n(staging.data<float>() + at, slot->numel, grads + slot->offset);
+      at += slot->numel;
+    }
+  }
+
   void launch(size_t b) {
     profiler::Scope scope("dp.launch");
     launched[b] = true;
+    if (options.sequence_parallel && tensor_parallel()) sum_sequence_parallel_grads(b);
     if (!options.communicate) return;
     if (options.zero_stage == 0) {
       handles[b] = group->all_reduce(flat_grads[b], comm::ReduceOp::avg);
@@ -86,7 +132,7 @@ DataParallel::DataParallel(const std::vector<nn::NamedParameter>& parameters,
   s.options = options;
   s.shards = s.options.zero_stage == 0 ? 1 : s.group->size();
   s.rank = s.group->rank();
-  s.buckets = build_buckets(parameters, s.options.bucket_bytes, s.shards);
+  s.buckets = build_buckets(parameters, s.options.bucket_bytes, s.shards, s.options.own_bucket);
   const size_t n = s.buckets.size();
   s.flat_grads.resize(n);
   s.shard_grads.resize(n);
@@ -158,13 +204,7 @@ void DataParallel::zero_grad() {
 
 void DataParallel::begin_micro_step(bool last) {
   State& s = *state_;
-  s.reducing = last || s.options.zero_stage == 2;
-  s.next_to_launch = 0;
-  for (size_t b = 0; b < s.buckets.size(); ++b) {
-    s.pending[b] = static_cast<int>(s.buckets[b].slots.size());
-    s.launched[b] = false;
-    s.settled[b] = false;
-  }
+  s.arm(s.options.launch_from_hooks && (last || s.options.zero_stage == 2));
 }
 
 void DataParallel::end_micro_step() {
@@ -187,8 +227,27 @@ void DataParallel::end_micro_step() {
   s.reducing = false;
 }
 
+void DataParallel::reduce_gradients() {
+  State& s = *state_;
+  MERIDIAN_CHECK(!s.options.launch_from_hooks, "reduce_gradients() is for launch_from_hooks = false");
+  s.arm(true);
+  end_micro_step();
+}
+
+Tensor DataParallel::owned_gradient(const std::string& name) {
+  State& s = *state_;
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    const Bucket& bucket = s.buckets[b];
+    if (bucket.slots.size() != 1 || bucket.slots.front().name != name) continue;
+    if (s.options.zero_stage == 0) return bucket.slots.front().param.grad();
+    return s.options.zero_stage == 1 ? s.chunk_of(s.flat_grads[b], b) : s.shard_grads[b];
+  }
+  MERIDIAN_FAIL("data parallel: '", name, "' has no bucket of its own (list it in DataParallelOptions::own_bucket)");
+}
+
 double DataParallel::grad_norm() {
   State& s = *state_;
+  if (s.tensor_parallel()) return tensor_parallel_grad_norm();
   double sum = 0.0;
   for (size_t b = 0; b < s.buckets.size(); ++b) {
     const Tensor owned = s.options.zero_stage == 0   ? s.flat_grads[b]
@@ -202,6 +261,32 @@ double DataParallel::grad_norm() {
     sum = total.item<double>();
   }
   return std::sqrt(sum);
+}
+
+double DataParallel::tensor_parallel_grad_norm() {
+  State& s = *state_;
+  // Squares of tp pieces (index 0) and of replicated parameters (index 1) over what this rank owns.
+  double sums[2] = {0.0, 0.0};
+  for (size_t b = 0; b < s.buckets.size(); ++b) {
+    const int64_t lo = s.options.zero_stage == 0 ? 0 : s.rank * s.chunk(b);
+    const int64_t hi = s.options.zero_stage == 0 ? s.buckets[b].numel : lo + s.chunk(b);
+    for (const BucketSlot& slot : s.buckets[b].slots) {
+      const int64_t begin = std::max(lo, slot.offset), end = std::min(hi, slot.offset + slot.numel);
+      if (begin >= end) continue;
+      const float* grads = s.options.zero_stage == 2 ? s.shard_grads[b].data<float>() + (begin - lo)
+                                                     : s.flat_grads[b].data<float>() + begin;
+      sums[slot.tensor_parallel_shard ? 0 : 1] += ops::cpu::sum_of_squares(grads, end - begin);
+    }
+  }
+  if (s.options.zero_stage > 0 && s.options.communicate) {
+    Tensor owned = Tensor::from_vector<float>({static_cast<float>(sums[0]), static_cast<float>(sums[1])}, {2});
+    s.group->all_reduce(owned, comm::ReduceOp::sum)->wait();
+    sums[0] = owned.data<float>()[0];
+    sums[1] = owned.data<float>()[1];
+  }
+  Tensor pieces = Tensor::full({1}, sums[0]);
+  s.options.tensor_parallel_group->all_reduce(pieces, comm::ReduceOp::sum)->wait();
+  return std::sqrt(static_cast<double>(pieces.item<float>()) + sums[1]);
 }
 
 void DataParallel::after_optimizer_step() {

@@ -21,6 +21,7 @@
 // where the optimizer was built on dp.optimizer_params().
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/nn/module.h"
@@ -36,6 +37,24 @@ struct DataParallelOptions {
   // Off only to measure compute alone (the overlap benchmark): no collective is issued and the
   // ranks' gradients are NOT averaged.
   bool communicate = true;
+  // Parameters that get a bucket of their own. Pipeline parallelism puts the tied embedding there:
+  // its bucket, and so the part of it each rank owns under ZeRO, is then laid out alike on the
+  // first and the last stage, which sum that part after the reduction (Megatron does the same).
+  std::vector<std::string> own_bucket = {};
+  // Reduce buckets from grad-ready hooks while backward runs. Off: nothing is reduced until
+  // reduce_gradients(). Needed with deferred weight gradients (core/autograd/weight_grad_store.h),
+  // under which a hook fires before the W pass has added the weight's gradient.
+  bool launch_from_hooks = true;
+  // Tensor parallelism on the same grid: the grid's tp group (null or a group of one: none).
+  // Parameters with a ShardSpec are this tp rank's piece of a logical tensor, the others are
+  // replicated over tp, so grad_norm() counts the pieces of every tp rank and replicated parameters
+  // once.
+  std::shared_ptr<comm::Communicator> tensor_parallel_group = nullptr;
+  // Sequence parallelism: every replicated parameter (LayerNorms, row-parallel biases, position
+  // embedding) then sees only this rank's sequence positions, so its gradient is a partial sum. It
+  // is summed over the tp group when its bucket is reduced (Megatron's all-reduce of
+  // sequence-parallel gradients), before the data-parallel reduction.
+  bool sequence_parallel = false;
 };
 
 struct DataParallelMemory {
@@ -59,10 +78,17 @@ class DataParallel {
   void begin_micro_step(bool last);
   // After each micro-step's backward: for a reducing micro-step, waits until every bucket is reduced.
   void end_micro_step();
-  // Global gradient norm of the averaged gradients (a collective over the group for stages 1 and 2).
+  // Global gradient norm of the averaged gradients (a collective over the group for stages 1 and 2,
+  // and over the tensor-parallel group when there is one): the norm of the logical model's gradient.
   double grad_norm();
   // All-gathers the parameters each rank updated (stages 1 and 2); nothing for stage 0.
   void after_optimizer_step();
+  // Reduces every bucket now, in order, and waits: for launch_from_hooks = false, once the step's
+  // gradients are complete (after the last weight-gradient pass).
+  void reduce_gradients();
+  // This rank's part of the reduced gradient of an own_bucket parameter: all of it (stage 0) or
+  // the rank's chunk of its bucket (stages 1 and 2; zeros past the parameter's end).
+  Tensor owned_gradient(const std::string& name);
 
   int zero_stage() const;
   const std::vector<Bucket>& buckets() const;
@@ -74,6 +100,8 @@ class DataParallel {
   struct State;
 
  private:
+  double tensor_parallel_grad_norm();
+
   std::shared_ptr<State> state_;
 };
 

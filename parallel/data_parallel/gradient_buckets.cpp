@@ -5,7 +5,7 @@
 namespace meridian::parallel {
 
 std::vector<Bucket> build_buckets(const std::vector<nn::NamedParameter>& parameters, size_t bucket_bytes,
-                                  int shards) {
+                                  int shards, const std::vector<std::string>& own_bucket) {
   MERIDIAN_CHECK(shards >= 1, "build_buckets: ", shards, " shards");
   std::vector<Bucket> buckets;
   Bucket current;
@@ -22,10 +22,12 @@ std::vector<Bucket> build_buckets(const std::vector<nn::NamedParameter>& paramet
     if (param.dtype() != DType::f32 || !param.is_contiguous())
       MERIDIAN_FAIL("data parallel: parameter '", it->name, "' must be a contiguous f32 tensor");
     const size_t bytes = param.nbytes();
-    if (!current.slots.empty() && current_bytes + bytes > bucket_bytes) close_bucket();
-    current.slots.push_back({it->name, param, current.numel, param.numel(), it->weight_decay});
+    const bool alone = std::find(own_bucket.begin(), own_bucket.end(), it->name) != own_bucket.end();
+    if (!current.slots.empty() && (alone || current_bytes + bytes > bucket_bytes)) close_bucket();
+    current.slots.push_back({it->name, param, current.numel, param.numel(), it->weight_decay, it->shard.has_value()});
     current.numel += param.numel();
     current_bytes += bytes;
+    if (alone) close_bucket();
   }
   close_bucket();
 

@@ -17,6 +17,7 @@ struct BucketSlot {
   int64_t offset = 0;  // in elements, within the bucket
   int64_t numel = 0;
   bool weight_decay = true;
+  bool tensor_parallel_shard = false;  // one tp rank's piece of a logical tensor (it has a ShardSpec)
 };
 
 struct Bucket {
@@ -29,9 +30,10 @@ struct Bucket {
 };
 
 // Splits `parameters` into buckets (each at least one parameter; a parameter larger than
-// `bucket_bytes` gets a bucket of its own) padded to a multiple of `shards`, and moves every
-// parameter's storage into its bucket's flat buffer (values kept; every handle sees the move).
+// `bucket_bytes`, or named in `own_bucket`, gets a bucket of its own) padded to a multiple of
+// `shards`, and moves every parameter's storage into its bucket's flat buffer (values kept; every
+// handle sees the move).
 std::vector<Bucket> build_buckets(const std::vector<nn::NamedParameter>& parameters, size_t bucket_bytes,
-                                  int shards);
+                                  int shards, const std::vector<std::string>& own_bucket = {});
 
 }  // namespace meridian::parallel

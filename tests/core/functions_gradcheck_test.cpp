@@ -89,6 +89,15 @@ TEST(Gradcheck, EmbeddingWithRepeatedIds) {
             [&](const Values& v) { return reference::embedding(ids, v[0], 6, C); });
 }
 
+TEST(Gradcheck, EmbeddingSliceWithIdsInsideAndOutsideTheSlice) {
+  const int64_t C = 4, first_row = 3, rows = 4;
+  const std::vector<int32_t> ids = {2, 3, 6, 7, 4, 3, 0, 5};
+  Tensor id_tensor = Tensor::from_vector<int32_t>(ids, {2, 4});
+  gradcheck({{"table", random_values(rows * C, 30), {rows, C}}},
+            [&](const std::vector<Tensor>& in) { return fn::embedding_slice(id_tensor, in[0], first_row); },
+            [&](const Values& v) { return reference::embedding_slice(ids, v[0], first_row, rows, 8, C); });
+}
+
 TEST(Gradcheck, CrossEntropyOverPaddedVocabularyWithIgnoredTarget) {
   const int64_t N = 5, V = 7, Vp = 10;
   const std::vector<int32_t> targets = {0, 6, -1, 3, 6};

@@ -83,5 +83,37 @@ TEST(Embedding, BackwardIsIdenticalForAnyThreadCount) {
   expect_close(one, expected, kFloat32Tolerance, "dtable sums");
 }
 
+// A slice of a 10-row table (rows 4..7): ids below, inside and above it.
+TEST(EmbeddingSliceForward, GathersRowsOfTheSliceAndZerosForOtherIds) {
+  const int64_t N = 9, C = 13, first_row = 4, rows = 4;
+  std::mt19937 rng(45);
+  const std::vector<float> table = random_floats(static_cast<size_t>(rows * C), rng);
+  const std::vector<int32_t> ids = {3, 4, 7, 8, 5, 0, 5, 9, 6};
+  std::vector<float> out = poisoned(static_cast<size_t>(N * C));
+  embedding_slice_forward(out.data(), ids.data(), table.data(), first_row, rows, N, C);
+  expect_close(out, reference::embedding_slice(ids, to_double(table), first_row, rows, N, C), kFloat32Tolerance,
+               "embedding slice");
+}
+
+TEST(EmbeddingSliceBackward, AccumulatesFiniteDifferenceGradientOfIdsInTheSliceOnly) {
+  const int64_t N = 9, C = 13, first_row = 4, rows = 4;
+  std::mt19937 rng(46);
+  const std::vector<float> table = random_floats(static_cast<size_t>(rows * C), rng);
+  const std::vector<int32_t> ids = {3, 4, 7, 8, 5, 0, 5, 9, 4};  // row 6 (local 2) unused
+  const std::vector<float> dout = random_floats(static_cast<size_t>(N * C), rng);
+  const std::vector<double> dout_d = to_double(dout);
+  const auto expected = reference::finite_difference_gradient(
+      [&](const std::vector<double>& t) {
+        return reference::weighted_sum(reference::embedding_slice(ids, t, first_row, rows, N, C), dout_d);
+      },
+      to_double(table));
+  const std::vector<float> dtable_before = random_floats(table.size(), rng);
+  std::vector<float> dtable = dtable_before;
+  embedding_slice_backward(dtable.data(), dout.data(), ids.data(), first_row, rows, N, C);
+  expect_close(dtable, plus(dtable_before, expected), kFloat32Tolerance, "dtable slice");
+  for (int64_t c = 0; c < C; ++c)
+    EXPECT_EQ(dtable[static_cast<size_t>(2 * C + c)], dtable_before[static_cast<size_t>(2 * C + c)]) << "unused row";
+}
+
 }  // namespace
 }  // namespace meridian::ops::cpu

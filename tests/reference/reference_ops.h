@@ -169,6 +169,20 @@ inline std::vector<double> embedding(const std::vector<int32_t>& ids, const std:
   return out;
 }
 
+// A table holding rows [first_row, first_row + rows) of a larger one: ids outside give zero rows.
+inline std::vector<double> embedding_slice(const std::vector<int32_t>& ids, const std::vector<double>& table,
+                                           int64_t first_row, int64_t rows, int64_t N, int64_t C) {
+  if (static_cast<int64_t>(ids.size()) != N) throw std::invalid_argument("reference: embedding_slice ids size");
+  expect_size(table, rows * C, "embedding_slice table");
+  std::vector<double> out(static_cast<size_t>(N * C), 0.0);
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t local = ids[static_cast<size_t>(i)] - first_row;
+    if (local < 0 || local >= rows) continue;
+    for (int64_t c = 0; c < C; ++c) out[static_cast<size_t>(i * C + c)] = table[static_cast<size_t>(local * C + c)];
+  }
+  return out;
+}
+
 struct CrossEntropyOutput {
   std::vector<double> losses;  // N; 0 for ignored (negative-target) rows
   std::vector<double> lse;     // N; log Σ_{j<V} exp(logits[i, j]), for every row
@@ -194,6 +208,36 @@ inline CrossEntropyOutput cross_entropy(const std::vector<double>& logits,
     result.losses[static_cast<size_t>(i)] = target < 0 ? 0.0 : lse - row[target];
   }
   return result;
+}
+
+// The pieces a vocabulary slice contributes to a split cross-entropy (see
+// ops/cpu/vocab_slice_cross_entropy.h): rows of Vs_p logits, the first Vs real, columns starting at
+// vocabulary index `first`.
+struct VocabSlicePieces {
+  std::vector<double> row_max;       // −inf for an empty slice
+  std::vector<double> sum_exp;       // Σ_j exp(x_ij − shift_i) with the given shifts
+  std::vector<double> target_logit;  // x_i,target when the target is in the slice, else 0
+};
+
+inline VocabSlicePieces vocab_slice_pieces(const std::vector<double>& logits, const std::vector<int32_t>& targets,
+                                           const std::vector<double>& shifts, int64_t first, int64_t N, int64_t Vs,
+                                           int64_t Vs_p) {
+  expect_size(logits, N * Vs_p, "vocab slice logits");
+  expect_size(shifts, N, "vocab slice shifts");
+  VocabSlicePieces pieces{std::vector<double>(static_cast<size_t>(N), -std::numeric_limits<double>::infinity()),
+                          std::vector<double>(static_cast<size_t>(N), 0.0),
+                          std::vector<double>(static_cast<size_t>(N), 0.0)};
+  for (int64_t i = 0; i < N; ++i) {
+    const double* row = logits.data() + i * Vs_p;
+    const auto n = static_cast<size_t>(i);
+    for (int64_t j = 0; j < Vs; ++j) {
+      pieces.row_max[n] = std::max(pieces.row_max[n], row[j]);
+      pieces.sum_exp[n] += std::exp(row[j] - shifts[n]);
+    }
+    const int64_t target = targets.at(n);
+    if (target >= first && target < first + Vs) pieces.target_logit[n] = row[target - first];
+  }
+  return pieces;
 }
 
 struct AdamWConfig {
