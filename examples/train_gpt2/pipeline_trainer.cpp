@@ -114,6 +114,8 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   pipeline_options.tied_parameter = models::kGpt2TiedParameter;
   pipeline_options.data_parallel = {parallel.bucket_bytes(), parallel.zero_stage, options.dp_communicate};
   pipeline_options.data_parallel.tensor_parallel_group = grid.group_ptr(parallel::Axis::tp);
+  // Under sequence parallelism each tp rank's LayerNorm and bias gradients cover only its positions.
+  pipeline_options.data_parallel.sequence_parallel = options.sequence_parallel;
   pipeline_options.keep_trace_events = !flags.trace.empty();
   parallel::PipelineParallel pipeline(grid, std::move(pieces), std::move(pipeline_options));
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, pipeline.optimizer_params());

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""train_gpt2 with pipeline parallelism gives the same loss curve as one process on the same global batch.
+
+Usage: trainer_pipeline_parallel.py --trainer PATH --mpiexec PATH [--mpiexec-flag F ...] --work-dir DIR --case NAME
+Parity cases run the single-process reference (batch D·B, the same --grad-accum) and the job
+(pp × tp × dp ranks, each data-parallel replica reading batch B split into micro-batches), then
+compare the per-step losses and gradient norms (relative 1e-5) over 10 steps, with clipping and
+weight decay active. They cover every schedule at pp = 2 and 4, an explicit uneven split, and the
+compositions with data parallelism (ZeRO), tensor parallelism (sequence parallel) and all three on
+8 ranks. The trace case checks every rank's Chrome trace and the printed bubble; the bad-layout
+cases check that every rank ends with a usage error (exit 2) naming the flags.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+# name: (pp, tp, dp, per-replica batch, flags for both runs, flags for the pipelined job only)
+CASES = {
+    "pp2_gpipe": (2, 1, 1, 4, [], ["--schedule", "gpipe", "--micro-batches", "4"]),
+    "pp2_1f1b": (2, 1, 1, 4, [], ["--schedule", "1f1b", "--micro-batches", "4"]),
+    "pp2_interleaved": (2, 1, 1, 4, [], ["--schedule", "interleaved", "--virtual-stages", "2", "--micro-batches", "4"]),
+    "pp2_zbh1": (2, 1, 1, 4, [], ["--schedule", "zb-h1", "--micro-batches", "4"]),
+    "pp2_split_1_3": (2, 1, 1, 2, [], ["--pp-split", "1,3", "--micro-batches", "2"]),
+    "pp2_1f1b_accum2_recompute": (2, 1, 1, 2, ["--grad-accum", "2", "--recompute"], ["--micro-batches", "2"]),
+    "pp4_gpipe": (4, 1, 1, 4, [], ["--schedule", "gpipe", "--micro-batches", "4"]),
+    "pp4_1f1b": (4, 1, 1, 4, [], ["--schedule", "1f1b", "--micro-batches", "4"]),
+    "pp4_interleaved": (4, 1, 1, 4, ["--layers", "8"],
+                        ["--schedule", "interleaved", "--virtual-stages", "2", "--micro-batches", "4"]),
+    "pp4_zbh1": (4, 1, 1, 4, [], ["--schedule", "zb-h1", "--micro-batches", "4"]),
+    "dp2_pp2_zero1": (2, 1, 2, 2, [], ["--zero", "1", "--micro-batches", "2"]),
+    "tp2_pp2_sp": (2, 2, 1, 2, [], ["--sequence-parallel", "--micro-batches", "2"]),
+    "dp2_tp2_pp2": (2, 2, 2, 2, [], ["--micro-batches", "2"]),
+    "dp2_tp2_pp2_zbh1_sp_zero1": (2, 2, 2, 2, [], ["--schedule", "zb-h1", "--sequence-parallel", "--zero", "1",
+                                                   "--micro-batches", "2"]),
+}
+STEPS = 10
+MODEL = ["--model", "gpt-mini", "--layers", "4", "--channels", "64", "--heads", "4", "--vocab", "201",
+         "--seq-len", "32", "--lr", "3e-3", "--warmup", "2", "--weight-decay", "0.1", "--grad-clip", "1.0",
+         "--threads", "1"]
+BAD_LAYOUTS = {
+    # name: (ranks, flags, words the error must contain)
+    "layers_less_than_pp": (4, ["--pp", "4", "--layers", "2"], ["--pp 4", "2 layers", "4 stages"]),
+    "split_not_summing": (2, ["--pp", "2", "--pp-split", "1,2"], ["--pp 2", "sums to 3", "4 layers"]),
+    "split_wrong_length": (2, ["--pp", "2", "--pp-split", "1,1,2"], ["--pp 2", "3 entries", "2 stages"]),
+    "micro_batches_not_dividing": (2, ["--pp", "2", "--batch", "4", "--micro-batches", "3"],
+                                   ["--batch 4", "--micro-batches 3"]),
+    "interleaved_micro_batches": (2, ["--pp", "2", "--schedule", "interleaved", "--virtual-stages", "2",
+                                      "--batch", "3", "--micro-batches", "3"],
+                                  ["--schedule interleaved", "micro-batches (3)", "pp (2)"]),
+    "pipeline_flags_without_pp": (2, ["--dp", "2", "--micro-batches", "2"], ["--micro-batches", "--pp > 1"]),
+}
+TRACE_CATEGORIES = {"forward", "backward", "send", "recv", "optimizer", "idle"}
+
+
+def read_log(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def run(command):
+    print("$ " + " ".join(command), flush=True)
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def failed(label, result):
+    if result.returncode == 0:
+        return False
+    print(f"{label} failed with exit {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return True
+
+
+def compare_logs(want, got, steps):
+    failures = 0
+    print(f"{'step':>4} {'reference loss':>16} {'pipeline loss':>16} {'rel err':>9} {'norm rel err':>12}")
+    for a, b in zip(want, got):
+        loss_error = abs(b["loss"] - a["loss"]) / abs(a["loss"])
+        norm_error = abs(b["grad_norm"] - a["grad_norm"]) / abs(a["grad_norm"])
+        bad = loss_error > 1e-5 or norm_error > 1e-5
+        failures += bad
+        print(f"{a['step']:>4} {a['loss']:>16.9f} {b['loss']:>16.9f} {loss_error:>9.2e} {norm_error:>12.2e}"
+              + ("  FAIL" if bad else ""))
+    if len(want) != steps or len(got) != steps:
+        print(f"expected {steps} steps, got {len(want)} and {len(got)}")
+        return 1
+    return 1 if failures else 0
+
+
+def check_parity(args, name):
+    pp, tp, dp, batch, shared, pipelined = CASES[name]
+    reference_log = os.path.join(args.work_dir, f"{name}_reference.jsonl")
+    parallel_log = os.path.join(args.work_dir, f"{name}_pipeline.jsonl")
+    reference = run([args.trainer] + MODEL + shared + ["--steps", str(STEPS), "--batch", str(batch * dp),
+                                                       "--log-jsonl", reference_log])
+    parallel = run(args.mpiexec + ["-np", str(pp * tp * dp), args.trainer] + MODEL + shared + pipelined +
+                   ["--steps", str(STEPS), "--batch", str(batch), "--pp", str(pp), "--tp", str(tp), "--dp", str(dp),
+                    "--log-jsonl", parallel_log])
+    if failed("reference", reference) or failed("pipeline parallel", parallel):
+        return 1
+    expected_line = f"pipeline: pp {pp}"
+    if expected_line not in parallel.stdout:
+        print(f"missing '{expected_line}' in the job's output:\n{parallel.stdout}")
+        return 1
+    return compare_logs(read_log(reference_log), read_log(parallel_log), STEPS)
+
+
+def check_trace(args):
+    trace = os.path.join(args.work_dir, "timeline.json")
+    result = run(args.mpiexec + ["-np", "2", args.trainer] + MODEL +
+                 ["--steps", "3", "--batch", "4", "--pp", "2", "--micro-batches", "4", "--trace", trace])
+    if failed("traced job", result):
+        return 1
+    if "pipeline bubble:" not in result.stdout:
+        print(f"the job printed no bubble fraction:\n{result.stdout}")
+        return 1
+    status = 0
+    for rank in range(2):
+        path = os.path.join(args.work_dir, f"timeline.rank{rank}.json")
+        events = json.load(open(path))["traceEvents"]
+        # Complete events ("X") carry a start and a duration, and never run backwards.
+        spans = [e for e in events if e.get("ph") == "X"]
+        categories = {e.get("cat") for e in spans}
+        missing = TRACE_CATEGORIES - categories
+        negative = [e for e in spans if e["dur"] < 0]
+        forwards = sum(1 for e in spans if e.get("cat") == "forward")
+        print(f"rank {rank}: {len(spans)} spans, categories {sorted(c for c in categories if c)}, "
+              f"{forwards} forward passes")
+        if missing or negative or forwards != 3 * 4:
+            print(f"rank {rank}: missing categories {sorted(missing)}, {len(negative)} negative durations, "
+                  f"{forwards} forward passes where 12 were run")
+            status = 1
+    return status
+
+
+def check_bad_layout(args, name):
+    ranks, flags, expected = BAD_LAYOUTS[name]
+    start = time.time()
+    result = run(args.mpiexec + ["-np", str(ranks), args.trainer] + MODEL + ["--steps", "1"] + flags)
+    elapsed = time.time() - start
+    print(f"exit {result.returncode} after {elapsed:.1f} s; stderr: {result.stderr.strip()}")
+    # Exit 2 is the launcher's usage-error status: every rank threw the same error and confirmed
+    # it (a rank that did not would have made the job abort, with another status and message).
+    ok = (result.returncode == 2 and all(word in result.stderr for word in expected)
+          and "aborting" not in result.stderr and elapsed < 60)
+    return 0 if ok else 1
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trainer", required=True)
+    parser.add_argument("--mpiexec", required=True)
+    parser.add_argument("--mpiexec-flag", action="append", default=[])
+    parser.add_argument("--work-dir", required=True)
+    parser.add_argument("--case", required=True)
+    args = parser.parse_args()
+    args.mpiexec = [args.mpiexec] + args.mpiexec_flag
+    os.makedirs(args.work_dir, exist_ok=True)
+    if args.case in CASES:
+        return check_parity(args, args.case)
+    if args.case == "trace":
+        return check_trace(args)
+    if args.case in BAD_LAYOUTS:
+        return check_bad_layout(args, args.case)
+    print(f"unknown case {args.case}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
