@@ -23,21 +23,23 @@ common=(--model gpt2-124m --batch 4 --seq-len 64 --steps "$steps" --lr 3e-4 --gr
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(date -u +%F); load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== gpt2-124m, batch 4 x seq 64 (256 tokens per step), $steps steps (the first is left out of the means)"
 
-# name | ranks | threads per rank | extra flags
+# name | ranks | threads per rank | extra mpirun flags | extra trainer flags
+# (mpirun binds each rank to one core when there are at most 2 ranks: the reference on every core
+# needs --bind-to none.)
 runs=(
-  "tp=1|1|1|"
-  "tp=2|2|1|--tp 2"
-  "tp=2 +SP|2|1|--tp 2 --sequence-parallel"
-  "tp=4|4|1|--tp 4"
-  "tp=1, $(nproc) threads|1|$(nproc)|"
+  "tp=1|1|1||"
+  "tp=2|2|1||--tp 2"
+  "tp=2 +SP|2|1||--tp 2 --sequence-parallel"
+  "tp=4|4|1||--tp 4"
+  "tp=1, $(nproc) threads|1|$(nproc)|--bind-to none|"
 )
 
 summary=$(mktemp)
 for run in "${runs[@]}"; do
-  IFS='|' read -r name ranks threads extra <<<"$run"
+  IFS='|' read -r name ranks threads launch extra <<<"$run"
   log="$out/$(echo "$name" | tr -c 'a-zA-Z0-9=\n' '_').log"
-  # shellcheck disable=SC2086  # $extra is a list of flags
-  cmd=(mpirun --oversubscribe -np "$ranks" "$trainer" "${common[@]}" --threads "$threads" $extra)
+  # shellcheck disable=SC2086  # $launch and $extra are lists of flags
+  cmd=(mpirun --oversubscribe $launch -np "$ranks" "$trainer" "${common[@]}" --threads "$threads" $extra)
   echo
   echo "== $name: ${cmd[*]}"
   "${cmd[@]}" >"$log" 2>&1 || { cat "$log"; exit 1; }
@@ -61,7 +63,7 @@ done
 
 echo
 echo "== summary (peak memory: the largest over the job's ranks, MiB; \"other\" = peak − parameters − gradients − optimizer state)"
-base_tps=$(head -1 "$summary" | awk -F'|' '{print $9}')
+base_tps=$(head -1 "$summary" | awk -F'|' '{print $8}')
 printf "| %-16s | %5s | %7s | %18s | %9s | %18s | %9s | %7s | %8s | %8s | %10s | %9s |\n" \
   run ranks threads "parameters / rank" "share" "peak MiB / rank" "p+g+opt" other "ms/step" tokens/s "vs tp=1 1T" "TP comm"
 printf "| %-16s | %5s | %7s | %18s | %9s | %18s | %9s | %7s | %8s | %8s | %10s | %9s |\n" \

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "launcher/usage_error.h"
+#include "train_options.h"
 
 namespace meridian::train {
 
@@ -43,6 +44,7 @@ PipelineFlags read_pipeline_options(const cxxopts::ParseResult& parsed, const la
   if (parsed.count("trace")) {
     flags.trace = parsed["trace"].as<std::string>();
     if (flags.trace.empty()) MERIDIAN_USAGE_ERROR("--trace needs a path");
+    check_output_directory("trace", flags.trace);
   }
   return flags;
 }

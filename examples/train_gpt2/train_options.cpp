@@ -1,6 +1,9 @@
 #include "train_options.h"
 
+#include <unistd.h>
+
 #include <cxxopts.hpp>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/io/llmc_checkpoint.h"
@@ -170,8 +173,21 @@ TrainOptions read_train_options(const cxxopts::ParseResult& result) {
   if (o.temperature <= 0.0f) MERIDIAN_USAGE_ERROR("--temperature must be positive, got ", o.temperature);
   if (o.optimizer != "adamw" && o.optimizer != "sgd")
     MERIDIAN_USAGE_ERROR("--optimizer must be adamw or sgd, got '", o.optimizer, "'");
+  check_output_directory("checkpoint-out", o.checkpoint_out);
+  check_output_directory("log-jsonl", o.log_jsonl);
   o.schedule.total_steps = o.steps;
   return o;
+}
+
+void check_output_directory(const char* flag, const std::string& path) {
+  if (path.empty()) return;
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::filesystem::path directory = parent.empty() ? std::filesystem::path(".") : parent;
+  std::error_code error;
+  if (!std::filesystem::is_directory(directory, error))
+    MERIDIAN_USAGE_ERROR("--", flag, " ", path, ": the directory ", directory.string(), " does not exist");
+  if (::access(directory.c_str(), W_OK) != 0)
+    MERIDIAN_USAGE_ERROR("--", flag, " ", path, ": the directory ", directory.string(), " is not writable");
 }
 
 models::Gpt2Config resolve_model_config(const TrainOptions& options) {

@@ -57,4 +57,8 @@ TrainOptions read_train_options(const cxxopts::ParseResult& result);
 // given (then any shape flag that contradicts the file is an error naming both).
 models::Gpt2Config resolve_model_config(const TrainOptions& options);
 
+// Fails at startup, not after training, when an output file cannot be created: PATH's directory
+// must exist and be writable (launcher::UsageError naming --FLAG and the path).
+void check_output_directory(const char* flag, const std::string& path);
+
 }  // namespace meridian::train

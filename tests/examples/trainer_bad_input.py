@@ -67,6 +67,11 @@ def cases(work, trainer):
         "negative_batch": (["--batch", "-2"] + common, ["--batch"]),
         "unknown_schedule": (["--lr-schedule", "linear"] + common, ["linear"]),
         "unknown_model": (["--model", "gpt5"] + common, ["gpt5"]),
+        # Output paths are checked before training, so no run ends unable to write what it made.
+        "checkpoint_out_directory_missing": (["--checkpoint-out", os.path.join(work, "no_dir", "out.bin")] + common,
+                                             ["--checkpoint-out", "no_dir", "does not exist"]),
+        "log_jsonl_directory_missing": (["--log-jsonl", os.path.join(work, "no_dir", "log.jsonl")] + common,
+                                        ["--log-jsonl", "no_dir", "does not exist"]),
     }
 
 

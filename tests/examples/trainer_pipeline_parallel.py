@@ -51,6 +51,9 @@ BAD_LAYOUTS = {
                                       "--batch", "3", "--micro-batches", "3"],
                                   ["--schedule interleaved", "micro-batches (3)", "pp (2)"]),
     "pipeline_flags_without_pp": (2, ["--dp", "2", "--micro-batches", "2"], ["--micro-batches", "--pp > 1"]),
+    # Checked at startup: a trace that cannot be written must not cost the run.
+    "trace_directory_missing": (2, ["--pp", "2", "--trace", "/nonexistent-meridian-dir/t.json"],
+                                ["--trace", "/nonexistent-meridian-dir", "does not exist"]),
 }
 TRACE_CATEGORIES = {"forward", "backward", "send", "recv", "optimizer", "idle"}
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Pipeline parallelism on a balanced GPT (8 equal blocks of 384 channels, 6 heads, byte vocabulary;
+# batch 16 x sequence 128 per step, split into M = 8 micro-batches of 2 sequences; AdamW, float32,
+# one thread per rank): pp = 2 and pp = 4, each with the schedules gpipe, 1f1b, interleaved (V = 2)
+# and zb-h1. Eight blocks divide by pp·V for every run, so the stages cost the same (the first also
+# embeds, the last also runs the 256-wide head and the loss: a few % of a stage).
+# Per run, from the trainer's own output:
+#   - the measured bubble ("pipeline bubble: X% measured ..., Y% in theory"): per rank, the share of
+#     each step's schedule window in which it did not run a forward/backward/W pass, averaged over
+#     ranks and steps after the first; Y is the schedule model with equal-cost stages
+#     (parallel/pipeline/schedule_simulation.h); the table also gives (p−1)/(m+p−1);
+#   - per stage: peak live micro-batches and peak allocated memory; "act" = peak − parameters −
+#     gradients − optimizer state (activations kept for backward, transfers and temporaries).
+# pp = 4 runs 4 ranks on this machine's cores even when there are fewer (oversubscribed): its
+# timings then measure core sharing as much as the schedule.
+# One 1f1b run at pp = 2 also writes a Chrome trace (one file per rank, and the ranks merged into
+# one file when python3 is there): open it in https://ui.perfetto.dev or chrome://tracing.
+# Usage: bench/pipeline_bench.sh [steps] [out_dir]   (needs build/ from scripts/build.sh)
+# Logs and traces go to out_dir (default build/bench-out/pipeline).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=${1:-6}
+out=${2:-build/bench-out/pipeline}
+mkdir -p "$out"
+trainer=build/bin/train_gpt2
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+micro_batches=8
+model=(--model gpt-mini --layers 8 --channels 384 --heads 6 --seq-len 128 --batch 16)
+common=("${model[@]}" --steps "$steps" --lr 3e-4 --grad-clip 1.0 --threads 1)
+
+echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(date -u +%F); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== model: ${model[*]}; $micro_batches micro-batches; $steps steps (the first is left out of the means)"
+
+echo
+echo "== reference: one process, one thread, the whole batch at once (no pipeline)"
+"$trainer" "${common[@]}" >"$out/single.log" 2>&1 || { cat "$out/single.log"; exit 1; }
+single_ms=$(sed -n 's/^mean step[^:]*: \([0-9.]*\) ms.*/\1/p' "$out/single.log")
+grep -E '^(model|mean step)' "$out/single.log"
+sed -n '/^memory per rank/,$p' "$out/single.log"
+
+summary=$(mktemp)
+for pp in 2 4; do
+  for schedule in gpipe 1f1b interleaved zb-h1; do
+    flags=(--pp "$pp" --schedule "$schedule" --micro-batches "$micro_batches")
+    [ "$schedule" = interleaved ] && flags+=(--virtual-stages 2)
+    log="$out/pp${pp}_${schedule}.log"
+    cmd=(mpirun --oversubscribe -np "$pp" "$trainer" "${common[@]}" "${flags[@]}")
+    echo
+    echo "== pp=$pp $schedule: ${cmd[*]}"
+    "${cmd[@]}" >"$log" 2>&1 || { cat "$log"; exit 1; }
+    grep -E '^(pipeline:|mean step)' "$log"
+    sed -n '/^pipeline per rank/,$p' "$log"
+
+    ms=$(sed -n 's/^mean step[^:]*: \([0-9.]*\) ms.*/\1/p' "$log")
+    measured=$(sed -n 's/^pipeline bubble: \([0-9.]*\)% measured.*/\1/p' "$log")
+    theory=$(sed -n 's/^pipeline bubble: .*, \([0-9.]*\)% in theory.*/\1/p' "$log")
+    # Rows: "  rank R: pp S | bubble% | live | peak | parameters | gradients | optimizer state".
+    stages=$(awk -F'|' '/^  rank [0-9]+: pp/ {
+               gsub(/ /, "", $2); live = $3 + 0; peak = $4 + 0; act = $4 - $5 - $6 - $7
+               bubbles = bubbles (bubbles == "" ? "" : "/") $2
+               lives = lives (lives == "" ? "" : "/") live
+               peaks = peaks (peaks == "" ? "" : "/") sprintf("%.0f", peak)
+               acts = acts (acts == "" ? "" : "/") sprintf("%.0f", act)
+             } END { print bubbles "|" lives "|" peaks "|" acts }' "$log")
+    echo "$pp|$schedule|$ms|$measured|$theory|$stages" >>"$summary"
+  done
+done
+
+echo
+echo "== trace: pp=2 1f1b, 3 steps"
+trace="$out/trace_pp2_1f1b.json"
+mpirun --oversubscribe -np 2 "$trainer" "${model[@]}" --steps 3 --lr 3e-4 --threads 1 --pp 2 --schedule 1f1b \
+  --micro-batches "$micro_batches" --trace "$trace" >"$out/trace.log" 2>&1 || { cat "$out/trace.log"; exit 1; }
+grep '^wrote the timeline' "$out/trace.log"
+if command -v python3 >/dev/null; then
+  merged="$out/trace_pp2_1f1b.merged.json"
+  python3 - "$merged" "$out"/trace_pp2_1f1b.rank*.json <<'EOF'
+import json, sys
+events = []
+for path in sys.argv[2:]:
+    events += json.load(open(path))["traceEvents"]
+json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, open(sys.argv[1], "w"))
+EOF
+  echo "merged both ranks into $merged (open in https://ui.perfetto.dev or chrome://tracing)"
+fi
+
+echo
+echo "== summary: M = $micro_batches micro-batches, one thread per rank; one process on one thread: ${single_ms} ms/step"
+echo "   bubble: measured (mean over ranks) | the schedule model with equal-cost stages | (p-1)/(m+p-1)"
+echo "   per stage (rank 0/1/...): bubble, peak live micro-batches, peak allocated MiB, act = peak - parameters - gradients - optimizer state (MiB)"
+printf "| %2s | %-11s | %7s | %7s | %8s | %7s | %13s | %-27s | %-7s | %-15s | %-11s |\n" \
+  pp schedule ms/step "vs 1x1" measured model "(p-1)/(m+p-1)" "bubble per stage" live "peak MiB" "act MiB"
+printf "| %2s | %-11s | %7s | %7s | %8s | %7s | %13s | %-27s | %-7s | %-15s | %-11s |\n" \
+  ---: --- ---: ---: ---: ---: ---: --- --- --- ---
+while IFS='|' read -r pp schedule ms measured theory bubbles lives peaks acts; do
+  awk -v pp="$pp" -v s="$schedule" -v ms="$ms" -v one="$single_ms" -v meas="$measured" -v th="$theory" \
+      -v m="$micro_batches" -v b="$bubbles" -v l="$lives" -v pk="$peaks" -v a="$acts" \
+      'BEGIN { printf "| %2d | %-11s | %7.0f | %6.2fx | %7.1f%% | %6.1f%% | %12.1f%% | %-27s | %-7s | %-15s | %-11s |\n",
+               pp, s, ms, one / ms, meas, th, 100 * (pp - 1) / (m + pp - 1), b, l, pk, a }'
+done <"$summary"
+echo "(vs 1x1: speed-up over one process on one thread. Logs and traces: $out)"
+rm -f "$summary"
