@@ -11,6 +11,7 @@
 #include "launcher/usage_error.h"
 #include "models/gpt2_llmc.h"
 #include "models/gpt2_pipeline.h"
+#include "models/gpt2_pipeline_gather.h"
 #include "ops/cpu/parallel.h"
 #include "parallel/pipeline/chrome_trace.h"
 #include "parallel/pipeline/pipeline_parallel.h"
@@ -75,10 +76,6 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   const models::Gpt2Config config = resolve_model_config(options);
   if (options.seq_len > config.max_seq_len)
     MERIDIAN_USAGE_ERROR("--seq-len ", options.seq_len, " exceeds the model's max-seq-len ", config.max_seq_len);
-  if (!options.checkpoint_out.empty())
-    MERIDIAN_USAGE_ERROR("--checkpoint-out is not available with --pp > 1 yet (every rank holds only its stages)");
-  if (options.sample_tokens > 0)
-    MERIDIAN_USAGE_ERROR("--sample is not available with --pp > 1 yet (every rank holds only its stages)");
   check_tensor_parallel_layout(config, options, grid.shape().tp);
   const std::vector<parallel::StageBlocks> partition =
       check_pipeline_layout(flags, parallel, config.num_layers, options.batch, options.grad_accum);
@@ -198,6 +195,17 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
                                      std::to_string(c.dp) + ", tp " + std::to_string(c.tp) + ")");
     log_info("wrote the timeline of every rank to ", trace_path_for_rank(flags.trace, 0), " ... ",
              trace_path_for_rank(flags.trace, runtime.world_size() - 1));
+  }
+  if (!options.checkpoint_out.empty() || options.sample_tokens > 0) {
+    // The stages' pieces assembled into the whole model on rank 0, which writes and samples.
+    std::vector<const models::Gpt2*> stage_models;
+    for (const auto& chunk : chunks) stage_models.push_back(&chunk->model());
+    const std::unique_ptr<models::Gpt2> whole = models::gather_pipelined_model(stage_models, grid);
+    if (whole && !options.checkpoint_out.empty()) {
+      models::save_llmc_weights(*whole, options.checkpoint_out);
+      log_info("wrote ", options.checkpoint_out);
+    }
+    if (whole && options.sample_tokens > 0) print_sample(options, *whole, true);
   }
   return 0;
 }

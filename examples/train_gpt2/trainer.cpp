@@ -55,28 +55,6 @@ void report_memory(comm::Communicator& world, const parallel::DataParallel& dp, 
     std::printf("  rank %d: %10.1f | %10.1f | %9.1f | %15.1f\n", r, v[4 * r], v[4 * r + 1], v[4 * r + 2], v[4 * r + 3]);
 }
 
-// Every rank of the model's tensor-parallel group samples (the forward pass is collective over it);
-// `print` says which one prints.
-void print_sample(const TrainOptions& options, const models::Gpt2& model, bool print) {
-  const models::Gpt2Config& config = model.config();
-  io::Tokenizer tokenizer = options.tokenizer.empty() ? io::Tokenizer::bytes() : io::Tokenizer::load(options.tokenizer);
-  // Start from a newline for byte models, from <|endoftext|> for GPT-2's vocabulary.
-  const int32_t start = config.vocab_size <= 256 ? '\n' : tokenizer.eot_token().value_or(0);
-  models::SampleOptions sample_options{options.sample_tokens, options.temperature, options.seed, options.seq_len};
-  const std::vector<int32_t> tokens = models::sample(model, {start}, sample_options);
-  if (!print) return;
-  std::printf("\n--- sample (%lld tokens, temperature %.2f) ---\n", static_cast<long long>(tokens.size()),
-              options.temperature);
-  const bool decodable = config.vocab_size <= 256 || !options.tokenizer.empty();
-  for (int32_t token : tokens) {
-    if (decodable)
-      std::cout << tokenizer.decode(token);
-    else
-      std::cout << token << ' ';
-  }
-  std::cout << "\n---" << std::endl;
-}
-
 }  // namespace
 
 int train(const TrainOptions& options, const launcher::ParallelConfig& parallel, launcher::Runtime& runtime,

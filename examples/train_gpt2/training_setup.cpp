@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iostream>
 
 #include "core/io/default_corpus.h"
+#include "core/io/tokenizer.h"
 #include "core/profiler.h"
+#include "models/gpt2_sample.h"
 
 namespace meridian::train {
 
@@ -26,6 +29,28 @@ void print_profile(int64_t steps) {
   for (const auto& entry : profiler::entries())
     std::printf("  %-28s %9.2f ms  (%lld calls)\n", entry.name.c_str(), entry.total_ms / static_cast<double>(steps),
                 static_cast<long long>(entry.calls / std::max<int64_t>(steps, 1)));
+}
+
+// Every rank of the model's tensor-parallel group samples (the forward pass is collective over it);
+// `print` says which one prints.
+void print_sample(const TrainOptions& options, const models::Gpt2& model, bool print) {
+  const models::Gpt2Config& config = model.config();
+  io::Tokenizer tokenizer = options.tokenizer.empty() ? io::Tokenizer::bytes() : io::Tokenizer::load(options.tokenizer);
+  // Start from a newline for byte models, from <|endoftext|> for GPT-2's vocabulary.
+  const int32_t start = config.vocab_size <= 256 ? '\n' : tokenizer.eot_token().value_or(0);
+  models::SampleOptions sample_options{options.sample_tokens, options.temperature, options.seed, options.seq_len};
+  const std::vector<int32_t> tokens = models::sample(model, {start}, sample_options);
+  if (!print) return;
+  std::printf("\n--- sample (%lld tokens, temperature %.2f) ---\n", static_cast<long long>(tokens.size()),
+              options.temperature);
+  const bool decodable = config.vocab_size <= 256 || !options.tokenizer.empty();
+  for (int32_t token : tokens) {
+    if (decodable)
+      std::cout << tokenizer.decode(token);
+    else
+      std::cout << token << ' ';
+  }
+  std::cout << "\n---" << std::endl;
 }
 
 }  // namespace meridian::train

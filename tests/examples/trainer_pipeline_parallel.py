@@ -7,10 +7,13 @@ Parity cases run the single-process reference (batch D·B, the same --grad-accum
 compare the per-step losses and gradient norms (relative 1e-5) over 10 steps, with clipping and
 weight decay active. They cover every schedule at pp = 2 and 4, an explicit uneven split, and the
 compositions with data parallelism (ZeRO), tensor parallelism (sequence parallel) and all three on
-8 ranks. The trace case checks every rank's Chrome trace and the printed bubble; the bad-layout
+8 ranks. The trace case checks every rank's Chrome trace and the printed bubble; the checkpoint
+case, that pipelined jobs write one process's checkpoint and resume from one as it does; the sample
+case, that sampling from the gathered model equals one process's sample; the bad-layout
 cases check that every rank ends with a usage error (exit 2) naming the flags.
 """
 import argparse
+import filecmp
 import json
 import os
 import subprocess
@@ -64,7 +67,7 @@ def read_log(path):
 
 def run(command):
     print("$ " + " ".join(command), flush=True)
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=600)
 
 
 def failed(label, result):
@@ -136,6 +139,60 @@ def check_trace(args):
     return status
 
 
+def check_checkpoint(args):
+    # Initial weights written by pipelined jobs (stages gathered to rank 0; with tp, pieces gathered
+    # first) equal one process's, byte for byte.
+    single = os.path.join(args.work_dir, "single.bin")
+    jobs = {
+        "dp2_tp2_pp2": (8, ["--dp", "2", "--tp", "2", "--pp", "2"]),
+        "pp2_interleaved": (2, ["--pp", "2", "--schedule", "interleaved", "--virtual-stages", "2",
+                                "--micro-batches", "2", "--batch", "2"]),
+    }
+    results = [run([args.trainer] + MODEL + ["--steps", "0", "--checkpoint-out", single])]
+    for name, (ranks, flags) in jobs.items():
+        results.append(run(args.mpiexec + ["-np", str(ranks), args.trainer] + MODEL + flags +
+                           ["--steps", "0", "--checkpoint-out", os.path.join(args.work_dir, name + ".bin")]))
+    if any(failed("checkpoint writer", r) for r in results):
+        return 1
+    for name in jobs:
+        if not filecmp.cmp(single, os.path.join(args.work_dir, name + ".bin"), shallow=False):
+            print(f"the {name} checkpoint differs from the single-process one")
+            return 1
+    # Trained, saved, loaded back: the pipelined job continues as one process does from its file.
+    steps = 4
+    trained = os.path.join(args.work_dir, "trained.bin")
+    result = run(args.mpiexec + ["-np", "4", args.trainer] + MODEL +
+                 ["--steps", "3", "--batch", "2", "--pp", "2", "--tp", "2", "--micro-batches", "2",
+                  "--checkpoint-out", trained])
+    if failed("trained checkpoint writer", result):
+        return 1
+    logs = [os.path.join(args.work_dir, f"resume_{label}.jsonl") for label in ("reference", "pipeline")]
+    flags = ["--threads", "1", "--seq-len", "32", "--lr", "3e-3", "--steps", str(steps), "--batch", "4",
+             "--init-from", trained]
+    results = [
+        run([args.trainer] + flags + ["--log-jsonl", logs[0]]),
+        run(args.mpiexec + ["-np", "2", args.trainer] + flags + ["--pp", "2", "--schedule", "zb-h1",
+                                                                  "--micro-batches", "4", "--log-jsonl", logs[1]]),
+    ]
+    if any(failed("resume", r) for r in results):
+        return 1
+    return compare_logs(read_log(logs[0]), read_log(logs[1]), steps)
+
+
+def check_sample(args):
+    # Sampling from the gathered model on rank 0 gives what one process samples from the same weights.
+    flags = MODEL + ["--steps", "2", "--batch", "4", "--sample", "40", "--seed", "7"]
+    single = run([args.trainer] + flags)
+    pipelined = run(args.mpiexec + ["-np", "4", args.trainer] + flags + ["--pp", "4", "--micro-batches", "4"])
+    if failed("single", single) or failed("pipelined", pipelined):
+        return 1
+    def sample(output):
+        return output.split("--- sample", 1)[1] if "--- sample" in output else None
+    want, got = sample(single.stdout), sample(pipelined.stdout)
+    print(f"single:{want!r}\npipelined:{got!r}")
+    return 0 if want is not None and want == got else 1
+
+
 def check_bad_layout(args, name):
     ranks, flags, expected = BAD_LAYOUTS[name]
     start = time.time()
@@ -163,6 +220,10 @@ def main():
         return check_parity(args, args.case)
     if args.case == "trace":
         return check_trace(args)
+    if args.case == "checkpoint":
+        return check_checkpoint(args)
+    if args.case == "sample":
+        return check_sample(args)
     if args.case in BAD_LAYOUTS:
         return check_bad_layout(args, args.case)
     print(f"unknown case {args.case}")
