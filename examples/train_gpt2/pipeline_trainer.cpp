@@ -116,12 +116,8 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   pipeline_options.keep_trace_events = !flags.trace.empty();
   parallel::PipelineParallel pipeline(grid, std::move(pieces), std::move(pipeline_options));
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, pipeline.optimizer_params());
-  StepLog log(rank0 ? options.log_jsonl : std::string());
-
   const int threads = ops::cpu::num_threads();
-  const double peak_flops =
-      (options.peak_tflops > 0 ? options.peak_tflops : 0.1 * threads) * 1e12 * runtime.world_size();
-  const double flops_per_step = config.flops_per_token(options.seq_len) * static_cast<double>(loader.tokens_per_step());
+  StepReporter report(rank0, options.log_jsonl, step_rates(options, config, loader, runtime.world_size()));
   const parallel::ScheduleShape shape{pp, V, micro_batches};
   log_info("model: ", config.to_string());
   log_info("data: ", data.source(), ", ", data.size(), " tokens, ", loader.windows_per_epoch(), " steps per epoch of ",
@@ -133,8 +129,6 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
            options.batch / flags.micro_batches, " sequences per step; dp ", dp_group.size(), ", ZeRO ",
            parallel.zero_stage, ", ", threads, " threads per rank");
 
-  double total_ms = 0.0;
-  int64_t timed_steps = 0;
   for (int64_t step = 0; step < options.steps; ++step) {
     if (runtime.agree_to_stop()) {
       log_info("stop requested: ending after ", step, " steps");
@@ -162,30 +156,11 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
     pipeline.timeline().record("optimizer", parallel::TimelineCategory::optimizer, parallel::TimelineTrack::compute,
                                optimizer_start, parallel::Timeline::now_ns(), {{"step", step}});
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    if (step > 0 || options.steps == 1) {
-      total_ms += ms;
-      ++timed_steps;
-    }
-    if (rank0) {
-      StepMetrics metrics;
-      metrics.step = step;
-      metrics.total_steps = options.steps;
-      metrics.loss = loss;
-      metrics.lr = lr;
-      metrics.grad_norm = norm;
-      metrics.ms = ms;
-      metrics.tokens_per_s = static_cast<double>(loader.tokens_per_step()) / (ms / 1e3);
-      metrics.mfu = flops_per_step / (ms / 1e3) / peak_flops;
-      log.write(metrics);
-    }
+    report.record(step, loss, lr, norm, ms);
   }
   profiler::set_enabled(false);
   if (options.profile && rank0) print_profile(std::max<int64_t>(options.steps - 1, 1));
-  if (timed_steps > 0) {
-    const double mean_ms = total_ms / static_cast<double>(timed_steps);
-    log_info("mean step", options.steps > 1 ? " (excluding the first)" : "", ": ", mean_ms, " ms, ",
-             static_cast<double>(loader.tokens_per_step()) / (mean_ms / 1e3), " tokens/s");
-  }
+  report.print_mean();
   report_pipeline(grid.world(), grid, pipeline, *optimizer, options.steps, theoretical_bubble(flags.schedule, shape));
   if (!flags.trace.empty()) {
     const int rank = runtime.world_rank();

@@ -85,12 +85,8 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
   dp_options.sequence_parallel = options.sequence_parallel;
   parallel::DataParallel dp(model.named_parameters(), grid.group_ptr(parallel::Axis::dp), dp_options);
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, dp.optimizer_params());
-  StepLog log(rank0 ? options.log_jsonl : std::string());
-
   const int threads = ops::cpu::num_threads();
-  const double peak_flops =
-      (options.peak_tflops > 0 ? options.peak_tflops : 0.1 * threads) * 1e12 * runtime.world_size();
-  const double flops_per_step = config.flops_per_token(options.seq_len) * static_cast<double>(loader.tokens_per_step());
+  StepReporter report(rank0, options.log_jsonl, step_rates(options, config, loader, runtime.world_size()));
   log_info("model: ", model.config().to_string());
   if (grid.shape().tp > 1)
     log_info("tensor parallel: tp ", grid.shape().tp, options.sequence_parallel ? " with sequence parallelism" : "",
@@ -103,8 +99,6 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
            options.optimizer, ", ZeRO ", parallel.zero_stage, ", ", dp.buckets().size(), " gradient buckets, ",
            threads, " threads per rank");
 
-  double total_ms = 0.0;
-  int64_t timed_steps = 0;
   for (int64_t step = 0; step < options.steps; ++step) {
     if (runtime.agree_to_stop()) {
       log_info("stop requested: ending after ", step, " steps");
@@ -144,29 +138,10 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
     dp.after_optimizer_step();
     const double loss = group_mean(dp_group, loss_sum / static_cast<double>(options.grad_accum));
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    if (step > 0 || options.steps == 1) {
-      total_ms += ms;
-      ++timed_steps;
-    }
-    if (rank0) {
-      StepMetrics metrics;
-      metrics.step = step;
-      metrics.total_steps = options.steps;
-      metrics.loss = loss;
-      metrics.lr = lr;
-      metrics.grad_norm = norm;
-      metrics.ms = ms;
-      metrics.tokens_per_s = static_cast<double>(loader.tokens_per_step()) / (ms / 1e3);
-      metrics.mfu = flops_per_step / (ms / 1e3) / peak_flops;
-      log.write(metrics);
-    }
+    report.record(step, loss, lr, norm, ms);
   }
   profiler::set_enabled(false);
-  if (timed_steps > 0) {
-    const double mean_ms = total_ms / static_cast<double>(timed_steps);
-    log_info("mean step", options.steps > 1 ? " (excluding the first)" : "", ": ", mean_ms, " ms, ",
-             static_cast<double>(loader.tokens_per_step()) / (mean_ms / 1e3), " tokens/s");
-  }
+  report.print_mean();
   if (options.profile && rank0) print_profile(std::max<int64_t>(options.steps - 1, 1));
   report_memory(grid.world(), dp, *optimizer);
   // One data-parallel replica saves and samples; with tp > 1 its whole tp group takes part.

@@ -8,6 +8,7 @@
 #include "core/io/tokenizer.h"
 #include "core/profiler.h"
 #include "models/gpt2_sample.h"
+#include "ops/cpu/parallel.h"
 
 namespace meridian::train {
 
@@ -29,6 +30,14 @@ void print_profile(int64_t steps) {
   for (const auto& entry : profiler::entries())
     std::printf("  %-28s %9.2f ms  (%lld calls)\n", entry.name.c_str(), entry.total_ms / static_cast<double>(steps),
                 static_cast<long long>(entry.calls / std::max<int64_t>(steps, 1)));
+}
+
+StepReporter::Rates step_rates(const TrainOptions& options, const models::Gpt2Config& config,
+                               const io::DataLoader& loader, int world_size) {
+  const double per_rank_tflops = options.peak_tflops > 0 ? options.peak_tflops : 0.1 * ops::cpu::num_threads();
+  return {options.steps, loader.tokens_per_step(),
+          config.flops_per_token(options.seq_len) * static_cast<double>(loader.tokens_per_step()),
+          per_rank_tflops * 1e12 * world_size};
 }
 
 // Every rank of the model's tensor-parallel group samples (the forward pass is collective over it);

@@ -5,8 +5,10 @@
 #include <vector>
 
 #include "core/io/token_dataset.h"
+#include "core/io/data_loader.h"
 #include "core/optim/optimizer.h"
 #include "models/gpt2.h"
+#include "step_log.h"
 #include "train_options.h"
 
 namespace meridian::train {
@@ -21,5 +23,10 @@ void print_profile(int64_t steps);
 // --sample: generates from `model` and prints on `print`. Every rank of the model's tensor-parallel
 // group must call it (the forward pass is collective over the group).
 void print_sample(const TrainOptions& options, const models::Gpt2& model, bool print);
+
+// What a step is worth: its tokens and flops (6N + 6·L·C·T per token) and the job's peak
+// (--peak-tflops, or 0.1 TFLOP/s per CPU thread, times the world size) for the MFU column.
+StepReporter::Rates step_rates(const TrainOptions& options, const models::Gpt2Config& config,
+                               const io::DataLoader& loader, int world_size);
 
 }  // namespace meridian::train

@@ -6,12 +6,13 @@ Each case runs the single-process reference (batch D·B, accumulation K) and the
 (D ranks of batch B, accumulation K, a ZeRO stage), then compares the per-step losses (relative
 1e-5) and grad norms (relative 1e-5). Also checks that bad layout flags end every rank with an error.
 """
-import argparse
 import json
 import os
 import subprocess
 import sys
 import time
+
+from trainer_testing import check_usage_error, compare_logs, failed, parse_args, read_log, run
 
 CASES = {
     # name: (ranks, micro-batch, accumulation, zero stage, bucket MB)
@@ -27,15 +28,6 @@ MODEL = ["--model", "gpt-mini", "--layers", "2", "--channels", "64", "--heads", 
          "--lr", "3e-3", "--warmup", "2", "--weight-decay", "0.1", "--grad-clip", "1.0", "--threads", "1"]
 
 
-def read_log(path):
-    return [json.loads(line) for line in open(path)]
-
-
-def run(command, **kwargs):
-    print("$ " + " ".join(command), flush=True)
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
-
-
 def check_parity(args, name):
     ranks, batch, accum, zero, bucket_mb = CASES[name]
     reference_log = os.path.join(args.work_dir, f"{name}_reference.jsonl")
@@ -45,33 +37,13 @@ def check_parity(args, name):
     parallel = run(args.mpiexec + ["-np", str(ranks), args.trainer] + MODEL +
                    ["--steps", str(STEPS), "--batch", str(batch), "--grad-accum", str(accum), "--zero", str(zero),
                     "--bucket-mb", str(bucket_mb), "--log-jsonl", parallel_log])
-    for label, result in (("reference", reference), ("data parallel", parallel)):
-        if result.returncode != 0:
-            print(f"{label} failed with exit {result.returncode}:\n{result.stdout}\n{result.stderr}")
-            return 1
-    want, got = read_log(reference_log), read_log(parallel_log)
-    failures = 0
-    print(f"{'step':>4} {'reference loss':>16} {'dp loss':>16} {'rel err':>9} {'norm rel err':>12}")
-    for a, b in zip(want, got):
-        loss_error = abs(b["loss"] - a["loss"]) / abs(a["loss"])
-        norm_error = abs(b["grad_norm"] - a["grad_norm"]) / abs(a["grad_norm"])
-        bad = loss_error > 1e-5 or norm_error > 1e-5
-        failures += bad
-        print(f"{a['step']:>4} {a['loss']:>16.9f} {b['loss']:>16.9f} {loss_error:>9.2e} {norm_error:>12.2e}"
-              + ("  FAIL" if bad else ""))
-    if len(want) != STEPS or len(got) != STEPS:
-        print(f"expected {STEPS} steps, got {len(want)} and {len(got)}")
+    if failed("reference", reference) or failed("data parallel", parallel):
         return 1
-    return 1 if failures else 0
+    return compare_logs(read_log(reference_log), read_log(parallel_log), STEPS, "dp")
 
 
 def check_bad_layout(args, flags, expected):
-    start = time.time()
-    result = run(args.mpiexec + ["-np", "2", args.trainer, "--steps", "1"] + flags)
-    elapsed = time.time() - start
-    print(f"exit {result.returncode} after {elapsed:.1f} s; stderr: {result.stderr.strip()}")
-    ok = result.returncode != 0 and all(word in result.stderr for word in expected) and elapsed < 60
-    return 0 if ok else 1
+    return check_usage_error(args.mpiexec + ["-np", "2", args.trainer, "--steps", "1"] + flags, expected)
 
 
 def check_stop_signal(args):
@@ -110,15 +82,7 @@ def check_stop_signal(args):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trainer", required=True)
-    parser.add_argument("--mpiexec", required=True)
-    parser.add_argument("--mpiexec-flag", action="append", default=[])
-    parser.add_argument("--work-dir", required=True)
-    parser.add_argument("--case", required=True)
-    args = parser.parse_args()
-    args.mpiexec = [args.mpiexec] + args.mpiexec_flag
-    os.makedirs(args.work_dir, exist_ok=True)
+    args = parse_args()
     if args.case in CASES:
         return check_parity(args, args.case)
     if args.case == "stop_signal":

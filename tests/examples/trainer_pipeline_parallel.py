@@ -12,13 +12,12 @@ case, that pipelined jobs write one process's checkpoint and resume from one as 
 case, that sampling from the gathered model equals one process's sample; the bad-layout
 cases check that every rank ends with a usage error (exit 2) naming the flags.
 """
-import argparse
 import filecmp
 import json
 import os
-import subprocess
 import sys
-import time
+
+from trainer_testing import check_usage_error, compare_logs, failed, parse_args, read_log, run
 
 # name: (pp, tp, dp, per-replica batch, flags for both runs, flags for the pipelined job only)
 CASES = {
@@ -61,38 +60,6 @@ BAD_LAYOUTS = {
 TRACE_CATEGORIES = {"forward", "backward", "send", "recv", "optimizer", "idle"}
 
 
-def read_log(path):
-    return [json.loads(line) for line in open(path)]
-
-
-def run(command):
-    print("$ " + " ".join(command), flush=True)
-    return subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=600)
-
-
-def failed(label, result):
-    if result.returncode == 0:
-        return False
-    print(f"{label} failed with exit {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return True
-
-
-def compare_logs(want, got, steps):
-    failures = 0
-    print(f"{'step':>4} {'reference loss':>16} {'pipeline loss':>16} {'rel err':>9} {'norm rel err':>12}")
-    for a, b in zip(want, got):
-        loss_error = abs(b["loss"] - a["loss"]) / abs(a["loss"])
-        norm_error = abs(b["grad_norm"] - a["grad_norm"]) / abs(a["grad_norm"])
-        bad = loss_error > 1e-5 or norm_error > 1e-5
-        failures += bad
-        print(f"{a['step']:>4} {a['loss']:>16.9f} {b['loss']:>16.9f} {loss_error:>9.2e} {norm_error:>12.2e}"
-              + ("  FAIL" if bad else ""))
-    if len(want) != steps or len(got) != steps:
-        print(f"expected {steps} steps, got {len(want)} and {len(got)}")
-        return 1
-    return 1 if failures else 0
-
-
 def check_parity(args, name):
     pp, tp, dp, batch, shared, pipelined = CASES[name]
     reference_log = os.path.join(args.work_dir, f"{name}_reference.jsonl")
@@ -108,7 +75,7 @@ def check_parity(args, name):
     if expected_line not in parallel.stdout:
         print(f"missing '{expected_line}' in the job's output:\n{parallel.stdout}")
         return 1
-    return compare_logs(read_log(reference_log), read_log(parallel_log), STEPS)
+    return compare_logs(read_log(reference_log), read_log(parallel_log), STEPS, "pipeline")
 
 
 def check_trace(args):
@@ -176,7 +143,7 @@ def check_checkpoint(args):
     ]
     if any(failed("resume", r) for r in results):
         return 1
-    return compare_logs(read_log(logs[0]), read_log(logs[1]), steps)
+    return compare_logs(read_log(logs[0]), read_log(logs[1]), steps, "pipeline")
 
 
 def check_sample(args):
@@ -195,27 +162,12 @@ def check_sample(args):
 
 def check_bad_layout(args, name):
     ranks, flags, expected = BAD_LAYOUTS[name]
-    start = time.time()
-    result = run(args.mpiexec + ["-np", str(ranks), args.trainer] + MODEL + ["--steps", "1"] + flags)
-    elapsed = time.time() - start
-    print(f"exit {result.returncode} after {elapsed:.1f} s; stderr: {result.stderr.strip()}")
-    # Exit 2 is the launcher's usage-error status: every rank threw the same error and confirmed
-    # it (a rank that did not would have made the job abort, with another status and message).
-    ok = (result.returncode == 2 and all(word in result.stderr for word in expected)
-          and "aborting" not in result.stderr and elapsed < 60)
-    return 0 if ok else 1
+    return check_usage_error(args.mpiexec + ["-np", str(ranks), args.trainer] + MODEL + ["--steps", "1"] + flags,
+                             expected)
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trainer", required=True)
-    parser.add_argument("--mpiexec", required=True)
-    parser.add_argument("--mpiexec-flag", action="append", default=[])
-    parser.add_argument("--work-dir", required=True)
-    parser.add_argument("--case", required=True)
-    args = parser.parse_args()
-    args.mpiexec = [args.mpiexec] + args.mpiexec_flag
-    os.makedirs(args.work_dir, exist_ok=True)
+    args = parse_args()
     if args.case in CASES:
         return check_parity(args, args.case)
     if args.case == "trace":

@@ -8,13 +8,11 @@ to 256) is divisible by no tp, so slices hold padding. Other cases: a checkpoint
 byte-identical to one process's and loads back into a tp job with one process's loss curve, and
 layouts the model cannot be split into end every rank with a usage error (exit 2) naming the flags.
 """
-import argparse
 import filecmp
-import json
 import os
-import subprocess
 import sys
-import time
+
+from trainer_testing import check_usage_error, compare_logs, failed, parse_args, read_log, run
 
 CASES = {
     # name: (tp, dp, micro-batch, extra flags)
@@ -38,38 +36,6 @@ BAD_LAYOUTS = {
 }
 
 
-def read_log(path):
-    return [json.loads(line) for line in open(path)]
-
-
-def run(command, **kwargs):
-    print("$ " + " ".join(command), flush=True)
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
-
-
-def failed(label, result):
-    if result.returncode == 0:
-        return False
-    print(f"{label} failed with exit {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return True
-
-
-def compare_logs(want, got, steps):
-    failures = 0
-    print(f"{'step':>4} {'reference loss':>16} {'tp loss':>16} {'rel err':>9} {'norm rel err':>12}")
-    for a, b in zip(want, got):
-        loss_error = abs(b["loss"] - a["loss"]) / abs(a["loss"])
-        norm_error = abs(b["grad_norm"] - a["grad_norm"]) / abs(a["grad_norm"])
-        bad = loss_error > 1e-5 or norm_error > 1e-5
-        failures += bad
-        print(f"{a['step']:>4} {a['loss']:>16.9f} {b['loss']:>16.9f} {loss_error:>9.2e} {norm_error:>12.2e}"
-              + ("  FAIL" if bad else ""))
-    if len(want) != steps or len(got) != steps:
-        print(f"expected {steps} steps, got {len(want)} and {len(got)}")
-        return 1
-    return 1 if failures else 0
-
-
 def check_parity(args, name):
     tp, dp, batch, extra = CASES[name]
     accum = extra[extra.index("--grad-accum") + 1] if "--grad-accum" in extra else "1"
@@ -86,7 +52,7 @@ def check_parity(args, name):
     if expected_line not in parallel.stdout:
         print(f"missing '{expected_line}' in the job's output:\n{parallel.stdout}")
         return 1
-    return compare_logs(read_log(reference_log), read_log(parallel_log), STEPS)
+    return compare_logs(read_log(reference_log), read_log(parallel_log), STEPS, "tp")
 
 
 def check_checkpoint(args):
@@ -120,27 +86,11 @@ def check_checkpoint(args):
 
 def check_bad_layout(args, name):
     flags, expected = BAD_LAYOUTS[name]
-    start = time.time()
-    result = run(args.mpiexec + ["-np", "2", args.trainer, "--steps", "1"] + flags)
-    elapsed = time.time() - start
-    print(f"exit {result.returncode} after {elapsed:.1f} s; stderr: {result.stderr.strip()}")
-    # Exit 2 is the launcher's usage-error status: every rank threw the same error and confirmed
-    # it (a rank that did not would have made the job abort, with another status and message).
-    ok = (result.returncode == 2 and all(word in result.stderr for word in expected)
-          and "aborting" not in result.stderr and elapsed < 60)
-    return 0 if ok else 1
+    return check_usage_error(args.mpiexec + ["-np", "2", args.trainer, "--steps", "1"] + flags, expected)
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trainer", required=True)
-    parser.add_argument("--mpiexec", required=True)
-    parser.add_argument("--mpiexec-flag", action="append", default=[])
-    parser.add_argument("--work-dir", required=True)
-    parser.add_argument("--case", required=True)
-    args = parser.parse_args()
-    args.mpiexec = [args.mpiexec] + args.mpiexec_flag
-    os.makedirs(args.work_dir, exist_ok=True)
+    args = parse_args()
     if args.case in CASES:
         return check_parity(args, args.case)
     if args.case == "checkpoint":

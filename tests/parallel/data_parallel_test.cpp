@@ -13,44 +13,18 @@
 #include "core/optim/lr_schedule.h"
 #include "launcher/testing/mpi_test_environment.h"
 #include "models/gpt2.h"
+#include "gpt2_parity_support.h"
 
 namespace meridian::parallel {
 namespace {
 
+using testing::by_name;
+using testing::expect_close;
+using testing::synthetic_tokens;
+using testing::tiny_gpt2;
+
 constexpr int64_t kMicroBatch = 2, kSeqLen = 8, kSteps = 10;
 constexpr double kLossTolerance = 1e-5;  // relative, per step
-
-models::Gpt2Config tiny_gpt2() {
-  models::Gpt2Config c;
-  c.max_seq_len = 16;
-  c.vocab_size = 61;
-  c.padded_vocab_size = 128;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.channels = 16;
-  return c;
-}
-
-io::TokenDataset tokens() {
-  std::vector<uint16_t> t(6000);
-  for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<uint16_t>((i * 7 + (i / 13) * 3 + i % 5) % 61);
-  return io::TokenDataset(std::move(t), "synthetic tokens");
-}
-
-std::map<std::string, std::vector<float>> by_name(const models::Gpt2& model, bool grads) {
-  std::map<std::string, std::vector<float>> out;
-  for (const auto& p : model.named_parameters())
-    out[p.name] = grads ? p.tensor.grad().to_float_vector() : p.tensor.to_float_vector();
-  return out;
-}
-
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rtol, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double scale = 0.0;
-  for (float v : want) scale = std::max(scale, static_cast<double>(std::abs(v)));
-  for (size_t i = 0; i < want.size(); ++i)
-    ASSERT_LE(std::abs(got[i] - want[i]), rtol * scale + rtol * std::abs(want[i])) << what << " element " << i;
-}
 
 struct Layout {
   int zero_stage;
@@ -62,24 +36,24 @@ class DataParallelParity : public ::testing::TestWithParam<Layout> {};
 
 TEST_P(DataParallelParity, MatchesOneProcessOnTheGlobalBatch) {
   const Layout layout = GetParam();
-  auto world = testing::runtime().world();
+  auto world = meridian::testing::runtime().world();
   const int D = world->size(), r = world->rank();
   const int64_t K = layout.grad_accum;
   optim::LrSchedule schedule{1e-2f, 2, kSteps, optim::LrDecay::cosine, 0.1f};
   const optim::AdamWOptions adamw{0.9f, 0.95f, 1e-8f, 0.1f};
   const float clip = 0.5f;  // small enough that clipping is active on some steps
 
-  models::Gpt2 reference(tiny_gpt2());
+  models::Gpt2 reference(tiny_gpt2(2, 2, 128));
   reference.initialize(11);
   const auto initial = by_name(reference, false);
   optim::AdamW reference_optimizer(optim::optimizer_params(reference.named_parameters()), adamw);
-  io::DataLoader reference_data(tokens(), {kMicroBatch * D, kSeqLen, 1, 0, K, false, 0});
+  io::DataLoader reference_data(synthetic_tokens(), {kMicroBatch * D, kSeqLen, 1, 0, K, false, 0});
 
-  models::Gpt2 model(tiny_gpt2());
+  models::Gpt2 model(tiny_gpt2(2, 2, 128));
   model.initialize(11);
   DataParallel dp(model.named_parameters(), world, {layout.bucket_bytes, layout.zero_stage, true});
   optim::AdamW optimizer(dp.optimizer_params(), adamw);
-  io::DataLoader data(tokens(), {kMicroBatch, kSeqLen, D, r, K, false, 0});
+  io::DataLoader data(synthetic_tokens(), {kMicroBatch, kSeqLen, D, r, K, false, 0});
 
   // Overlap: the tied embedding's gradient is the last to be final; by then earlier buckets must
   // already be on their way.
@@ -152,7 +126,7 @@ TEST_P(DataParallelParity, MatchesOneProcessOnTheGlobalBatch) {
     // The key third of the qkv bias has an identically zero gradient (it adds q·b to every score
     // of a row, which the softmax cancels): it receives only rounding noise, which Adam turns into
     // lr-sized steps that differ between any two summation orders. It is left out.
-    const int64_t C = tiny_gpt2().channels;
+    const int64_t C = tiny_gpt2(2, 2, 128).channels;
     const bool qkv_bias = name.ends_with("attn.c_attn.bias");
     double diff = 0.0, moved = 0.0;
     for (size_t i = 0; i < ref.size(); ++i) {
@@ -175,8 +149,8 @@ INSTANTIATE_TEST_SUITE_P(Layouts, DataParallelParity,
                          });
 
 TEST(DataParallel, ZeroOneShardsOptimizerStateAcrossRanks) {
-  auto world = testing::runtime().world();
-  models::Gpt2 plain(tiny_gpt2()), sharded(tiny_gpt2());
+  auto world = meridian::testing::runtime().world();
+  models::Gpt2 plain(tiny_gpt2(2, 2, 128)), sharded(tiny_gpt2(2, 2, 128));
   DataParallel dp0(plain.named_parameters(), world, {4096, 0, true});
   DataParallel dp1(sharded.named_parameters(), world, {4096, 1, true});
   optim::AdamW full(dp0.optimizer_params(), {}), shard(dp1.optimizer_params(), {});
@@ -186,11 +160,11 @@ TEST(DataParallel, ZeroOneShardsOptimizerStateAcrossRanks) {
 }
 
 TEST(DataParallel, ZeroTwoKeepsNoFullGradientsBetweenSteps) {
-  auto world = testing::runtime().world();
-  models::Gpt2 model(tiny_gpt2());
+  auto world = meridian::testing::runtime().world();
+  models::Gpt2 model(tiny_gpt2(2, 2, 128));
   model.initialize(3);
   DataParallel dp(model.named_parameters(), world, {4096, 2, true});
-  io::DataLoader data(tokens(), {kMicroBatch, kSeqLen, world->size(), world->rank(), 1, false, 0});
+  io::DataLoader data(synthetic_tokens(), {kMicroBatch, kSeqLen, world->size(), world->rank(), 1, false, 0});
   const io::Batch batch = data.batch(0, 0);
   dp.zero_grad();
   dp.begin_micro_step(true);
@@ -202,8 +176,8 @@ TEST(DataParallel, ZeroTwoKeepsNoFullGradientsBetweenSteps) {
 }
 
 TEST(DataParallel, RejectsAnUnknownZeroStage) {
-  models::Gpt2 model(tiny_gpt2());
-  EXPECT_THROW(DataParallel(model.named_parameters(), testing::runtime().world(), {4096, 3, true}), Error);
+  models::Gpt2 model(tiny_gpt2(2, 2, 128));
+  EXPECT_THROW(DataParallel(model.named_parameters(), meridian::testing::runtime().world(), {4096, 3, true}), Error);
 }
 
 }  // namespace

@@ -20,37 +20,18 @@
 #include "models/gpt2_pipeline.h"
 #include "parallel/pipeline/schedule_simulation.h"
 #include "parallel/pipeline/stage_partition.h"
+#include "gpt2_parity_support.h"
 
 namespace meridian::parallel {
 namespace {
 
+using testing::by_name;
+using testing::expect_close;
+using testing::synthetic_tokens;
+using testing::tiny_gpt2;
+
 constexpr int64_t kSeqLen = 8, kSteps = 10;
 constexpr double kTolerance = 1e-5;  // relative, per step
-
-models::Gpt2Config tiny_gpt2(int64_t layers) {
-  models::Gpt2Config c;
-  c.max_seq_len = 16;
-  c.vocab_size = 61;
-  c.padded_vocab_size = 128;
-  c.num_layers = layers;
-  c.num_heads = 2;
-  c.channels = 16;
-  return c;
-}
-
-io::TokenDataset tokens() {
-  std::vector<uint16_t> t(6000);
-  for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<uint16_t>((i * 7 + (i / 13) * 3 + i % 5) % 61);
-  return io::TokenDataset(std::move(t), "synthetic tokens");
-}
-
-void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rtol, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double scale = 0.0;
-  for (float v : want) scale = std::max(scale, static_cast<double>(std::abs(v)));
-  for (size_t i = 0; i < want.size(); ++i)
-    ASSERT_LE(std::abs(got[i] - want[i]), rtol * scale + rtol * std::abs(want[i])) << what << " element " << i;
-}
 
 // This rank's model chunks of a pipelined GPT-2, and the pipeline over them.
 struct PipelinedGpt2 {
@@ -87,13 +68,6 @@ struct PipelinedGpt2 {
   }
 };
 
-std::map<std::string, std::vector<float>> by_name(const models::Gpt2& model, bool grads) {
-  std::map<std::string, std::vector<float>> out;
-  for (const auto& p : model.named_parameters())
-    out[p.name] = grads ? p.tensor.grad().to_float_vector() : p.tensor.to_float_vector();
-  return out;
-}
-
 struct Layout {
   int dp, pp;
   ScheduleKind schedule;
@@ -110,9 +84,9 @@ class PipelineParity : public ::testing::TestWithParam<Layout> {};
 TEST_P(PipelineParity, MatchesOneProcessOnTheGlobalBatch) {
   const Layout layout = GetParam();
   MERIDIAN_REQUIRE_WORLD_SIZE(layout.dp * layout.pp);
-  auto world = testing::runtime().world();
+  auto world = meridian::testing::runtime().world();
   ProcessGrid grid(world, {1, layout.dp, layout.pp});
-  const models::Gpt2Config config = tiny_gpt2(8);
+  const models::Gpt2Config config = tiny_gpt2(8, 2, 128);
   const int D = layout.dp, M = layout.micro_batches;
   optim::LrSchedule schedule{1e-2f, 2, kSteps, optim::LrDecay::cosine, 0.1f};
   const optim::AdamWOptions adamw{0.9f, 0.95f, 1e-8f, 0.1f};
@@ -122,7 +96,7 @@ TEST_P(PipelineParity, MatchesOneProcessOnTheGlobalBatch) {
   reference.initialize(11);
   const auto initial = by_name(reference, false);
   optim::AdamW reference_optimizer(optim::optimizer_params(reference.named_parameters()), adamw);
-  io::DataLoader reference_data(tokens(), {layout.batch * D, kSeqLen, 1, 0, 1, false, 0});
+  io::DataLoader reference_data(synthetic_tokens(), {layout.batch * D, kSeqLen, 1, 0, 1, false, 0});
 
   PipelineParallelOptions options;
   options.schedule = layout.schedule;
@@ -132,7 +106,7 @@ TEST_P(PipelineParity, MatchesOneProcessOnTheGlobalBatch) {
   options.data_parallel = {4096, layout.zero_stage, true};
   PipelinedGpt2 model(grid, config, options, layout.split, 11, layout.recompute);
   optim::AdamW optimizer(model.pipeline->optimizer_params(), adamw);
-  io::DataLoader data(tokens(), {layout.batch, kSeqLen, D, grid.coordinate(Axis::dp), 1, false, 0});
+  io::DataLoader data(synthetic_tokens(), {layout.batch, kSeqLen, D, grid.coordinate(Axis::dp), 1, false, 0});
 
   for (int64_t step = 0; step < kSteps; ++step) {
     reference_optimizer.zero_grad();
@@ -217,11 +191,11 @@ INSTANTIATE_TEST_SUITE_P(
 // peak tensor memory on the first stage is above 1F1B's.
 TEST(PipelineActivations, OneFOneBKeepsAtMostPpMicroBatchesAliveGPipeKeepsAll) {
   MERIDIAN_REQUIRE_WORLD_SIZE_AT_LEAST(2);
-  auto world = testing::runtime().world();
+  auto world = meridian::testing::runtime().world();
   const int pp = world->size(), M = 8;
   ProcessGrid grid(world, {1, 1, pp});
-  const models::Gpt2Config config = tiny_gpt2(pp);
-  io::DataLoader data(tokens(), {M, kSeqLen, 1, 0, 1, false, 0});
+  const models::Gpt2Config config = tiny_gpt2(pp, 2, 128);
+  io::DataLoader data(synthetic_tokens(), {M, kSeqLen, 1, 0, 1, false, 0});
   std::map<ScheduleKind, std::pair<int, size_t>> peaks;  // live micro-batches, peak bytes
   for (ScheduleKind kind : {kGpipe, k1F1B, kZeroBubble}) {
     PipelineParallelOptions options;
@@ -251,9 +225,9 @@ TEST(PipelineActivations, OneFOneBKeepsAtMostPpMicroBatchesAliveGPipeKeepsAll) {
 }
 
 TEST(PipelineErrors, NameTheProblem) {
-  auto world = testing::runtime().world();
+  auto world = meridian::testing::runtime().world();
   ProcessGrid grid(world, {1, world->size(), 1});
-  const models::Gpt2Config config = tiny_gpt2(2);
+  const models::Gpt2Config config = tiny_gpt2(2, 2, 128);
   auto model = std::make_unique<models::Gpt2>(config);
   models::Gpt2PipelineChunk chunk(std::move(model), false);
   PipelineParallelOptions options;
@@ -264,7 +238,7 @@ TEST(PipelineErrors, NameTheProblem) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("needs pp >= 2"), std::string::npos) << e.what();
   }
-  io::DataLoader data(tokens(), {6, kSeqLen, 1, 0, 1, false, 0});
+  io::DataLoader data(synthetic_tokens(), {6, kSeqLen, 1, 0, 1, false, 0});
   const io::Batch batch = data.batch(0);
   try {
     models::split_micro_batches({{batch.inputs, batch.targets}}, 4);

@@ -22,35 +22,14 @@
 namespace meridian::parallel {
 namespace {
 
+using testing::by_name;
 using testing::expect_close;
 using testing::piece_of;
+using testing::synthetic_tokens;
+using testing::tiny_gpt2;
 
 constexpr int64_t kMicroBatch = 2, kSeqLen = 8, kSteps = 10;
 constexpr double kLossTolerance = 1e-5;  // relative, per step
-
-models::Gpt2Config tiny_gpt2() {
-  models::Gpt2Config c;
-  c.max_seq_len = 16;
-  c.vocab_size = 61;
-  c.padded_vocab_size = 66;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.channels = 16;
-  return c;
-}
-
-io::TokenDataset tokens() {
-  std::vector<uint16_t> t(6000);
-  for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<uint16_t>((i * 7 + (i / 13) * 3 + i % 5) % 61);
-  return io::TokenDataset(std::move(t), "synthetic tokens");
-}
-
-std::map<std::string, std::vector<float>> by_name(const models::Gpt2& model, bool grads) {
-  std::map<std::string, std::vector<float>> out;
-  for (const auto& p : model.named_parameters())
-    out[p.name] = grads ? p.tensor.grad().to_float_vector() : p.tensor.to_float_vector();
-  return out;
-}
 
 // What `piece` should hold of the reference's logical tensor `whole`. The tp model may pad the
 // vocabulary further than the reference: those wte rows are zero.
@@ -89,13 +68,13 @@ TEST_P(TensorParallelParity, MatchesOneProcessOnTheGlobalBatch) {
   const optim::AdamWOptions adamw{0.9f, 0.95f, 1e-8f, 0.1f};
   const float clip = 0.5f;  // small enough that clipping is active on some steps
 
-  models::Gpt2 reference(tiny_gpt2());
+  models::Gpt2 reference(tiny_gpt2(2, 4, 66));
   reference.initialize(11);
   const auto initial = by_name(reference, false);
   optim::AdamW reference_optimizer(optim::optimizer_params(reference.named_parameters()), adamw);
-  io::DataLoader reference_data(tokens(), {kMicroBatch * D, kSeqLen, 1, 0, K, false, 0});
+  io::DataLoader reference_data(synthetic_tokens(), {kMicroBatch * D, kSeqLen, 1, 0, K, false, 0});
 
-  models::Gpt2 model(tiny_gpt2(), {}, {grid.group_ptr(Axis::tp), layout.sequence_parallel});
+  models::Gpt2 model(tiny_gpt2(2, 4, 66), {}, {grid.group_ptr(Axis::tp), layout.sequence_parallel});
   model.initialize(11);
   EXPECT_EQ(model.config().padded_vocab_size, layout.tp == 4 ? 512 : 66);
   // Layout-independent initialisation: every piece starts as its slice of the reference.
@@ -109,7 +88,7 @@ TEST_P(TensorParallelParity, MatchesOneProcessOnTheGlobalBatch) {
   options.sequence_parallel = layout.sequence_parallel;
   DataParallel dp(model.named_parameters(), grid.group_ptr(Axis::dp), options);
   optim::AdamW optimizer(dp.optimizer_params(), adamw);
-  io::DataLoader data(tokens(), {kMicroBatch, kSeqLen, D, grid.coordinate(Axis::dp), K, false, 0});
+  io::DataLoader data(synthetic_tokens(), {kMicroBatch, kSeqLen, D, grid.coordinate(Axis::dp), K, false, 0});
 
   int clipped_steps = 0;
   for (int64_t step = 0; step < kSteps; ++step) {
@@ -177,7 +156,7 @@ TEST_P(TensorParallelParity, MatchesOneProcessOnTheGlobalBatch) {
   // that Adam turns into lr-sized steps differing between any two summation orders: left out.
   // Padded vocabulary rows must still be exactly zero.
   const auto want = by_name(reference, false);
-  const int64_t C = tiny_gpt2().channels;
+  const int64_t C = tiny_gpt2(2, 4, 66).channels;
   for (const auto& p : model.named_parameters()) {
     const std::vector<float> values = p.tensor.to_float_vector();
     const std::vector<float> ref = expected_piece(want.at(p.name), p);
@@ -188,7 +167,7 @@ TEST_P(TensorParallelParity, MatchesOneProcessOnTheGlobalBatch) {
     double diff = 0.0, moved = 0.0;
     for (size_t i = 0; i < ref.size(); ++i) {
       if (qkv_bias && index[i] >= C && index[i] < 2 * C) continue;
-      if (wte && index[i] >= tiny_gpt2().vocab_size * C) {
+      if (wte && index[i] >= tiny_gpt2(2, 4, 66).vocab_size * C) {
         EXPECT_EQ(values[i], 0.0f) << "padded row of wte at logical index " << index[i];
         continue;
       }
@@ -214,7 +193,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, TensorParallelParity,
 
 TEST(TensorParallelGpt2, SequenceParallelNeedsTheSequenceLengthDivisibleByTp) {
   MERIDIAN_REQUIRE_WORLD_SIZE_AT_LEAST(2);
-  models::Gpt2 model(tiny_gpt2(), {}, testing::world_tensor_parallel(true));
+  models::Gpt2 model(tiny_gpt2(2, 4, 66), {}, testing::world_tensor_parallel(true));
   const int64_t T = meridian::testing::runtime().world_size() + 1;
   std::vector<int32_t> ids(static_cast<size_t>(T), 1);
   EXPECT_THROW(model.embed(Tensor::from_vector<int32_t>(ids, {1, T})), Error);
@@ -222,7 +201,7 @@ TEST(TensorParallelGpt2, SequenceParallelNeedsTheSequenceLengthDivisibleByTp) {
 
 TEST(TensorParallelGpt2, RejectsHeadsTheGroupDoesNotDivide) {
   MERIDIAN_REQUIRE_WORLD_SIZE_AT_LEAST(2);
-  models::Gpt2Config config = tiny_gpt2();
+  models::Gpt2Config config = tiny_gpt2(2, 4, 66);
   config.num_heads = meridian::testing::runtime().world_size() + 1;  // 3 or 5 heads of 16 channels...
   config.channels = config.num_heads * 4;
   EXPECT_THROW(models::Gpt2(config, {}, testing::world_tensor_parallel()), Error);

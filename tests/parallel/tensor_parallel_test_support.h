@@ -1,6 +1,6 @@
 #pragma once
 // Helpers for the tensor-parallel tests: the tensor-parallel group of the whole world, the slice of
-// an unsharded value that a rank's piece should hold, and a closeness check.
+// an unsharded value that a rank's piece should hold, (the closeness check is gpt2_parity_support.h's).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/init.h"
+#include "gpt2_parity_support.h"
 #include "core/nn/module.h"
 #include "launcher/testing/mpi_test_environment.h"
 #include "parallel/tensor_parallel/tensor_parallel_context.h"
@@ -44,19 +45,5 @@ inline std::vector<float> chunk_of(const std::vector<float>& values, const Shape
   return out;
 }
 
-// |got − want| ≤ rtol·(max|want| + |want|) elementwise: float32 rounding of sums taken in another
-// order (the ranks' partial products) stays within a few 1e-7 of the scale.
-inline void expect_close(const std::vector<float>& got, const std::vector<float>& want, double rtol,
-                         const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double scale = 0.0;
-  for (float v : want) scale = std::max(scale, static_cast<double>(std::abs(v)));
-  int bad = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (std::abs(got[i] - want[i]) <= rtol * (scale + std::abs(want[i]))) continue;
-    if (++bad <= 5) ADD_FAILURE() << what << " element " << i << ": got " << got[i] << ", want " << want[i];
-  }
-  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.size() << " elements differ";
-}
 
 }  // namespace meridian::parallel::testing
