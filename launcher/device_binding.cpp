@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include "ops/cuda/device.h"
+#include "ops/cuda/runtime.h"
 #endif
 
 namespace meridian::launcher {
@@ -16,6 +17,7 @@ Device bind_device(DeviceKind kind, int world_rank, int local_rank, const std::s
                                            ": --device cuda needs cuda:", local_rank,
                                            " (node-local rank ", local_rank, ")");
 #if MERIDIAN_CUDA
+  ops::cuda::set_process_rank(world_rank);  // CUDA errors from now on name this rank
   const int visible = ops::cuda::device_count();
   if (visible == 0) MERIDIAN_FAIL(where, " but ", ops::cuda::unavailable_reason());
   if (local_rank >= visible)

@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ops/cuda/device.h"
@@ -47,6 +48,7 @@ class DeviceBuffer {
   size_t size() const { return n_; }
   void upload(const std::vector<T>& host) {
     cudaMemcpy(data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();  // from pageable memory the DMA may still be running on return
   }
   std::vector<T> download() const {
     std::vector<T> host(n_);
@@ -55,7 +57,10 @@ class DeviceBuffer {
     return host;
   }
   // Fills with NaN (0xFF bytes are a NaN in f32, bf16 and f16) so unwritten outputs fail.
-  void poison() { cudaMemset(data_, 0xFF, n_ * sizeof(T)); }
+  void poison() {
+    cudaMemset(data_, 0xFF, n_ * sizeof(T));
+    cudaDeviceSynchronize();  // cudaMemset on device memory may return before it is done
+  }
 
  private:
   T* data_ = nullptr;
@@ -102,6 +107,87 @@ inline void expect_close(const std::vector<float>& actual, const std::vector<flo
   }
   EXPECT_EQ(count, 0) << what << ": " << count << " of " << actual.size() << " elements outside atol "
                       << tolerance.atol << " + rtol " << tolerance.rtol << mismatches.str();
+}
+
+// --- Element types (appended for the matmul, attention and cross-entropy tests) -------------------
+
+// The tolerance for outputs stored as Element.
+template <class Element>
+constexpr Tolerance tolerance_for() {
+  return std::is_same_v<Element, __nv_bfloat16> ? kBfloat16 : kFloat32;
+}
+
+// Host values as Element (bf16 rounds to nearest) and back to fp32.
+template <class Element>
+std::vector<Element> to_element(const std::vector<float>& values) {
+  if constexpr (std::is_same_v<Element, __nv_bfloat16>) {
+    return to_bf16(values);
+  } else {
+    return values;
+  }
+}
+
+template <class Element>
+std::vector<float> to_float(const std::vector<Element>& values) {
+  if constexpr (std::is_same_v<Element, __nv_bfloat16>) {
+    return from_bf16(values);
+  } else {
+    return values;
+  }
+}
+
+// The values the device sees once stored as Element: the CPU reference runs on these, so a
+// comparison measures the kernel's error, not the rounding of its inputs.
+template <class Element>
+std::vector<float> rounded_to(const std::vector<float>& values) {
+  return to_float<Element>(to_element<Element>(values));
+}
+
+// A stream for one test, destroyed with it.
+class TestStream {
+ public:
+  TestStream() {
+    // A blocking stream: it waits for work on the legacy default stream, where DeviceBuffer's
+    // cudaMemcpy and poison's cudaMemset run, so kernels never start before their inputs are in.
+    if (cudaStreamCreateWithFlags(&stream_, cudaStreamDefault) != cudaSuccess) stream_ = nullptr;
+  }
+  ~TestStream() {
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+  TestStream(const TestStream&) = delete;
+  TestStream& operator=(const TestStream&) = delete;
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+}  // namespace meridian::ops::cuda::testing
+
+// --- Runtime, allocator and elementwise-kernel tests ---------------------------------------------
+
+namespace meridian::ops::cuda::testing {
+
+// For copies and integer results that must match the CPU bit for bit.
+inline constexpr Tolerance kExact{0.0, 0.0};
+
+inline std::vector<int32_t> random_ids(size_t n, int32_t vocabulary, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> distribution(0, vocabulary - 1);
+  std::vector<int32_t> ids(n);
+  for (int32_t& id : ids) id = distribution(rng);
+  return ids;
+}
+
+// The message of the exception `action` throws (fails the test when it throws none).
+template <class Action>
+std::string thrown_message(Action&& action) {
+  try {
+    action();
+  } catch (const std::exception& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "expected an exception";
+  return "";
 }
 
 }  // namespace meridian::ops::cuda::testing

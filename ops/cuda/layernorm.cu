@@ -1,0 +1,178 @@
+#include "ops/cuda/layernorm.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "ops/cuda/kernel_common.cuh"
+#include "ops/cuda/launch.cuh"
+#include "ops/cuda/runtime.h"
+
+namespace meridian::ops::cuda {
+namespace {
+
+using detail::from_float;
+using detail::kWarpSize;
+using detail::to_float;
+using detail::warp_sum;
+
+// Forward and the input gradient: one warp per row, 8 rows (256 threads) per block. A row of
+// GPT-2's C = 768…1600 is 24–50 loads per lane, and the row sums stay in registers and shuffles.
+constexpr int kRowsPerBlock = launch::kThreadsPerBlock / kWarpSize;
+
+// Parameter gradients: a block owns 32 channels (one warp across them) and 32 row lanes (warps).
+constexpr int kChannelsPerBlock = 32;
+constexpr int kRowLanes = 32;
+constexpr int kParameterGradientThreads = kChannelsPerBlock * kRowLanes;
+
+template <class T>
+__global__ void layernorm_forward_kernel(T* __restrict__ out, float* __restrict__ mean, float* __restrict__ rstd,
+                                         const T* __restrict__ inp, const T* __restrict__ weight,
+                                         const T* __restrict__ bias, int64_t N, int64_t C, float eps) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  if (row >= N) return;  // the whole warp leaves together, so the shuffles below see full warps
+  const T* x = inp + row * C;
+  // Two passes over a row that stays in L1/L2, as the CPU kernel: the centred variance avoids
+  // E[x²] − E[x]²'s cancellation.
+  float sum = 0.0f;
+  for (int64_t c = lane; c < C; c += kWarpSize) sum += to_float(x[c]);
+  const float row_mean = warp_sum(sum) / static_cast<float>(C);
+  float squares = 0.0f;
+  for (int64_t c = lane; c < C; c += kWarpSize) {
+    const float centred = to_float(x[c]) - row_mean;
+    squares += centred * centred;
+  }
+  // 1/sqrtf (correctly rounded) rather than rsqrtf (2 ulp), to stay close to the CPU reference.
+  const float row_rstd = 1.0f / sqrtf(warp_sum(squares) / static_cast<float>(C) + eps);
+  T* y = out + row * C;
+  for (int64_t c = lane; c < C; c += kWarpSize) {
+    const float norm = (to_float(x[c]) - row_mean) * row_rstd;
+    y[c] = from_float<T>(norm * to_float(weight[c]) + to_float(bias[c]));
+  }
+  if (lane == 0) {
+    if (mean != nullptr) mean[row] = row_mean;
+    if (rstd != nullptr) rstd[row] = row_rstd;
+  }
+}
+
+// dinp += (dnorm − mean(dnorm) − norm · mean(dnorm · norm)) · rstd per row, dnorm = weight ⊙ dout.
+template <class T>
+__global__ void layernorm_input_gradient_kernel(T* __restrict__ dinp, const T* __restrict__ dout,
+                                                const T* __restrict__ inp, const T* __restrict__ weight,
+                                                const float* __restrict__ mean, const float* __restrict__ rstd,
+                                                int64_t N, int64_t C) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarpSize;
+  const int lane = static_cast<int>(threadIdx.x % kWarpSize);
+  if (row >= N) return;
+  const T* x = inp + row * C;
+  const T* dy = dout + row * C;
+  const float row_mean = mean[row];
+  const float row_rstd = rstd[row];
+  float dnorm_sum = 0.0f;
+  float dnorm_norm_sum = 0.0f;
+  for (int64_t c = lane; c < C; c += kWarpSize) {
+    const float norm = (to_float(x[c]) - row_mean) * row_rstd;
+    const float dnorm = to_float(weight[c]) * to_float(dy[c]);
+    dnorm_sum += dnorm;
+    dnorm_norm_sum += dnorm * norm;
+  }
+  const float dnorm_mean = warp_sum(dnorm_sum) / static_cast<float>(C);
+  const float dnorm_norm_mean = warp_sum(dnorm_norm_sum) / static_cast<float>(C);
+  T* dx = dinp + row * C;
+  for (int64_t c = lane; c < C; c += kWarpSize) {
+    const float norm = (to_float(x[c]) - row_mean) * row_rstd;
+    const float dnorm = to_float(weight[c]) * to_float(dy[c]);
+    dx[c] = from_float<T>(to_float(dx[c]) + (dnorm - dnorm_mean - norm * dnorm_norm_mean) * row_rstd);
+  }
+}
+
+// dweight[c] += Σ_rows dout·norm, dbias[c] += Σ_rows dout. Block (32 channels × 32 row lanes); lane y
+// sums rows y, y + 32, … in order, then row-lane 0 adds the 32 partials in order: a fixed summation
+// order, so the result is the same bits on every run. Each row's 32 channels are one 128-byte load.
+// (One block per 32 channels: C = 768 gives 24 blocks, enough to be correct and deterministic but
+// not to fill an H200; a row-split with a second reduction pass is the faster form.)
+template <class T>
+__global__ void __launch_bounds__(kParameterGradientThreads)
+    layernorm_parameter_gradients_kernel(T* __restrict__ dweight, T* __restrict__ dbias, const T* __restrict__ dout,
+                                         const T* __restrict__ inp, const float* __restrict__ mean,
+                                         const float* __restrict__ rstd, int64_t N, int64_t C) {
+  __shared__ float weight_partials[kRowLanes][kChannelsPerBlock + 1];  // +1: no shared-memory bank conflicts
+  __shared__ float bias_partials[kRowLanes][kChannelsPerBlock + 1];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kChannelsPerBlock + threadIdx.x;
+  float weight_sum = 0.0f;
+  float bias_sum = 0.0f;
+  if (c < C) {
+    for (int64_t row = threadIdx.y; row < N; row += kRowLanes) {
+      const float dy = to_float(dout[row * C + c]);
+      weight_sum += dy * ((to_float(inp[row * C + c]) - mean[row]) * rstd[row]);
+      bias_sum += dy;
+    }
+  }
+  weight_partials[threadIdx.y][threadIdx.x] = weight_sum;
+  bias_partials[threadIdx.y][threadIdx.x] = bias_sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= C) return;
+  weight_sum = 0.0f;
+  bias_sum = 0.0f;
+  for (int lane = 0; lane < kRowLanes; ++lane) {
+    weight_sum += weight_partials[lane][threadIdx.x];
+    bias_sum += bias_partials[lane][threadIdx.x];
+  }
+  if (dweight != nullptr) dweight[c] = from_float<T>(to_float(dweight[c]) + weight_sum);
+  if (dbias != nullptr) dbias[c] = from_float<T>(to_float(dbias[c]) + bias_sum);
+}
+
+template <class T>
+void launch_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias, int64_t N,
+                    int64_t C, float eps, cudaStream_t stream) {
+  if (N == 0 || C == 0) return;
+  const auto blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
+  layernorm_forward_kernel<T>
+      <<<blocks, launch::kThreadsPerBlock, 0, stream>>>(out, mean, rstd, inp, weight, bias, N, C, eps);
+  MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_forward");
+}
+
+template <class T>
+void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const float* mean,
+                     const float* rstd, int64_t N, int64_t C, cudaStream_t stream) {
+  if (N == 0 || C == 0) return;
+  if (dinp != nullptr) {
+    const auto blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
+    layernorm_input_gradient_kernel<T>
+        <<<blocks, launch::kThreadsPerBlock, 0, stream>>>(dinp, dout, inp, weight, mean, rstd, N, C);
+    MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (input gradient)");
+  }
+  if (dweight != nullptr || dbias != nullptr) {
+    const auto blocks = static_cast<unsigned>((C + kChannelsPerBlock - 1) / kChannelsPerBlock);
+    layernorm_parameter_gradients_kernel<T>
+        <<<blocks, dim3(kChannelsPerBlock, kRowLanes), 0, stream>>>(dweight, dbias, dout, inp, mean, rstd, N, C);
+    MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (parameter gradients)");
+  }
+}
+
+}  // namespace
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                       int64_t N, int64_t C, float eps, cudaStream_t stream) {
+  launch_forward(out, mean, rstd, inp, weight, bias, N, C, eps, stream);
+}
+
+void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const __nv_bfloat16* inp,
+                       const __nv_bfloat16* weight, const __nv_bfloat16* bias, int64_t N, int64_t C, float eps,
+                       cudaStream_t stream) {
+  launch_forward(out, mean, rstd, inp, weight, bias, N, C, eps, stream);
+}
+
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C,
+                        cudaStream_t stream) {
+  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream);
+}
+
+void layernorm_backward(__nv_bfloat16* dinp, __nv_bfloat16* dweight, __nv_bfloat16* dbias, const __nv_bfloat16* dout,
+                        const __nv_bfloat16* inp, const __nv_bfloat16* weight, const float* mean, const float* rstd,
+                        int64_t N, int64_t C, cudaStream_t stream) {
+  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream);
+}
+
+}  // namespace meridian::ops::cuda

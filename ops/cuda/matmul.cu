@@ -1,0 +1,485 @@
+#include "ops/cuda/matmul.h"
+
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "ops/cuda/kernel_common.cuh"
+
+namespace meridian::ops::cuda {
+
+namespace {
+
+using detail::check_cuda;
+using detail::check_launch;
+using detail::from_float;
+using detail::to_float;
+
+// cuBLASLt's recommended workspace on Hopper; Ampere needs less. The dbias reduction borrows the
+// same buffer between products (stream order keeps them apart).
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread cuBLASLt state.
+
+struct StreamWorkspace {
+  int device = 0;
+  void* memory = nullptr;
+};
+
+struct ThreadMatmulState {
+  std::map<int, cublasLtHandle_t> handles;                              // per device
+  std::map<std::pair<int, cudaStream_t>, StreamWorkspace> workspaces;  // per (device, stream)
+  bool allow_tf32 = false;
+
+  void release() {
+    // Products may still be running on their streams: wait for every device we used. Errors are
+    // ignored here (this also runs at thread exit, possibly while the runtime is unloading).
+    int original_device = 0;
+    const bool restore = cudaGetDevice(&original_device) == cudaSuccess;
+    for (auto& entry : workspaces) {
+      const StreamWorkspace& workspace = entry.second;
+      if (cudaSetDevice(workspace.device) == cudaSuccess) {
+        cudaDeviceSynchronize();
+        cudaFree(workspace.memory);
+      }
+    }
+    workspaces.clear();
+    for (auto& entry : handles) cublasLtDestroy(entry.second);
+    handles.clear();
+    if (restore) cudaSetDevice(original_device);
+    cudaGetLastError();
+  }
+  ~ThreadMatmulState() { release(); }
+};
+
+ThreadMatmulState& thread_state() {
+  thread_local ThreadMatmulState state;
+  return state;
+}
+
+int current_device() {
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "matmul: cudaGetDevice");
+  return device;
+}
+
+std::string status_text(cublasStatus_t status) {
+  return std::string(cublasLtGetStatusName(status)) + " (" + cublasLtGetStatusString(status) + ")";
+}
+
+void check_cublas(cublasStatus_t status, const char* call, const std::string& context) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    throw std::runtime_error(context + ": " + call + " failed: " + status_text(status));
+  }
+}
+
+cublasLtHandle_t handle_for(int device, const std::string& context) {
+  ThreadMatmulState& state = thread_state();
+  auto found = state.handles.find(device);
+  if (found != state.handles.end()) return found->second;
+  cublasLtHandle_t handle = nullptr;
+  check_cublas(cublasLtCreate(&handle), "cublasLtCreate", context);
+  state.handles.emplace(device, handle);
+  return handle;
+}
+
+void* workspace_for(int device, cudaStream_t stream, const std::string& context) {
+  ThreadMatmulState& state = thread_state();
+  const auto key = std::make_pair(device, stream);
+  auto found = state.workspaces.find(key);
+  if (found != state.workspaces.end()) return found->second.memory;
+  void* memory = nullptr;
+  check_cuda(cudaMalloc(&memory, kWorkspaceBytes), context + ": cudaMalloc of the 32 MiB cuBLASLt workspace");
+  state.workspaces.emplace(key, StreamWorkspace{device, memory});
+  return memory;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One cuBLASLt product, column-major as cuBLASLt sees it:
+//   D (m×n, ldd) = op(A) (m×k) · op(B) (k×n) + beta · D,  then the epilogue.
+// Row-major callers pass their matrices transposed (see matmul_forward / matmul_backward).
+
+template <class T>
+constexpr cudaDataType_t data_type();
+template <>
+constexpr cudaDataType_t data_type<float>() {
+  return CUDA_R_32F;
+}
+template <>
+constexpr cudaDataType_t data_type<__nv_bfloat16>() {
+  return CUDA_R_16BF;
+}
+
+struct Gemm {
+  bool trans_a = false;
+  bool trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  const void* a = nullptr;
+  int64_t lda = 0;
+  const void* b = nullptr;
+  int64_t ldb = 0;
+  cudaDataType_t input_type = CUDA_R_32F;  // A and B
+  void* d = nullptr;
+  int64_t ldd = 0;
+  cudaDataType_t output_type = CUDA_R_32F;  // C = D (in place when beta = 1) and the bias
+  float beta = 0.0f;
+  cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  const void* bias = nullptr;  // epilogues with BIAS
+  void* aux = nullptr;         // epilogues with AUX: the GELU input, ld aux_ld
+  int64_t aux_ld = 0;
+};
+
+struct MatmulDescDeleter {
+  void operator()(cublasLtMatmulDescOpaque_t* desc) const { cublasLtMatmulDescDestroy(desc); }
+};
+struct LayoutDeleter {
+  void operator()(cublasLtMatrixLayoutOpaque_t* layout) const { cublasLtMatrixLayoutDestroy(layout); }
+};
+struct PreferenceDeleter {
+  void operator()(cublasLtMatmulPreferenceOpaque_t* preference) const { cublasLtMatmulPreferenceDestroy(preference); }
+};
+using MatmulDesc = std::unique_ptr<cublasLtMatmulDescOpaque_t, MatmulDescDeleter>;
+using Layout = std::unique_ptr<cublasLtMatrixLayoutOpaque_t, LayoutDeleter>;
+using Preference = std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, PreferenceDeleter>;
+
+Layout make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld, const std::string& context) {
+  cublasLtMatrixLayout_t layout = nullptr;
+  check_cublas(cublasLtMatrixLayoutCreate(&layout, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld),
+               "cublasLtMatrixLayoutCreate", context);
+  return Layout(layout);
+}
+
+template <class Value>
+void set_attribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attribute, const Value& value,
+                   const char* name, const std::string& context) {
+  check_cublas(cublasLtMatmulDescSetAttribute(desc, attribute, &value, sizeof(value)), name, context);
+}
+
+std::string describe(const char* caller, const Gemm& g) {
+  return std::string(caller) + " (cuBLASLt column-major m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) +
+         " k=" + std::to_string(g.k) + " trans_a=" + std::to_string(g.trans_a) +
+         " trans_b=" + std::to_string(g.trans_b) + " lda=" + std::to_string(g.lda) + " ldb=" + std::to_string(g.ldb) +
+         " ldd=" + std::to_string(g.ldd) + " epilogue=" + std::to_string(static_cast<int>(g.epilogue)) + ")";
+}
+
+// Runs the product. Returns false, having launched nothing, when cuBLASLt's heuristic offers no
+// algorithm for this combination (the caller then falls back to a plainer epilogue); throws on any
+// other failure.
+bool run_gemm(const Gemm& g, cudaStream_t stream, const char* caller) {
+  const std::string context = describe(caller, g);
+  const int device = current_device();
+  cublasLtHandle_t handle = handle_for(device, context);
+  void* workspace = workspace_for(device, stream, context);
+
+  const bool fp32_inputs = g.input_type == CUDA_R_32F;
+  const cublasComputeType_t compute =
+      fp32_inputs && thread_state().allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  cublasLtMatmulDesc_t raw_desc = nullptr;
+  check_cublas(cublasLtMatmulDescCreate(&raw_desc, compute, CUDA_R_32F), "cublasLtMatmulDescCreate", context);
+  MatmulDesc desc(raw_desc);
+  const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  set_attribute(raw_desc, CUBLASLT_MATMUL_DESC_TRANSA, op_a, "cublasLtMatmulDescSetAttribute(TRANSA)", context);
+  set_attribute(raw_desc, CUBLASLT_MATMUL_DESC_TRANSB, op_b, "cublasLtMatmulDescSetAttribute(TRANSB)", context);
+  set_attribute(raw_desc, CUBLASLT_MATMUL_DESC_EPILOGUE, g.epilogue, "cublasLtMatmulDescSetAttribute(EPILOGUE)",
+                context);
+  if (g.bias != nullptr) {
+    set_attribute(raw_desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias,
+                  "cublasLtMatmulDescSetAttribute(BIAS_POINTER)", context);
+  }
+  if (g.aux != nullptr) {
+    set_attribute(raw_desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, g.aux,
+                  "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)", context);
+    set_attribute(raw_desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, g.aux_ld,
+                  "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_LD)", context);
+  }
+
+  // Stored shapes: op(A) is m×k, so A is k×m when transposed; likewise B.
+  Layout a_layout = g.trans_a ? make_layout(g.input_type, g.k, g.m, g.lda, context)
+                              : make_layout(g.input_type, g.m, g.k, g.lda, context);
+  Layout b_layout = g.trans_b ? make_layout(g.input_type, g.n, g.k, g.ldb, context)
+                              : make_layout(g.input_type, g.k, g.n, g.ldb, context);
+  Layout d_layout = make_layout(g.output_type, g.m, g.n, g.ldd, context);
+
+  cublasLtMatmulPreference_t raw_preference = nullptr;
+  check_cublas(cublasLtMatmulPreferenceCreate(&raw_preference), "cublasLtMatmulPreferenceCreate", context);
+  Preference preference(raw_preference);
+  const size_t workspace_bytes = kWorkspaceBytes;
+  check_cublas(cublasLtMatmulPreferenceSetAttribute(raw_preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                    &workspace_bytes, sizeof(workspace_bytes)),
+               "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", context);
+
+  // The heuristic's first choice. (Caching it per shape would save a few microseconds per call.)
+  cublasLtMatmulHeuristicResult_t heuristic{};
+  int found = 0;
+  const cublasStatus_t heuristic_status =
+      cublasLtMatmulAlgoGetHeuristic(handle, raw_desc, a_layout.get(), b_layout.get(), d_layout.get(), d_layout.get(),
+                                     raw_preference, 1, &heuristic, &found);
+  if (heuristic_status == CUBLAS_STATUS_NOT_SUPPORTED || (heuristic_status == CUBLAS_STATUS_SUCCESS && found == 0)) {
+    return false;
+  }
+  check_cublas(heuristic_status, "cublasLtMatmulAlgoGetHeuristic", context);
+
+  const float alpha = 1.0f;
+  // C is D itself: beta = 0 overwrites (D's old contents are not read), beta = 1 accumulates.
+  check_cublas(cublasLtMatmul(handle, raw_desc, &alpha, g.a, a_layout.get(), g.b, b_layout.get(), &g.beta, g.d,
+                              d_layout.get(), g.d, d_layout.get(), &heuristic.algo, workspace, kWorkspaceBytes,
+                              stream),
+               "cublasLtMatmul", context);
+  return true;
+}
+
+void run_gemm_or_throw(const Gemm& g, cudaStream_t stream, const char* caller) {
+  if (!run_gemm(g, stream, caller)) {
+    throw std::runtime_error(describe(caller, g) + ": cublasLtMatmulAlgoGetHeuristic found no algorithm");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise and reduction kernels for what the epilogue cannot do.
+
+// GELU, tanh form, as ops/cpu/gelu.cpp: x · sigmoid(2u), u = √(2/π)·(x + 0.044715·x³).
+__device__ __forceinline__ float gelu(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
+  return x / (1.0f + expf(-2.0f * u));
+}
+
+// out (N×OC, already holding the product) += bias; then, with apply_gelu, pre_gelu = out (if not
+// null) and out = gelu(out). Used when cuBLASLt offers no fused epilogue for the shape.
+template <class Out>
+__global__ void bias_gelu_kernel(Out* out, Out* pre_gelu, const Out* bias, int64_t N, int64_t OC, bool apply_gelu) {
+  const int64_t total = N * OC;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float x = to_float(out[i]);
+    if (bias != nullptr) x += to_float(bias[i % OC]);
+    if (apply_gelu) {
+      if (pre_gelu != nullptr) pre_gelu[i] = from_float<Out>(x);
+      x = gelu(x);
+    }
+    out[i] = from_float<Out>(x);
+  }
+}
+
+template <class Out>
+void launch_bias_gelu(Out* out, Out* pre_gelu, const Out* bias, int64_t N, int64_t OC, bool apply_gelu,
+                      cudaStream_t stream, const char* caller) {
+  constexpr int kThreads = 256;
+  const int64_t blocks = std::min<int64_t>((N * OC + kThreads - 1) / kThreads, 65536);
+  bias_gelu_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(out, pre_gelu, bias, N, OC, apply_gelu);
+  check_launch(std::string(caller) + ": bias_gelu_kernel (N=" + std::to_string(N) + " OC=" + std::to_string(OC) + ")");
+}
+
+// dbias, stage 1: partial[chunk, col] = Σ_{rows of chunk} dout[row, col]. A block covers 32 columns
+// (threadIdx.x, coalesced reads of each row) and one chunk of rows, strided over threadIdx.y.
+constexpr int kBiasColumns = 32;
+constexpr int kBiasRowThreads = 8;
+
+template <class In>
+__global__ void column_partial_sums_kernel(float* partial, const In* dout, int64_t N, int64_t OC, int64_t chunk_rows) {
+  __shared__ float sums[kBiasRowThreads][kBiasColumns + 1];
+  const int64_t col = blockIdx.x * static_cast<int64_t>(kBiasColumns) + threadIdx.x;
+  const int64_t row_begin = blockIdx.y * chunk_rows;
+  const int64_t row_end = row_begin + chunk_rows < N ? row_begin + chunk_rows : N;
+  float sum = 0.0f;
+  if (col < OC) {
+    for (int64_t row = row_begin + threadIdx.y; row < row_end; row += kBiasRowThreads) {
+      sum += to_float(dout[row * OC + col]);
+    }
+  }
+  sums[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < OC) {
+    float total = 0.0f;
+    for (int y = 0; y < kBiasRowThreads; ++y) total += sums[y][threadIdx.x];  // fixed order
+    partial[blockIdx.y * OC + col] = total;
+  }
+}
+
+// dbias, stage 2: dbias[col] += Σ_chunk partial[chunk, col], chunks in order.
+template <class Out>
+__global__ void add_partial_sums_kernel(Out* dbias, const float* partial, int64_t chunks, int64_t OC) {
+  const int64_t col = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (col >= OC) return;
+  float total = 0.0f;
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) total += partial[chunk * OC + col];
+  dbias[col] = from_float<Out>(to_float(dbias[col]) + total);
+}
+
+template <class Out, class In>
+void add_column_sums(Out* dbias, const In* dout, int64_t N, int64_t OC, cudaStream_t stream) {
+  const std::string context = "matmul_backward dbias (N=" + std::to_string(N) + " OC=" + std::to_string(OC) + ")";
+  // Enough row chunks to fill the GPU on GPT-2's shapes (N = B·T up to ~10⁵), at least 256 rows
+  // each; the partial sums live in this stream's cuBLASLt workspace, which the products before and
+  // after use only in stream order.
+  const int64_t max_chunks_in_workspace = static_cast<int64_t>(kWorkspaceBytes / sizeof(float)) / OC;
+  if (max_chunks_in_workspace < 1) throw std::runtime_error(context + ": OC too large for the workspace");
+  const int64_t chunks = std::clamp<int64_t>((N + 255) / 256, 1, std::min<int64_t>(64, max_chunks_in_workspace));
+  const int64_t chunk_rows = (N + chunks - 1) / chunks;
+  float* partial = static_cast<float*>(workspace_for(current_device(), stream, context));
+  const dim3 grid(static_cast<unsigned>((OC + kBiasColumns - 1) / kBiasColumns), static_cast<unsigned>(chunks));
+  column_partial_sums_kernel<<<grid, dim3(kBiasColumns, kBiasRowThreads), 0, stream>>>(partial, dout, N, OC, chunk_rows);
+  check_launch(context + ": column_partial_sums_kernel");
+  constexpr int kThreads = 256;
+  add_partial_sums_kernel<<<static_cast<unsigned>((OC + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
+      dbias, partial, chunks, OC);
+  check_launch(context + ": add_partial_sums_kernel");
+}
+
+void check_shape(const char* caller, int64_t N, int64_t C, int64_t OC) {
+  if (N < 0 || C < 0 || OC < 0) {
+    throw std::invalid_argument(std::string(caller) + ": negative shape N=" + std::to_string(N) +
+                                " C=" + std::to_string(C) + " OC=" + std::to_string(OC));
+  }
+}
+
+// The forward product, row-major out (N×OC) = inp (N×C) · weightᵀ, seen column-major as
+// outᵀ (OC×N) = weight_cm-transposed · inpᵀ: A = weight (stored C×OC, transposed), B = inp
+// (stored C×N), m = OC, n = N, k = C.
+template <class Out, class In>
+Gemm forward_gemm(Out* out, const In* inp, const In* weight, int64_t N, int64_t C, int64_t OC) {
+  Gemm g;
+  g.trans_a = true;
+  g.m = OC;
+  g.n = N;
+  g.k = C;
+  g.a = weight;
+  g.lda = C;
+  g.b = inp;
+  g.ldb = C;
+  g.input_type = data_type<In>();
+  g.d = out;
+  g.ldd = OC;
+  g.output_type = data_type<Out>();
+  return g;
+}
+
+template <class Out, class In>
+void forward_impl(Out* out, Out* pre_gelu, const In* inp, const In* weight, const Out* bias, int64_t N, int64_t C,
+                  int64_t OC, bool apply_gelu, cudaStream_t stream, const char* caller) {
+  check_shape(caller, N, C, OC);
+  if (N == 0 || OC == 0) return;
+  if (C == 0) {  // an empty product: out is the bias (or zero), through the activation
+    check_cuda(cudaMemsetAsync(out, 0, static_cast<size_t>(N * OC) * sizeof(Out), stream), caller);
+    launch_bias_gelu(out, pre_gelu, bias, N, OC, apply_gelu, stream, caller);
+    return;
+  }
+  Gemm g = forward_gemm(out, inp, weight, N, C, OC);
+  // GELU goes into the epilogue only for bf16 outputs: cuBLASLt's GELU is not documented to be
+  // exact fp32 (it may use a fast tanh), which is far below bf16's rounding but could exceed the
+  // 1e-5 that fp32 must match the CPU to. Saving the GELU input (aux) also needs OC divisible by 8.
+  const bool fuse_gelu =
+      apply_gelu && std::is_same_v<Out, __nv_bfloat16> && (pre_gelu == nullptr || OC % 8 == 0);
+  g.bias = bias;
+  if (fuse_gelu && pre_gelu != nullptr) {
+    g.epilogue = bias != nullptr ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    g.aux = pre_gelu;
+    g.aux_ld = OC;
+  } else if (fuse_gelu) {
+    g.epilogue = bias != nullptr ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+  } else {
+    g.epilogue = bias != nullptr ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  }
+  if (run_gemm(g, stream, caller)) {
+    // Bias (if any) is in; a GELU the epilogue did not take runs as its own pass.
+    if (apply_gelu && !fuse_gelu) launch_bias_gelu<Out>(out, pre_gelu, nullptr, N, OC, true, stream, caller);
+    return;
+  }
+  // No algorithm for that epilogue: the plain product, then bias and GELU in one elementwise pass.
+  g.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+  g.bias = nullptr;
+  g.aux = nullptr;
+  g.aux_ld = 0;
+  run_gemm_or_throw(g, stream, caller);
+  if (bias != nullptr || apply_gelu) launch_bias_gelu(out, pre_gelu, bias, N, OC, apply_gelu, stream, caller);
+}
+
+}  // namespace
+
+template <class Out, class In>
+void matmul_forward(Out* out, const In* inp, const In* weight, const Out* bias, int64_t N, int64_t C, int64_t OC,
+                    cudaStream_t stream) {
+  forward_impl<Out, In>(out, nullptr, inp, weight, bias, N, C, OC, false, stream, "matmul_forward");
+}
+
+template <class Out, class In>
+void matmul_forward_gelu(Out* out, Out* pre_gelu, const In* inp, const In* weight, const Out* bias, int64_t N,
+                         int64_t C, int64_t OC, cudaStream_t stream) {
+  forward_impl<Out, In>(out, pre_gelu, inp, weight, bias, N, C, OC, true, stream, "matmul_forward_gelu");
+}
+
+template <class Out, class In>
+void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const In* inp, const In* weight,
+                     int64_t N, int64_t C, int64_t OC, cudaStream_t stream) {
+  check_shape("matmul_backward", N, C, OC);
+  if (N == 0 || C == 0 || OC == 0) {
+    // Every gradient is an empty sum (nothing to add) except dbias when only C is 0.
+    if (dbias != nullptr && N > 0 && OC > 0) add_column_sums(dbias, dout, N, OC, stream);
+    return;
+  }
+  if (dinp != nullptr) {
+    // dinp (N×C) += dout (N×OC) · weight (OC×C); column-major dinpᵀ (C×N) += weight_cm (C×OC) · doutᵀ (OC×N).
+    Gemm g;
+    g.m = C;
+    g.n = N;
+    g.k = OC;
+    g.a = weight;
+    g.lda = C;
+    g.b = dout;
+    g.ldb = OC;
+    g.input_type = data_type<In>();
+    g.d = dinp;
+    g.ldd = C;
+    g.output_type = data_type<Out>();
+    g.beta = 1.0f;
+    run_gemm_or_throw(g, stream, "matmul_backward dinp");
+  }
+  if (dweight != nullptr) {
+    // dweight (OC×C) += doutᵀ (OC×N) · inp (N×C); column-major dweightᵀ (C×OC) += inpᵀ (C×N) · dout (N×OC),
+    // where dout stored column-major is OC×N, so B is transposed.
+    Gemm g;
+    g.trans_b = true;
+    g.m = C;
+    g.n = OC;
+    g.k = N;
+    g.a = inp;
+    g.lda = C;
+    g.b = dout;
+    g.ldb = OC;
+    g.input_type = data_type<In>();
+    g.d = dweight;
+    g.ldd = C;
+    g.output_type = data_type<Out>();
+    g.beta = 1.0f;
+    run_gemm_or_throw(g, stream, "matmul_backward dweight");
+  }
+  if (dbias != nullptr) add_column_sums(dbias, dout, N, OC, stream);
+}
+
+void set_matmul_tf32(bool enabled) { thread_state().allow_tf32 = enabled; }
+
+void release_matmul_resources() { thread_state().release(); }
+
+#define MERIDIAN_INSTANTIATE_MATMUL(Out, In)                                                                     \
+  template void matmul_forward<Out, In>(Out*, const In*, const In*, const Out*, int64_t, int64_t, int64_t,      \
+                                        cudaStream_t);                                                         \
+  template void matmul_forward_gelu<Out, In>(Out*, Out*, const In*, const In*, const Out*, int64_t, int64_t,    \
+                                             int64_t, cudaStream_t);                                           \
+  template void matmul_backward<Out, In>(Out*, Out*, Out*, const In*, const In*, const In*, int64_t, int64_t,   \
+                                         int64_t, cudaStream_t);
+
+MERIDIAN_INSTANTIATE_MATMUL(float, float)
+MERIDIAN_INSTANTIATE_MATMUL(__nv_bfloat16, __nv_bfloat16)
+MERIDIAN_INSTANTIATE_MATMUL(float, __nv_bfloat16)
+
+#undef MERIDIAN_INSTANTIATE_MATMUL
+
+}  // namespace meridian::ops::cuda

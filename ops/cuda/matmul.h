@@ -1,0 +1,54 @@
+#pragma once
+// Matrix products on the GPU through cuBLASLt: the CUDA twin of ops/cpu/matmul.h (same arguments,
+// row-major, weight stored OC×C as in PyTorch and llm.c) plus a stream.
+//
+// Element types: In is the type of the inputs (inp, weight, dout), Out that of the outputs and of
+// the bias (cuBLASLt's bias vector has the output's type). Instantiated for
+//   <float, float>                  fp32 throughout;
+//   <__nv_bfloat16, __nv_bfloat16>  bf16 in and out, fp32 accumulation;
+//   <float, __nv_bfloat16>          bf16 in, fp32 out (e.g. fp32 gradients of bf16 activations).
+// fp32 products use CUBLAS_COMPUTE_32F: TF32 is OFF by default so they match the CPU to ~1e-5.
+// set_matmul_tf32(true) allows TF32 tensor cores for fp32 products on the calling thread (about
+// 10 mantissa bits: use it only where that accuracy is acceptable).
+//
+// cuBLASLt state is created lazily and owned per thread: one handle per device, and per (device,
+// stream) a 32 MiB workspace, so products on different streams never share scratch memory. Calls
+// on one stream are ordered by the stream; nothing here synchronises the host.
+// Every cuBLASLt status is checked; a failure throws std::runtime_error naming the call and shapes.
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace meridian::ops::cuda {
+
+// out (N×OC) = inp (N×C) · weightᵀ + bias.  bias may be null.
+template <class Out, class In>
+void matmul_forward(Out* out, const In* inp, const In* weight, const Out* bias, int64_t N, int64_t C, int64_t OC,
+                    cudaStream_t stream);
+
+// out = gelu(inp · weightᵀ + bias) with GELU's tanh form (as ops/cpu/gelu.h). pre_gelu, when not
+// null, receives inp · weightᵀ + bias (the GELU's input, for the backward pass), N×OC like out.
+// For bf16 outputs the GELU runs in cuBLASLt's epilogue (CUBLASLT_EPILOGUE_GELU[_AUX][_BIAS]; the
+// aux form needs OC divisible by 8); for fp32 outputs, and whenever cuBLASLt offers no algorithm
+// for the fused form, the bias goes into the epilogue and the GELU runs as one elementwise pass in
+// exact fp32, so fp32 results keep matching the CPU to ~1e-5.
+template <class Out, class In>
+void matmul_forward_gelu(Out* out, Out* pre_gelu, const In* inp, const In* weight, const Out* bias, int64_t N,
+                         int64_t C, int64_t OC, cudaStream_t stream);
+
+// dinp += dout · weight;  dweight += doutᵀ · inp;  dbias += column sums of dout (deterministic
+// two-stage reduction: fixed row chunks, each summed in order). Any of dinp, dweight, dbias may be
+// null (that gradient is not needed).
+template <class Out, class In>
+void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const In* inp, const In* weight,
+                     int64_t N, int64_t C, int64_t OC, cudaStream_t stream);
+
+// Allows (or forbids, the default) TF32 tensor cores in fp32 products issued by the calling thread.
+void set_matmul_tf32(bool enabled);
+
+// Frees the calling thread's cuBLASLt handles and workspaces (after synchronising their streams);
+// the next product creates them again. For tests and orderly shutdown.
+void release_matmul_resources();
+
+}  // namespace meridian::ops::cuda

@@ -1,0 +1,147 @@
+// Fused classifier against the CPU twin (ops/cpu/cross_entropy.h): forward (losses, lse), backward
+// (dlogits), and both in one kernel, for fp32 and bf16 logits. Padded columns hold large values, so
+// any that leaked into the softmax would move the loss; their gradient must stay bit-for-bit as it
+// was, as must the rows with an ignored (negative) target.
+#include <gtest/gtest.h>
+
+#include "cuda_test_support.h"
+#include "ops/cpu/cross_entropy.h"
+#include "ops/cuda/cross_entropy.h"
+
+namespace meridian::ops::cuda {
+namespace {
+
+using testing::DeviceBuffer;
+using testing::expect_close;
+using testing::kFloat32;
+using testing::rounded_to;
+using testing::TestStream;
+using testing::to_element;
+using testing::tolerance_for;
+
+struct ClassifierShape {
+  int64_t N, V, Vp;
+};
+
+struct ClassifierCase {
+  std::vector<float> logits;  // rounded to the storage type
+  std::vector<int32_t> targets;
+  std::vector<float> dlosses;
+  std::vector<float> dlogits_start;  // rounded to the storage type
+  std::vector<float> losses, lse, dlogits;  // CPU reference
+};
+
+template <class Element>
+ClassifierCase make_case(const ClassifierShape& s) {
+  std::mt19937 rng(static_cast<unsigned>(s.V));
+  ClassifierCase c;
+  std::vector<float> logits = testing::random_floats(static_cast<size_t>(s.N * s.Vp), rng, -4.0f, 4.0f);
+  for (int64_t i = 0; i < s.N; ++i) {
+    for (int64_t j = s.V; j < s.Vp; ++j) logits[static_cast<size_t>(i * s.Vp + j)] = 50.0f;
+  }
+  c.logits = rounded_to<Element>(logits);
+  std::uniform_int_distribution<int32_t> target(0, static_cast<int32_t>(s.V - 1));
+  for (int64_t i = 0; i < s.N; ++i) c.targets.push_back(i % 5 == 3 ? -1 : target(rng));  // every 5th row ignored
+  c.dlosses = testing::random_floats(static_cast<size_t>(s.N), rng, 0.0f, 1.0f);
+  c.dlogits_start = rounded_to<Element>(testing::random_floats(static_cast<size_t>(s.N * s.Vp), rng));
+  c.losses.resize(static_cast<size_t>(s.N));
+  c.lse.resize(static_cast<size_t>(s.N));
+  c.dlogits = c.dlogits_start;
+  cpu::cross_entropy_forward(c.losses.data(), c.lse.data(), c.logits.data(), c.targets.data(), s.N, s.V, s.Vp);
+  cpu::cross_entropy_backward(c.dlogits.data(), c.dlosses.data(), c.logits.data(), c.lse.data(), c.targets.data(), s.N,
+                              s.V, s.Vp);
+  return c;
+}
+
+// Padded columns and ignored rows of dlogits are exactly as they started.
+void expect_untouched(const std::vector<float>& dlogits, const ClassifierCase& c, const ClassifierShape& s) {
+  int changed = 0;
+  for (int64_t i = 0; i < s.N; ++i) {
+    const int64_t first = c.targets[static_cast<size_t>(i)] < 0 ? 0 : s.V;
+    for (int64_t j = first; j < s.Vp; ++j) {
+      const size_t at = static_cast<size_t>(i * s.Vp + j);
+      if (!(dlogits[at] == c.dlogits_start[at])) ++changed;
+    }
+  }
+  EXPECT_EQ(changed, 0) << "dlogits elements changed in padded columns or ignored rows";
+}
+
+std::string describe(const ClassifierShape& s) {
+  return "N=" + std::to_string(s.N) + " V=" + std::to_string(s.V) + " Vp=" + std::to_string(s.Vp);
+}
+
+template <class Element>
+void check_separate_kernels(const ClassifierShape& s) {
+  SCOPED_TRACE(describe(s));
+  const ClassifierCase c = make_case<Element>(s);
+  TestStream stream;
+  DeviceBuffer<Element> logits(to_element<Element>(c.logits));
+  DeviceBuffer<int32_t> targets(c.targets);
+  DeviceBuffer<float> dlosses(c.dlosses);
+  DeviceBuffer<float> losses(static_cast<size_t>(s.N));
+  DeviceBuffer<float> lse(static_cast<size_t>(s.N));
+  DeviceBuffer<Element> dlogits(to_element<Element>(c.dlogits_start));
+  losses.poison();
+  lse.poison();
+  cross_entropy_forward<Element>(losses.get(), lse.get(), logits.get(), targets.get(), s.N, s.V, s.Vp, stream.get());
+  cross_entropy_backward<Element>(dlogits.get(), dlosses.get(), logits.get(), lse.get(), targets.get(), s.N, s.V, s.Vp,
+                                  stream.get());
+  MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+  expect_close(losses.download(), c.losses, kFloat32, "losses");
+  expect_close(lse.download(), c.lse, kFloat32, "lse");
+  const std::vector<float> result = testing::to_float(dlogits.download());
+  expect_close(result, c.dlogits, tolerance_for<Element>(), "dlogits");
+  expect_untouched(result, c, s);
+}
+
+template <class Element>
+void check_fused(const ClassifierShape& s) {
+  SCOPED_TRACE(describe(s));
+  const ClassifierCase c = make_case<Element>(s);
+  TestStream stream;
+  DeviceBuffer<Element> logits(to_element<Element>(c.logits));
+  DeviceBuffer<int32_t> targets(c.targets);
+  DeviceBuffer<float> dlosses(c.dlosses);
+  DeviceBuffer<float> losses(static_cast<size_t>(s.N));
+  DeviceBuffer<float> lse(static_cast<size_t>(s.N));
+  DeviceBuffer<Element> dlogits(to_element<Element>(c.dlogits_start));
+  losses.poison();
+  lse.poison();
+  fused_classifier<Element>(losses.get(), lse.get(), dlogits.get(), dlosses.get(), logits.get(), targets.get(), s.N,
+                            s.V, s.Vp, stream.get());
+  MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+  expect_close(losses.download(), c.losses, kFloat32, "losses");
+  expect_close(lse.download(), c.lse, kFloat32, "lse");
+  const std::vector<float> result = testing::to_float(dlogits.download());
+  expect_close(result, c.dlogits, tolerance_for<Element>(), "dlogits");
+  expect_untouched(result, c, s);
+}
+
+const ClassifierShape kShapes[] = {
+    {37, 1001, 1088},   // padded, neither a multiple of the 256-thread block
+    {4, 50257, 50304},  // GPT-2's vocabulary
+    {6, 7, 7},          // fewer columns than threads, no padding
+};
+
+TEST(CudaCrossEntropy, ForwardBackwardFp32) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  for (const ClassifierShape& s : kShapes) check_separate_kernels<float>(s);
+}
+
+TEST(CudaCrossEntropy, ForwardBackwardBf16) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  for (const ClassifierShape& s : kShapes) check_separate_kernels<__nv_bfloat16>(s);
+}
+
+TEST(CudaCrossEntropy, FusedFp32) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  for (const ClassifierShape& s : kShapes) check_fused<float>(s);
+}
+
+TEST(CudaCrossEntropy, FusedBf16) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  for (const ClassifierShape& s : kShapes) check_fused<__nv_bfloat16>(s);
+}
+
+}  // namespace
+}  // namespace meridian::ops::cuda

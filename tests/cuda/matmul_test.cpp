@@ -1,0 +1,179 @@
+// cuBLASLt matmul against the CPU twin (ops/cpu/matmul.h): forward with and without bias, with
+// GELU (with and without its saved input; for bf16 on a shape where cuBLASLt's fused GELU_AUX
+// epilogue applies and on one where the separate pass runs), and backward, for fp32, bf16 and
+// bf16-in/fp32-out.
+// Sizes are not multiples of any tile. Weights and output gradients are drawn at GPT-2-like scale
+// (±0.1) so the fp32 rounding of a 771- or 1000-term sum, in whatever order cuBLASLt or oneDNN adds,
+// stays well inside the 1e-5 bound even where a sum cancels to near zero.
+#include <gtest/gtest.h>
+
+#include "cuda_test_support.h"
+#include "ops/cpu/gelu.h"
+#include "ops/cpu/matmul.h"
+#include "ops/cuda/matmul.h"
+
+namespace meridian::ops::cuda {
+namespace {
+
+using testing::DeviceBuffer;
+using testing::expect_close;
+using testing::rounded_to;
+using testing::TestStream;
+using testing::to_element;
+using testing::tolerance_for;
+
+struct MatmulShape {
+  int64_t N, C, OC;
+};
+
+struct MatmulInputs {
+  std::vector<float> inp, weight, bias, dout;
+};
+
+// Inputs already rounded to In (bias to Out, its storage type on the device).
+template <class Out, class In>
+MatmulInputs make_inputs(const MatmulShape& s, unsigned seed) {
+  std::mt19937 rng(seed);
+  MatmulInputs inputs;
+  inputs.inp = rounded_to<In>(testing::random_floats(static_cast<size_t>(s.N * s.C), rng));
+  inputs.weight = rounded_to<In>(testing::random_floats(static_cast<size_t>(s.OC * s.C), rng, -0.1f, 0.1f));
+  inputs.bias = rounded_to<Out>(testing::random_floats(static_cast<size_t>(s.OC), rng));
+  inputs.dout = rounded_to<In>(testing::random_floats(static_cast<size_t>(s.N * s.OC), rng, -0.1f, 0.1f));
+  return inputs;
+}
+
+template <class Out, class In>
+void check_forward(const MatmulShape& s, bool with_bias, bool with_gelu, bool keep_pre_gelu) {
+  const MatmulInputs inputs = make_inputs<Out, In>(s, 11);
+  const size_t out_size = static_cast<size_t>(s.N * s.OC);
+  std::vector<float> expected(out_size);
+  cpu::matmul_forward(expected.data(), inputs.inp.data(), inputs.weight.data(), with_bias ? inputs.bias.data() : nullptr,
+                      s.N, s.C, s.OC);
+  std::vector<float> expected_pre_gelu = expected;
+  if (with_gelu) cpu::gelu_forward(expected.data(), expected_pre_gelu.data(), static_cast<int64_t>(out_size));
+
+  DeviceBuffer<In> inp(to_element<In>(inputs.inp));
+  DeviceBuffer<In> weight(to_element<In>(inputs.weight));
+  DeviceBuffer<Out> bias(to_element<Out>(inputs.bias));
+  DeviceBuffer<Out> out(out_size);
+  DeviceBuffer<Out> pre_gelu(out_size);
+  out.poison();
+  pre_gelu.poison();
+  TestStream stream;
+  if (with_gelu) {
+    matmul_forward_gelu<Out, In>(out.get(), keep_pre_gelu ? pre_gelu.get() : nullptr, inp.get(), weight.get(),
+                                 with_bias ? bias.get() : nullptr, s.N, s.C, s.OC, stream.get());
+  } else {
+    matmul_forward<Out, In>(out.get(), inp.get(), weight.get(), with_bias ? bias.get() : nullptr, s.N, s.C, s.OC,
+                            stream.get());
+  }
+  MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+  expect_close(testing::to_float(out.download()), expected, tolerance_for<Out>(), "out");
+  if (with_gelu && keep_pre_gelu) {
+    expect_close(testing::to_float(pre_gelu.download()), expected_pre_gelu, tolerance_for<Out>(), "pre_gelu");
+  }
+  release_matmul_resources();
+}
+
+// Gradients accumulate: they start from random values (so an unwritten element fails) and the
+// reference adds to the same values. Each gradient can be skipped with a null pointer.
+template <class Out, class In>
+void check_backward(const MatmulShape& s, bool want_dinp, bool want_dweight, bool want_dbias) {
+  const MatmulInputs inputs = make_inputs<Out, In>(s, 23);
+  std::mt19937 rng(29);
+  const std::vector<float> dinp_start = rounded_to<Out>(testing::random_floats(static_cast<size_t>(s.N * s.C), rng));
+  const std::vector<float> dweight_start =
+      rounded_to<Out>(testing::random_floats(static_cast<size_t>(s.OC * s.C), rng));
+  const std::vector<float> dbias_start = rounded_to<Out>(testing::random_floats(static_cast<size_t>(s.OC), rng));
+  std::vector<float> dinp_expected = dinp_start;
+  std::vector<float> dweight_expected = dweight_start;
+  std::vector<float> dbias_expected = dbias_start;
+  cpu::matmul_backward(want_dinp ? dinp_expected.data() : nullptr, want_dweight ? dweight_expected.data() : nullptr,
+                       want_dbias ? dbias_expected.data() : nullptr, inputs.dout.data(), inputs.inp.data(),
+                       inputs.weight.data(), s.N, s.C, s.OC);
+
+  DeviceBuffer<In> inp(to_element<In>(inputs.inp));
+  DeviceBuffer<In> weight(to_element<In>(inputs.weight));
+  DeviceBuffer<In> dout(to_element<In>(inputs.dout));
+  DeviceBuffer<Out> dinp(to_element<Out>(dinp_start));
+  DeviceBuffer<Out> dweight(to_element<Out>(dweight_start));
+  DeviceBuffer<Out> dbias(to_element<Out>(dbias_start));
+  TestStream stream;
+  matmul_backward<Out, In>(want_dinp ? dinp.get() : nullptr, want_dweight ? dweight.get() : nullptr,
+                           want_dbias ? dbias.get() : nullptr, dout.get(), inp.get(), weight.get(), s.N, s.C, s.OC,
+                           stream.get());
+  MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+  expect_close(testing::to_float(dinp.download()), dinp_expected, tolerance_for<Out>(), "dinp");
+  expect_close(testing::to_float(dweight.download()), dweight_expected, tolerance_for<Out>(), "dweight");
+  expect_close(testing::to_float(dbias.download()), dbias_expected, tolerance_for<Out>(), "dbias");
+  release_matmul_resources();
+}
+
+constexpr MatmulShape kAwkward{37, 129, 771};     // OC not divisible by 8: GELU's saved input via the separate pass
+constexpr MatmulShape kAuxAligned{37, 129, 200};  // OC divisible by 8: cuBLASLt's GELU_AUX epilogue
+constexpr MatmulShape kTallRows{1000, 65, 97};    // several row chunks in the dbias reduction
+
+using bf16 = __nv_bfloat16;
+
+TEST(CudaMatmul, ForwardFp32) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  check_forward<float, float>(kAwkward, false, false, false);
+  check_forward<float, float>(kAwkward, true, false, false);
+}
+
+TEST(CudaMatmul, ForwardBf16) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  check_forward<bf16, bf16>(kAwkward, false, false, false);
+  check_forward<bf16, bf16>(kAwkward, true, false, false);
+}
+
+TEST(CudaMatmul, ForwardBf16InFp32Out) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  check_forward<float, bf16>(kAwkward, true, false, false);
+}
+
+TEST(CudaMatmul, ForwardGeluFp32) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  for (const MatmulShape& s : {kAwkward, kAuxAligned}) {
+    SCOPED_TRACE("OC=" + std::to_string(s.OC));
+    check_forward<float, float>(s, true, true, true);
+    check_forward<float, float>(s, true, true, false);
+    check_forward<float, float>(s, false, true, true);
+  }
+}
+
+TEST(CudaMatmul, ForwardGeluBf16) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  for (const MatmulShape& s : {kAwkward, kAuxAligned}) {
+    SCOPED_TRACE("OC=" + std::to_string(s.OC));
+    check_forward<bf16, bf16>(s, true, true, true);
+    check_forward<bf16, bf16>(s, false, true, false);
+  }
+}
+
+TEST(CudaMatmul, BackwardFp32) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  check_backward<float, float>(kAwkward, true, true, true);
+  check_backward<float, float>(kTallRows, true, true, true);
+}
+
+TEST(CudaMatmul, BackwardBf16) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  check_backward<bf16, bf16>(kAwkward, true, true, true);
+  check_backward<bf16, bf16>(kTallRows, true, true, true);
+}
+
+TEST(CudaMatmul, BackwardBf16InFp32Out) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  check_backward<float, bf16>(kAwkward, true, true, true);
+}
+
+TEST(CudaMatmul, BackwardSkipsNullGradients) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  check_backward<float, float>(kAwkward, true, false, false);
+  check_backward<float, float>(kAwkward, false, true, false);
+  check_backward<float, float>(kAwkward, false, false, true);
+}
+
+}  // namespace
+}  // namespace meridian::ops::cuda
