@@ -15,12 +15,17 @@
 # timings then measure core sharing as much as the schedule.
 # One 1f1b run at pp = 2 also writes a Chrome trace (one file per rank, and the ranks merged into
 # one file when python3 is there): open it in https://ui.perfetto.dev or chrome://tracing.
-# Usage: bench/pipeline_bench.sh [steps] [out_dir]   (needs build/ from scripts/build.sh)
+# The machine is shared: every configuration runs `rounds` times, round-robin, each run starting
+# once the cores have been ≥ 90% idle for 2 s (or after BENCH_IDLE_WAIT seconds, default 60; the
+# idle share seen is printed), and the summary takes the run with the fastest step, with the
+# median bubble of the rounds next to it.
+# Usage: bench/pipeline_bench.sh [steps] [rounds] [out_dir]   (needs build/ from scripts/build.sh)
 # Logs and traces go to out_dir (default build/bench-out/pipeline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-6}
-out=${2:-build/bench-out/pipeline}
+rounds=${2:-3}
+out=${3:-build/bench-out/pipeline}
 mkdir -p "$out"
 trainer=build/bin/train_gpt2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -28,41 +33,62 @@ micro_batches=8
 model=(--model gpt-mini --layers 8 --channels 384 --heads 6 --seq-len 128 --batch 16)
 common=("${model[@]}" --steps "$steps" --lr 3e-4 --grad-clip 1.0 --threads 1)
 
+# Waits until the cores were at least 90% idle over 2 s, at most $BENCH_IDLE_WAIT seconds (default
+# 60); prints the idle share seen.
+wait_idle() {
+  local waited=0 idle
+  while :; do
+    idle=$(awk '/^cpu /{t1=0; for(i=2;i<=NF;i++) t1+=$i; i1=$5+$6} END{print t1, i1}' /proc/stat)
+    sleep 2
+    idle=$(awk -v prev="$idle" '/^cpu /{split(prev, p, " "); t=0; for(i=2;i<=NF;i++) t+=$i;
+             printf "%.0f", 100 * ($5 + $6 - p[2]) / (t - p[1])}' /proc/stat)
+    waited=$((waited + 2))
+    if [ "$idle" -ge 90 ] || [ "$waited" -ge "${BENCH_IDLE_WAIT:-60}" ]; then break; fi
+  done
+  echo "$idle"
+}
+
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(date -u +%F); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== model: ${model[*]}; $micro_batches micro-batches; $steps steps (the first is left out of the means)"
+echo "== model: ${model[*]}; $micro_batches micro-batches; $steps steps (the first is left out of the means), $rounds rounds"
 
-echo
-echo "== reference: one process, one thread, the whole batch at once (no pipeline)"
-"$trainer" "${common[@]}" >"$out/single.log" 2>&1 || { cat "$out/single.log"; exit 1; }
-single_ms=$(sed -n 's/^mean step[^:]*: \([0-9.]*\) ms.*/\1/p' "$out/single.log")
-grep -E '^(model|mean step)' "$out/single.log"
-sed -n '/^memory per rank/,$p' "$out/single.log"
+results=$(mktemp)
+single_ms=""
+for round in $(seq 1 "$rounds"); do
+  echo
+  idle=$(wait_idle)
+  echo "== round $round, reference: one process, one thread, the whole batch at once (no pipeline; cores ${idle}% idle before)"
+  "$trainer" "${common[@]}" >"$out/single.round$round.log" 2>&1 || { cat "$out/single.round$round.log"; exit 1; }
+  ms=$(sed -n 's/^mean step[^:]*: \([0-9.]*\) ms.*/\1/p' "$out/single.round$round.log")
+  single_ms=$(awk -v a="$single_ms" -v b="$ms" 'BEGIN {print (a == "" || b < a) ? b : a}')
+  grep -E '^(model|mean step)' "$out/single.round$round.log"
+  sed -n '/^memory per rank/,$p' "$out/single.round$round.log"
 
-summary=$(mktemp)
-for pp in 2 4; do
-  for schedule in gpipe 1f1b interleaved zb-h1; do
-    flags=(--pp "$pp" --schedule "$schedule" --micro-batches "$micro_batches")
-    [ "$schedule" = interleaved ] && flags+=(--virtual-stages 2)
-    log="$out/pp${pp}_${schedule}.log"
-    cmd=(mpirun --oversubscribe -np "$pp" "$trainer" "${common[@]}" "${flags[@]}")
-    echo
-    echo "== pp=$pp $schedule: ${cmd[*]}"
-    "${cmd[@]}" >"$log" 2>&1 || { cat "$log"; exit 1; }
-    grep -E '^(pipeline:|mean step)' "$log"
-    sed -n '/^pipeline per rank/,$p' "$log"
+  for pp in 2 4; do
+    for schedule in gpipe 1f1b interleaved zb-h1; do
+      flags=(--pp "$pp" --schedule "$schedule" --micro-batches "$micro_batches")
+      [ "$schedule" = interleaved ] && flags+=(--virtual-stages 2)
+      log="$out/pp${pp}_${schedule}.round$round.log"
+      cmd=(mpirun --oversubscribe -np "$pp" "$trainer" "${common[@]}" "${flags[@]}")
+      idle=$(wait_idle)
+      echo
+      echo "== round $round, pp=$pp $schedule (cores ${idle}% idle before): ${cmd[*]}"
+      "${cmd[@]}" >"$log" 2>&1 || { cat "$log"; exit 1; }
+      grep -E '^(pipeline:|mean step)' "$log"
+      sed -n '/^pipeline per rank/,$p' "$log"
 
-    ms=$(sed -n 's/^mean step[^:]*: \([0-9.]*\) ms.*/\1/p' "$log")
-    measured=$(sed -n 's/^pipeline bubble: \([0-9.]*\)% measured.*/\1/p' "$log")
-    theory=$(sed -n 's/^pipeline bubble: .*, \([0-9.]*\)% in theory.*/\1/p' "$log")
-    # Rows: "  rank R: pp S | bubble% | live | peak | parameters | gradients | optimizer state".
-    stages=$(awk -F'|' '/^  rank [0-9]+: pp/ {
-               gsub(/ /, "", $2); live = $3 + 0; peak = $4 + 0; act = $4 - $5 - $6 - $7
-               bubbles = bubbles (bubbles == "" ? "" : "/") $2
-               lives = lives (lives == "" ? "" : "/") live
-               peaks = peaks (peaks == "" ? "" : "/") sprintf("%.0f", peak)
-               acts = acts (acts == "" ? "" : "/") sprintf("%.0f", act)
-             } END { print bubbles "|" lives "|" peaks "|" acts }' "$log")
-    echo "$pp|$schedule|$ms|$measured|$theory|$stages" >>"$summary"
+      ms=$(sed -n 's/^mean step[^:]*: \([0-9.]*\) ms.*/\1/p' "$log")
+      measured=$(sed -n 's/^pipeline bubble: \([0-9.]*\)% measured.*/\1/p' "$log")
+      theory=$(sed -n 's/^pipeline bubble: .*, \([0-9.]*\)% in theory.*/\1/p' "$log")
+      # Rows: "  rank R: pp S | bubble% | live | peak | parameters | gradients | optimizer state".
+      stages=$(awk -F'|' '/^  rank [0-9]+: pp/ {
+                 gsub(/ /, "", $2); live = $3 + 0; peak = $4 + 0; act = $4 - $5 - $6 - $7
+                 bubbles = bubbles (bubbles == "" ? "" : "/") $2
+                 lives = lives (lives == "" ? "" : "/") live
+                 peaks = peaks (peaks == "" ? "" : "/") sprintf("%.0f", peak)
+                 acts = acts (acts == "" ? "" : "/") sprintf("%.0f", act)
+               } END { print bubbles "|" lives "|" peaks "|" acts }' "$log")
+      echo "$pp|$schedule|$ms|$measured|$theory|$stages" >>"$results"
+    done
   done
 done
 
@@ -85,18 +111,26 @@ EOF
 fi
 
 echo
-echo "== summary: M = $micro_batches micro-batches, one thread per rank; one process on one thread: ${single_ms} ms/step"
-echo "   bubble: measured (mean over ranks) | the schedule model with equal-cost stages | (p-1)/(m+p-1)"
-echo "   per stage (rank 0/1/...): bubble, peak live micro-batches, peak allocated MiB, act = peak - parameters - gradients - optimizer state (MiB)"
-printf "| %2s | %-11s | %7s | %7s | %8s | %7s | %13s | %-27s | %-7s | %-15s | %-11s |\n" \
-  pp schedule ms/step "vs 1x1" measured model "(p-1)/(m+p-1)" "bubble per stage" live "peak MiB" "act MiB"
-printf "| %2s | %-11s | %7s | %7s | %8s | %7s | %13s | %-27s | %-7s | %-15s | %-11s |\n" \
+echo "== summary: M = $micro_batches micro-batches, one thread per rank; the fastest of $rounds rounds per run;"
+echo "   one process on one thread (fastest round): ${single_ms} ms/step"
+echo "   bubble: measured in the fastest round (mean over ranks) [median of the rounds] | the schedule model with"
+echo "   equal-cost stages | (p-1)/(m+p-1); per stage (rank 0/1/...): bubble, peak live micro-batches, peak"
+echo "   allocated MiB, act = peak - parameters - gradients - optimizer state (MiB)"
+printf "| %2s | %-11s | %7s | %6s | %-15s | %6s | %13s | %-27s | %-8s | %-15s | %-15s |\n" \
+  pp schedule ms/step "vs 1x1" "measured [med]" model "(p-1)/(m+p-1)" "bubble per stage" live "peak MiB" "act MiB"
+printf "| %2s | %-11s | %7s | %6s | %-15s | %6s | %13s | %-27s | %-8s | %-15s | %-15s |\n" \
   ---: --- ---: ---: ---: ---: ---: --- --- --- ---
-while IFS='|' read -r pp schedule ms measured theory bubbles lives peaks acts; do
-  awk -v pp="$pp" -v s="$schedule" -v ms="$ms" -v one="$single_ms" -v meas="$measured" -v th="$theory" \
-      -v m="$micro_batches" -v b="$bubbles" -v l="$lives" -v pk="$peaks" -v a="$acts" \
-      'BEGIN { printf "| %2d | %-11s | %7.0f | %6.2fx | %7.1f%% | %6.1f%% | %12.1f%% | %-27s | %-7s | %-15s | %-11s |\n",
-               pp, s, ms, one / ms, meas, th, 100 * (pp - 1) / (m + pp - 1), b, l, pk, a }'
-done <"$summary"
+for pp in 2 4; do
+  for schedule in gpipe 1f1b interleaved zb-h1; do
+    best=$(awk -F'|' -v p="$pp" -v s="$schedule" '$1 == p && $2 == s' "$results" | sort -t'|' -k3,3g | head -1)
+    median=$(awk -F'|' -v p="$pp" -v s="$schedule" '$1 == p && $2 == s {print $4}' "$results" | sort -g |
+             awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+    IFS='|' read -r _ _ ms measured theory bubbles lives peaks acts <<<"$best"
+    awk -v pp="$pp" -v s="$schedule" -v ms="$ms" -v one="$single_ms" -v meas="$measured" -v med="$median" \
+        -v th="$theory" -v m="$micro_batches" -v b="$bubbles" -v l="$lives" -v pk="$peaks" -v a="$acts" \
+        'BEGIN { printf "| %2d | %-11s | %7.0f | %5.2fx | %5.1f%% [%5.1f%%] | %5.1f%% | %12.1f%% | %-27s | %-8s | %-15s | %-15s |\n",
+                 pp, s, ms, one / ms, meas, med, th, 100 * (pp - 1) / (m + pp - 1), b, l, pk, a }'
+  done
+done
 echo "(vs 1x1: speed-up over one process on one thread. Logs and traces: $out)"
-rm -f "$summary"
+rm -f "$results"

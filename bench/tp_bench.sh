@@ -2,26 +2,47 @@
 # Tensor parallelism on GPT-2 124M (batch 4, sequence 64, AdamW, float32, one thread per rank):
 # tp = 1, 2, 4 (mpirun -np tp) and tp = 2 with --sequence-parallel, plus one process on every core
 # as the same-core-count reference. Per run, from the trainer's own output:
-#   - parameters per rank            ("parameters per rank: X of Y", rank 0)
+#   - parameters per rank            ("parameters per rank: X of Y", rank 0; tp splits evenly)
 #   - peak memory per rank           (the end-of-run table: peak allocated | parameters | gradients |
 #                                     optimizer state; "other" = peak − the three = activations,
 #                                     logits and temporaries)
 #   - ms/step and tokens/s           ("mean step (excluding the first)")
 #   - time in TP collectives         (--profile on rank 0: the tp.all_reduce / tp.all_gather /
-#                                     tp.reduce_scatter scopes, summed, as a share of the step)
-# Usage: bench/tp_bench.sh [steps] [out_dir]   (run from anywhere; needs build/ from scripts/build.sh)
+#                                     tp.reduce_scatter scopes, summed, as a share of the step; it
+#                                     includes waiting for the slower rank to reach the collective)
+# The machine is shared: every configuration runs `rounds` times, round-robin, each run starting
+# once the cores have been ≥ 90% idle for 2 s (or after BENCH_IDLE_WAIT seconds, default 60; the
+# idle share seen is printed), and the summary takes the run with the fastest step (interference
+# only slows a run down), with the median of the rounds next to it.
+# Usage: bench/tp_bench.sh [steps] [rounds] [out_dir]   (needs build/ from scripts/build.sh)
 # Logs of every run go to out_dir (default build/bench-out/tp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-5}
-out=${2:-build/bench-out/tp}
+rounds=${2:-3}
+out=${3:-build/bench-out/tp}
 mkdir -p "$out"
 trainer=build/bin/train_gpt2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 common=(--model gpt2-124m --batch 4 --seq-len 64 --steps "$steps" --lr 3e-4 --grad-clip 1.0 --profile)
 
+# Waits until the cores were at least 90% idle over 2 s, at most $BENCH_IDLE_WAIT seconds (default
+# 60); prints the idle share seen.
+wait_idle() {
+  local waited=0 idle
+  while :; do
+    idle=$(awk '/^cpu /{t1=0; for(i=2;i<=NF;i++) t1+=$i; i1=$5+$6} END{print t1, i1}' /proc/stat)
+    sleep 2
+    idle=$(awk -v prev="$idle" '/^cpu /{split(prev, p, " "); t=0; for(i=2;i<=NF;i++) t+=$i;
+             printf "%.0f", 100 * ($5 + $6 - p[2]) / (t - p[1])}' /proc/stat)
+    waited=$((waited + 2))
+    if [ "$idle" -ge 90 ] || [ "$waited" -ge "${BENCH_IDLE_WAIT:-60}" ]; then break; fi
+  done
+  echo "$idle"
+}
+
 echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(date -u +%F); load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== gpt2-124m, batch 4 x seq 64 (256 tokens per step), $steps steps (the first is left out of the means)"
+echo "== gpt2-124m, batch 4 x seq 64 (256 tokens per step), $steps steps (the first is left out of the means), $rounds rounds"
 
 # name | ranks | threads per rank | extra mpirun flags | extra trainer flags
 # (mpirun binds each rank to one core when there are at most 2 ranks: the reference on every core
@@ -34,47 +55,60 @@ runs=(
   "tp=1, $(nproc) threads|1|$(nproc)|--bind-to none|"
 )
 
-summary=$(mktemp)
-for run in "${runs[@]}"; do
-  IFS='|' read -r name ranks threads launch extra <<<"$run"
-  log="$out/$(echo "$name" | tr -c 'a-zA-Z0-9=\n' '_').log"
-  # shellcheck disable=SC2086  # $launch and $extra are lists of flags
-  cmd=(mpirun --oversubscribe $launch -np "$ranks" "$trainer" "${common[@]}" --threads "$threads" $extra)
-  echo
-  echo "== $name: ${cmd[*]}"
-  "${cmd[@]}" >"$log" 2>&1 || { cat "$log"; exit 1; }
-  grep -E '^(tensor parallel|parameters per rank|mean step)' "$log"
-  sed -n '/^memory per rank/,$p' "$log"
-  echo "  TP collectives on rank 0 (ms per step, calls):"
-  awk '$1 ~ /^tp\./ {printf "    %-40s %9s ms  %s %s\n", $1, $2, $4, $5}' "$log"
+results=$(mktemp)
+for round in $(seq 1 "$rounds"); do
+  for index in "${!runs[@]}"; do
+    IFS='|' read -r name ranks threads launch extra <<<"${runs[$index]}"
+    log="$out/$(echo "$name" | tr -c 'a-zA-Z0-9\n' '_').round$round.log"
+    read -ra launch_flags <<<"$launch"
+    read -ra extra_flags <<<"$extra"
+    cmd=(mpirun --oversubscribe "${launch_flags[@]}" -np "$ranks" "$trainer" "${common[@]}" --threads "$threads"
+         "${extra_flags[@]}")
+    idle=$(wait_idle)
+    echo
+    echo "== round $round, $name (cores ${idle}% idle before): ${cmd[*]}"
+    "${cmd[@]}" >"$log" 2>&1 || { cat "$log"; exit 1; }
+    grep -E '^(tensor parallel|parameters per rank|mean step)' "$log"
+    sed -n '/^memory per rank/,$p' "$log"
+    echo "  TP collectives on rank 0 (ms per step, calls):"
+    awk '$1 ~ /^tp\./ {printf "    %-40s %9s ms  %s %s\n", $1, $2, $4, $5}' "$log"
 
-  params=$(sed -n 's/^parameters per rank: \([0-9]*\) of \([0-9]*\).*/\1/p' "$log")
-  total=$(sed -n 's/^parameters per rank: \([0-9]*\) of \([0-9]*\).*/\2/p' "$log")
-  ms=$(sed -n 's/^mean step[^:]*: \([0-9.]*\) ms, \([0-9.]*\) tokens.*/\1/p' "$log")
-  tps=$(sed -n 's/^mean step[^:]*: \([0-9.]*\) ms, \([0-9.]*\) tokens.*/\2/p' "$log")
-  # Memory table rows: "  rank R: peak | parameters | gradients | optimizer state" (MiB).
-  mem=$(sed -n '/^memory per rank/,$p' "$log" | awk -F'|' '/^  rank/ {
-          split($1, a, ":"); peak = a[2] + 0; persistent = $2 + $3 + $4
-          if (peak > max_peak) { max_peak = peak; max_persistent = persistent }
-        } END { printf "%.0f %.0f %.0f", max_peak, max_persistent, max_peak - max_persistent }')
-  comm_ms=$(awk '$1 ~ /^tp\./ {s += $2} END {printf "%.1f", s + 0}' "$log")
-  echo "$name|$ranks|$threads|$params|$total|$mem|$ms|$tps|$comm_ms" >>"$summary"
+    params=$(sed -n 's/^parameters per rank: \([0-9]*\) of \([0-9]*\).*/\1/p' "$log")
+    total=$(sed -n 's/^parameters per rank: \([0-9]*\) of \([0-9]*\).*/\2/p' "$log")
+    ms=$(sed -n 's/^mean step[^:]*: \([0-9.]*\) ms.*/\1/p' "$log")
+    # Memory table rows: "  rank R: peak | parameters | gradients | optimizer state" (MiB); the
+    # rank with the largest peak.
+    mem=$(sed -n '/^memory per rank/,$p' "$log" | awk -F'|' '/^  rank/ {
+            split($1, a, ":"); peak = a[2] + 0; persistent = $2 + $3 + $4
+            if (peak > max_peak) { max_peak = peak; max_persistent = persistent }
+          } END { printf "%.0f %.0f %.0f", max_peak, max_persistent, max_peak - max_persistent }')
+    comm_ms=$(awk '$1 ~ /^tp\./ {s += $2} END {printf "%.1f", s + 0}' "$log")
+    echo "$index|$name|$ranks|$threads|$params|$total|$mem|$ms|$comm_ms" >>"$results"
+  done
 done
 
 echo
-echo "== summary (peak memory: the largest over the job's ranks, MiB; \"other\" = peak − parameters − gradients − optimizer state)"
-base_tps=$(head -1 "$summary" | awk -F'|' '{print $8}')
-printf "| %-16s | %5s | %7s | %18s | %9s | %18s | %9s | %7s | %8s | %8s | %10s | %9s |\n" \
-  run ranks threads "parameters / rank" "share" "peak MiB / rank" "p+g+opt" other "ms/step" tokens/s "vs tp=1 1T" "TP comm"
-printf "| %-16s | %5s | %7s | %18s | %9s | %18s | %9s | %7s | %8s | %8s | %10s | %9s |\n" \
+echo "== summary: the fastest of $rounds rounds per run (median ms/step of the rounds in brackets);"
+echo "   peak memory: the largest over the job's ranks, MiB; other = peak - parameters - gradients - optimizer state;"
+echo "   TP comm: time in tp.* collectives on rank 0 / step time, in the fastest round; 256 tokens per step"
+printf "| %-16s | %5s | %7s | %17s | %6s | %8s | %7s | %5s | %15s | %8s | %6s | %7s |\n" \
+  run ranks threads "parameters/rank" share "peak MiB" "p+g+opt" other "ms/step (med)" tokens/s "vs tp=1" "TP comm"
+printf "| %-16s | %5s | %7s | %17s | %6s | %8s | %7s | %5s | %15s | %8s | %6s | %7s |\n" \
   --- ---: ---: ---: ---: ---: ---: ---: ---: ---: ---: ---:
-while IFS='|' read -r name ranks threads params total mem ms tps comm_ms; do
+base_ms=""
+for index in "${!runs[@]}"; do
+  # The fastest round of this run, and the median of its rounds.
+  best=$(awk -F'|' -v i="$index" '$1 == i' "$results" | sort -t'|' -k8,8g | head -1)
+  median=$(awk -F'|' -v i="$index" '$1 == i {print $8}' "$results" | sort -g |
+           awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+  IFS='|' read -r _ name ranks threads params total mem ms comm_ms <<<"$best"
   read -r peak persistent other <<<"$mem"
+  [ -z "$base_ms" ] && base_ms=$ms
   awk -v n="$name" -v r="$ranks" -v t="$threads" -v p="$params" -v tot="$total" -v peak="$peak" \
-      -v pers="$persistent" -v other="$other" -v ms="$ms" -v tps="$tps" -v base="$base_tps" -v c="$comm_ms" \
-      'BEGIN { printf "| %-16s | %5d | %7d | %18d | %8.1f%% | %18d | %9d | %7d | %8.0f | %8.1f | %9.2fx | %8.1f%% |\n",
-               n, r, t, p, 100 * p / tot, peak, pers, other, ms, tps, tps / base, 100 * c / ms }'
-done <"$summary"
-echo "(TP comm: time inside tp.* collective scopes on rank 0 per step / step time; it includes waiting for the"
-echo " other ranks to arrive at the collective, not only moving data. Logs: $out)"
-rm -f "$summary"
+      -v pers="$persistent" -v other="$other" -v ms="$ms" -v med="$median" -v base="$base_ms" -v c="$comm_ms" \
+      'BEGIN { printf "| %-16s | %5d | %7d | %17d | %5.1f%% | %8d | %7d | %5d | %15s | %8.1f | %5.2fx | %6.1f%% |\n",
+               n, r, t, p, 100 * p / tot, peak, pers, other, sprintf("%.0f (%.0f)", ms, med), 256 / (ms / 1000),
+               base / ms, 100 * c / ms }'
+done
+echo "(vs tp=1: tokens/s over tp=1 on one thread. Logs: $out)"
+rm -f "$results"
