@@ -9,6 +9,10 @@
 
 #include "core/error.h"
 
+#if MERIDIAN_CUDA
+#include "ops/cuda/caching_allocator.h"
+#endif
+
 namespace meridian {
 namespace {
 
@@ -85,7 +89,13 @@ class CpuCachingAllocator final : public Allocator {
   MemoryStats stats_;
 };
 
+// With the CUDA backend built, cuda tensors use its stream-ordered caching allocator from the start
+// (register_cuda_allocator may still replace it, e.g. in a test).
+#if MERIDIAN_CUDA
+Allocator* (*g_cuda_allocator_factory)(int) = &ops::cuda::cuda_caching_allocator;
+#else
 Allocator* (*g_cuda_allocator_factory)(int) = nullptr;
+#endif
 
 }  // namespace
 

@@ -7,7 +7,12 @@
 #include "core/allocator.h"
 #include "core/autograd/engine.h"
 #include "core/autograd/node.h"
+#include "core/cuda_dispatch.h"
 #include "ops/cpu/elementwise.h"
+
+#if MERIDIAN_CUDA
+#include "ops/cuda/elementwise.h"
+#endif
 
 namespace meridian {
 
@@ -83,10 +88,28 @@ void scatter(const Tensor& dst, const void* src) {
   });
 }
 
+// Fails naming the operation when `t` is a strided cuda tensor: the cuda paths below move whole
+// contiguous buffers only.
+void require_contiguous_on_cuda(const Tensor& t, const char* what) {
+  if (t.device().is_cuda() && !t.is_contiguous())
+    MERIDIAN_FAIL(what, ": tensor '", t.name(), "' of shape ", shape_str(t.shape()), " on ", t.device().to_string(),
+                  " is not contiguous (strided copies on the GPU are not implemented)");
+}
+
 // dst (any strides, f32) += src (contiguous f32, same shape).
 void accumulate_into(const Tensor& dst, const Tensor& src) {
   MERIDIAN_CHECK(dst.dtype() == DType::f32 && src.dtype() == DType::f32 && src.is_contiguous(),
                  "gradient accumulation supports contiguous f32 sources, got ", dtype_name(src.dtype()));
+  MERIDIAN_CHECK(dst.device() == src.device(), "gradient accumulation from ", src.device().to_string(), " into ",
+                 dst.device().to_string());
+  if (dst.device().is_cuda()) {
+    require_contiguous_on_cuda(dst, "gradient accumulation");
+#if MERIDIAN_CUDA
+    const detail::CudaScope cuda(dst.device());
+    ops::cuda::axpy(dst.data<float>(), src.data<float>(), 1.0f, dst.numel(), cuda.stream());
+#endif
+    return;
+  }
   if (dst.is_contiguous()) {
     ops::cpu::axpy(dst.data<float>(), src.data<float>(), 1.0f, dst.numel());
     return;
@@ -94,6 +117,53 @@ void accumulate_into(const Tensor& dst, const Tensor& src) {
   float* base = dst.data<float>();
   const float* in = src.data<float>();
   for_each_offset(dst.shape(), dst.strides(), [&](int64_t offset) { base[offset] += *in++; });
+}
+
+// copy_ when either side is a cuda tensor: whole contiguous buffers of one dtype, cpu ⇄ cuda or
+// within one device, ordered on the cuda device's compute stream. Copies that touch host memory
+// wait for the stream: to the host so that the values are there when this returns, from the host
+// because CUDA only says a copy from pageable memory "might be synchronous", and the host buffer
+// (often a temporary, or a block the cpu allocator hands out again) must not change under the DMA.
+// Pinned staging buffers would make uploads asynchronous; the trainer's per-step uploads are two
+// small batches, so this waits rarely and briefly.
+void copy_with_cuda(const Tensor& dst, const Tensor& src) {
+  if (src.shape() != dst.shape())
+    MERIDIAN_FAIL("copy_: source shape ", shape_str(src.shape()), " does not match destination ",
+                  shape_str(dst.shape()));
+  if (src.dtype() != dst.dtype())
+    MERIDIAN_FAIL("copy_: ", dtype_name(src.dtype()), " on ", src.device().to_string(), " into ",
+                  dtype_name(dst.dtype()), " on ", dst.device().to_string(),
+                  ": dtype conversion with cuda tensors is not implemented");
+  require_contiguous_on_cuda(src, "copy_");
+  require_contiguous_on_cuda(dst, "copy_");
+  if (src.device().is_cuda() && dst.device().is_cuda() && src.device() != dst.device())
+    MERIDIAN_FAIL("copy_: from ", src.device().to_string(), " to ", dst.device().to_string(),
+                  ": copies between GPUs are not implemented (go through the host)");
+#if MERIDIAN_CUDA
+  if (dst.device().is_cuda() && src.device().is_cuda()) {
+    const detail::CudaScope cuda(dst.device());
+    ops::cuda::copy_on_device(dst.raw_data(), src.raw_data(), dst.nbytes(), cuda.stream());
+  } else if (dst.device().is_cuda()) {
+    const Tensor dense = src.detach().contiguous();
+    const detail::CudaScope cuda(dst.device());
+    ops::cuda::copy_to_device(dst.raw_data(), dense.raw_data(), dst.nbytes(), cuda.stream());
+    ops::cuda::synchronize(cuda.stream());
+  } else {
+    const detail::CudaScope cuda(src.device());
+    if (dst.is_contiguous()) {
+      ops::cuda::copy_to_host(dst.raw_data(), src.raw_data(), dst.nbytes(), cuda.stream());
+      ops::cuda::synchronize(cuda.stream());
+    } else {
+      Tensor staging = Tensor::empty(dst.shape(), dst.dtype());
+      ops::cuda::copy_to_host(staging.raw_data(), src.raw_data(), dst.nbytes(), cuda.stream());
+      ops::cuda::synchronize(cuda.stream());
+      scatter(dst, staging.raw_data());
+    }
+  }
+#else
+  MERIDIAN_FAIL("copy_: ", src.device().to_string(), " to ", dst.device().to_string(),
+                ": this build has no CUDA backend");
+#endif
 }
 
 void require_cpu(const Tensor& t, const char* what) {
@@ -192,7 +262,7 @@ void* Tensor::raw_data() const {
 template <class T>
 T Tensor::item() const {
   if (numel() != 1) MERIDIAN_FAIL("item(): tensor of shape ", shape_str(shape()), " is not one element");
-  require_cpu(*this, "item()");
+  if (device().is_cuda()) return to(Device::cpu()).item<T>();  // waits for the device
   float value = 0.0f;
   convert_elements(&value, DType::f32, raw_data(), dtype(), 1);
   return static_cast<T>(value);
@@ -202,6 +272,7 @@ template double Tensor::item<double>() const;
 template int32_t Tensor::item<int32_t>() const;
 
 std::vector<float> Tensor::to_float_vector() const {
+  if (defined() && device().is_cuda()) return to(Device::cpu()).to_float_vector();  // waits for the device
   require_cpu(*this, "to_float_vector()");
   Tensor dense = contiguous();
   std::vector<float> out(static_cast<size_t>(numel()));
@@ -275,9 +346,11 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::clone() const {
   check_defined("clone()");
-  require_cpu(*this, "clone()");
   Tensor out = empty(shape(), dtype(), device());
-  gather(out.raw_data(), *this);
+  if (device().is_cuda())
+    copy_with_cuda(out, *this);
+  else
+    gather(out.raw_data(), *this);
   autograd::record("clone", {*this}, out, [](autograd::BackwardContext& ctx) {
     accumulate_into(ctx.input_grad(0), ctx.grad_output());
   });
@@ -292,10 +365,22 @@ Tensor Tensor::to(DType target) const {
   return out;
 }
 
+Tensor Tensor::to(Device target) const {
+  check_defined("to()");
+  if (target == device()) return detach();
+  Tensor out = empty(shape(), dtype(), target);
+  copy_with_cuda(out, detach());
+  out.set_name(name());
+  return out;
+}
+
 Tensor& Tensor::copy_(const Tensor& source) {
   check_defined("copy_()");
-  require_cpu(*this, "copy_()");
-  require_cpu(source, "copy_()");
+  source.check_defined("copy_()");
+  if (device().is_cuda() || source.device().is_cuda()) {
+    copy_with_cuda(*this, source);
+    return *this;
+  }
   if (source.shape() != shape())
     MERIDIAN_FAIL("copy_: source shape ", shape_str(source.shape()), " does not match destination ",
                   shape_str(shape()));
@@ -321,7 +406,17 @@ Tensor& Tensor::copy_(const Tensor& source) {
 
 Tensor& Tensor::fill_(double value) {
   check_defined("fill_()");
-  require_cpu(*this, "fill_()");
+  if (device().is_cuda()) {
+    require_contiguous_on_cuda(*this, "fill_()");
+    if (dtype() != DType::f32)
+      MERIDIAN_FAIL("fill_(): ", dtype_name(dtype()), " tensor on ", device().to_string(),
+                    " (cuda tensors are filled as f32 only; zero_() takes any dtype)");
+#if MERIDIAN_CUDA
+    const detail::CudaScope cuda(device());
+    ops::cuda::fill(data<float>(), static_cast<float>(value), numel(), cuda.stream());
+#endif
+    return *this;
+  }
   if (dtype() == DType::f32 && is_contiguous()) {
     ops::cpu::fill(data<float>(), static_cast<float>(value), numel());
     return *this;
@@ -339,8 +434,15 @@ Tensor& Tensor::fill_(double value) {
 
 Tensor& Tensor::zero_() {
   check_defined("zero_()");
-  require_cpu(*this, "zero_()");
   if (numel() == 0) return *this;
+  if (device().is_cuda()) {
+    require_contiguous_on_cuda(*this, "zero_()");
+#if MERIDIAN_CUDA
+    const detail::CudaScope cuda(device());
+    ops::cuda::zero_bytes(raw_data(), nbytes(), cuda.stream());
+#endif
+    return *this;
+  }
   if (is_contiguous()) {
     if (dtype() == DType::f32)
       ops::cpu::fill(data<float>(), 0.0f, numel());  // threaded: gradient buffers are hundreds of MB
@@ -419,8 +521,6 @@ void Tensor::set_grad_factory(std::function<Tensor()> factory) {
 void Tensor::rebind_storage(std::shared_ptr<Storage> storage, int64_t offset_elements) {
   check_defined("rebind_storage()");
   MERIDIAN_CHECK(is_contiguous(), "rebind_storage: '", name(), "' is not contiguous");
-  MERIDIAN_CHECK(storage->device() == device(), "rebind_storage: '", name(), "' on ", device().to_string(),
-                 ", storage on ", storage->device().to_string());
   Tensor target = from_storage(storage, shape(), dtype(), offset_elements);
   target.copy_(*this);
   impl_->storage = std::move(storage);
@@ -447,7 +547,7 @@ std::string Tensor::to_string(int64_t max_elements) const {
      << ", dtype=" << dtype_name(dtype()) << ", device=" << device().to_string();
   if (requires_grad()) os << ", requires_grad";
   os << ")";
-  if (!device().is_cpu()) return os.str();
+  if (device().is_cuda() && !is_contiguous()) return os.str();
   const std::vector<float> values = to_float_vector();
   const int64_t row = ndim() == 0 ? 1 : dim(-1);
   const int64_t rows = row == 0 ? 0 : numel() / row;

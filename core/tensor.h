@@ -89,7 +89,7 @@ class Tensor {
   }
   template <class T>
   T item() const;  // the value of a one-element tensor
-  std::vector<float> to_float_vector() const;  // any dtype, any strides, cpu
+  std::vector<float> to_float_vector() const;  // any dtype, any strides on cpu; contiguous on cuda (copied to host)
 
   // --- views and copies (differentiable when the input requires grad) -----------------------
   Tensor view(const Shape& shape) const;     // same storage; needs contiguity; one -1 allowed
@@ -100,9 +100,15 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;  // not differentiable
+  // A copy on `device` (the tensor itself, detached, when it is already there). Host ⇄ device
+  // copies are ordered on the device's compute stream; a copy to the host waits for it. A cuda
+  // source must be contiguous. Not differentiable.
+  Tensor to(Device device) const;
 
   // --- in place (never recorded by autograd) ------------------------------------------------
-  Tensor& copy_(const Tensor& source);  // same shape; converts dtype
+  // Same shape; converts dtype. With a cuda tensor on either side: same dtype, both contiguous,
+  // cpu ⇄ cuda or within one cuda device.
+  Tensor& copy_(const Tensor& source);
   Tensor& fill_(double value);
   Tensor& zero_();
 
@@ -123,7 +129,8 @@ class Tensor {
   // zeros). Data parallelism points it into a flat bucket. An empty function restores the default.
   void set_grad_factory(std::function<Tensor()> factory);
   // Moves this tensor (every handle to it) onto `storage` at `offset`, copying its values there.
-  // For flattening parameters into one buffer; shape and dtype stay.
+  // For flattening parameters into one buffer, and for moving them to another device
+  // (nn::Module::to); shape and dtype stay.
   void rebind_storage(std::shared_ptr<Storage> storage, int64_t offset_elements);
   const std::string& name() const;
   Tensor& set_name(std::string name);

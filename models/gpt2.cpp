@@ -129,6 +129,7 @@ Tensor Gpt2::embed(const Tensor& tokens) const {
   if (tensor_parallel_.enabled()) return embed_tensor_parallel(tokens);
   Tensor positions = Tensor::empty({T}, DType::i32);
   for (int64_t t = 0; t < T; ++t) positions.data<int32_t>()[t] = static_cast<int32_t>(t);
+  positions = positions.to(tokens.device());  // the same tensor on the cpu
   return fn::add(wte_->forward(tokens), wpe_->forward(positions));
 }
 

@@ -6,8 +6,13 @@
 
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
+#include "core/cuda_dispatch.h"
 #include "core/profiler.h"
 #include "ops/cpu/elementwise.h"
+
+#if MERIDIAN_CUDA
+#include "ops/cuda/elementwise.h"
+#endif
 
 namespace meridian::autograd {
 
@@ -166,10 +171,13 @@ void run_backward(const Tensor& root, const Tensor& gradient, BackwardOptions op
     if (root.numel() != 1)
       MERIDIAN_FAIL("backward: a gradient can be implied only for one-element outputs, got shape ",
                     shape_str(root.shape()));
-    seed = Tensor::full(root.shape(), 1.0, root.dtype());
+    seed = Tensor::full(root.shape(), 1.0, root.dtype()).to(root.device());  // the same tensor on cpu
   } else if (seed.shape() != root.shape() || seed.dtype() != root.dtype()) {
     MERIDIAN_FAIL("backward: gradient of shape ", shape_str(seed.shape()), " ", dtype_name(seed.dtype()),
                   " for an output of shape ", shape_str(root.shape()), " ", dtype_name(root.dtype()));
+  } else if (seed.device() != root.device()) {
+    MERIDIAN_FAIL("backward: gradient on ", seed.device().to_string(), " for an output on ",
+                  root.device().to_string());
   }
 
   NoGradGuard no_grad;
@@ -179,7 +187,15 @@ void run_backward(const Tensor& root, const Tensor& gradient, BackwardOptions op
   if (root_node->is_leaf()) {
     Tensor grad = static_cast<LeafNode*>(root_node)->grad_buffer();
     MERIDIAN_CHECK(grad.dtype() == DType::f32 && grad.is_contiguous(), "backward from a leaf needs a dense f32 .grad");
-    ops::cpu::axpy(grad.data<float>(), seed.contiguous().data<float>(), 1.0f, grad.numel());
+    if (grad.device().is_cuda()) {
+#if MERIDIAN_CUDA
+      MERIDIAN_CHECK(seed.is_contiguous(), "backward from a cuda leaf needs a contiguous gradient");
+      const detail::CudaScope cuda(grad.device());
+      ops::cuda::axpy(grad.data<float>(), seed.data<float>(), 1.0f, grad.numel(), cuda.stream());
+#endif
+    } else {
+      ops::cpu::axpy(grad.data<float>(), seed.contiguous().data<float>(), 1.0f, grad.numel());
+    }
   } else {
     task.grads_of(*root_node)[static_cast<size_t>(root_edge.output_nr)] = seed.clone();
   }

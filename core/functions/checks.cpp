@@ -1,13 +1,18 @@
 #include "core/functions/checks.h"
 
+#include <string>
+
 #include "core/autograd/node.h"
 
 namespace meridian::fn::detail {
 
 namespace {
-void require(const Tensor& t, DType dtype, std::string_view function, std::string_view argument) {
+void require(const Tensor& t, DType dtype, std::string_view function, std::string_view argument, bool cpu_only = true) {
   if (!t.defined()) MERIDIAN_FAIL(function, ": ", argument, " is undefined");
-  if (t.dtype() != dtype || !t.device().is_cpu())
+  if (!cpu_only && t.dtype() != dtype)
+    MERIDIAN_FAIL(function, ": ", argument, " must be ", dtype_name(dtype), ", got ", dtype_name(t.dtype()), " on ",
+                  t.device().to_string(), " (shape ", shape_str(t.shape()), ")");
+  if (cpu_only && (t.dtype() != dtype || !t.device().is_cpu()))
     MERIDIAN_FAIL(function, ": ", argument, " must be ", dtype_name(dtype), " on cpu, got ",
                   dtype_name(t.dtype()), " on ", t.device().to_string(), " (shape ", shape_str(t.shape()), ")");
   if (!t.is_contiguous())
@@ -21,6 +26,34 @@ void require_f32_cpu(const Tensor& t, std::string_view function, std::string_vie
 
 void require_i32_cpu(const Tensor& t, std::string_view function, std::string_view argument) {
   require(t, DType::i32, function, argument);
+}
+
+void require_f32(const Tensor& t, std::string_view function, std::string_view argument) {
+  require(t, DType::f32, function, argument, false);
+}
+
+void require_i32(const Tensor& t, std::string_view function, std::string_view argument) {
+  require(t, DType::i32, function, argument, false);
+}
+
+Device require_same_device(std::string_view function,
+                           std::initializer_list<std::pair<std::string_view, const Tensor*>> arguments) {
+  const Tensor* first = nullptr;
+  for (const auto& argument : arguments) {
+    const Tensor* tensor = argument.second;
+    if (!tensor->defined()) continue;
+    if (!first) {
+      first = tensor;
+    } else if (tensor->device() != first->device()) {
+      std::string listing;
+      for (const auto& [other_name, other] : arguments)
+        if (other->defined())
+          listing += ::meridian::detail::concat(listing.empty() ? "" : ", ", other_name, " on ", other->device().to_string());
+      MERIDIAN_FAIL(function, ": inputs are on different devices (", listing, "); move them to one device with .to()");
+    }
+  }
+  MERIDIAN_CHECK(first != nullptr, function, ": no defined input");
+  return first->device();
 }
 
 void require_ndim(const Tensor& t, int ndim, std::string_view function, std::string_view argument) {

@@ -1,7 +1,10 @@
 #pragma once
 // Argument checks shared by the differentiable functions: each names the function and the argument.
+#include <initializer_list>
 #include <string_view>
+#include <utility>
 
+#include "core/cuda_dispatch.h"
 #include "core/tensor.h"
 
 namespace meridian::autograd {
@@ -10,9 +13,22 @@ class BackwardContext;
 
 namespace meridian::fn::detail {
 
+#if MERIDIAN_CUDA
+// So that `detail::CudaScope` reads the same inside meridian::fn (whose own `detail` hides
+// meridian::detail).
+using CudaScope = ::meridian::detail::CudaScope;
+#endif
+
 // A defined, contiguous f32 tensor on the cpu (the only kind the cpu kernels take).
 void require_f32_cpu(const Tensor& t, std::string_view function, std::string_view argument);
 void require_i32_cpu(const Tensor& t, std::string_view function, std::string_view argument);
+// The same on any device (cpu, or cuda where the function has a cuda path).
+void require_f32(const Tensor& t, std::string_view function, std::string_view argument);
+void require_i32(const Tensor& t, std::string_view function, std::string_view argument);
+// All defined tensors of `arguments` (name, tensor) on one device; otherwise a meridian::Error naming
+// the function and each argument's device. Returns that device.
+Device require_same_device(std::string_view function,
+                           std::initializer_list<std::pair<std::string_view, const Tensor*>> arguments);
 void require_ndim(const Tensor& t, int ndim, std::string_view function, std::string_view argument);
 // Raw gradient pointer for input `index`, or null when that input needs no gradient.
 float* grad_or_null(autograd::BackwardContext& ctx, int index);

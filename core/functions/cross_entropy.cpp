@@ -6,12 +6,21 @@
 #include "core/profiler.h"
 #include "ops/cpu/cross_entropy.h"
 
+#if MERIDIAN_CUDA
+#include "ops/cuda/cross_entropy.h"
+#endif
+
 namespace meridian::fn {
 
+// On cuda the per-row losses come from the kernel and the mean is taken on the host, in double and
+// in the cpu's order (one copy of N floats back; the loss is read every step anyway). The targets are
+// checked on the host too, as on the cpu (a copy of N ints): the kernel cannot throw for a target
+// outside the vocabulary. Backward reads the one-element output gradient back to form dlosses.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_size) {
   profiler::Scope scope("cross_entropy", "forward");
-  detail::require_f32_cpu(logits, "cross_entropy", "logits");
-  detail::require_i32_cpu(targets, "cross_entropy", "targets");
+  detail::require_f32(logits, "cross_entropy", "logits");
+  detail::require_i32(targets, "cross_entropy", "targets");
+  const Device device = detail::require_same_device("cross_entropy", {{"logits", &logits}, {"targets", &targets}});
   const int64_t padded = logits.ndim() ? logits.dim(-1) : 0;
   Shape leading(logits.shape().begin(), logits.shape().end() - (logits.ndim() ? 1 : 0));
   if (targets.shape() != leading)
@@ -20,7 +29,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_
   if (vocab_size <= 0 || vocab_size > padded)
     MERIDIAN_FAIL("cross_entropy: vocabulary of ", vocab_size, " for logits ", padded, " wide");
   const int64_t rows = targets.numel();
-  const int32_t* target = targets.data<int32_t>();
+  const Tensor host_targets = device.is_cuda() ? targets.to(Device::cpu()) : targets;
+  const int32_t* target = host_targets.data<int32_t>();
   int64_t counted = 0;
   for (int64_t i = 0; i < rows; ++i) {
     if (target[i] >= vocab_size)
@@ -28,16 +38,40 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_
                     vocab_size);
     counted += target[i] >= 0;
   }
-  Tensor losses = Tensor::empty({rows});
-  Tensor lse = Tensor::empty({rows});
-  ops::cpu::cross_entropy_forward(losses.data<float>(), lse.data<float>(), logits.data<float>(), target, rows,
-                                  vocab_size, padded);
+  Tensor losses = Tensor::empty({rows}, DType::f32, device);
+  Tensor lse = Tensor::empty({rows}, DType::f32, device);
+  if (device.is_cuda()) {
+#if MERIDIAN_CUDA
+    const detail::CudaScope cuda(device);
+    ops::cuda::cross_entropy_forward(losses.data<float>(), lse.data<float>(), logits.data<float>(),
+                                     targets.data<int32_t>(), rows, vocab_size, padded, cuda.stream());
+#endif
+  } else {
+    ops::cpu::cross_entropy_forward(losses.data<float>(), lse.data<float>(), logits.data<float>(), target, rows,
+                                    vocab_size, padded);
+  }
+  const Tensor host_losses = losses.to(Device::cpu());  // the same tensor on the cpu
   double total = 0.0;
-  for (int64_t i = 0; i < rows; ++i) total += losses.data<float>()[i];
+  for (int64_t i = 0; i < rows; ++i) total += host_losses.data<float>()[i];
   Tensor out = Tensor::empty({});
   out.data<float>()[0] = counted ? static_cast<float>(total / static_cast<double>(counted)) : 0.0f;
+  out = out.to(device);
   autograd::record("cross_entropy", {logits, targets}, out,
                    [logits, targets, lse, rows, vocab_size, padded, counted](autograd::BackwardContext& ctx) {
+                     if (logits.device().is_cuda()) {
+#if MERIDIAN_CUDA
+                       const float weight =
+                           counted ? ctx.grad_output().item<float>() / static_cast<float>(counted) : 0.0f;
+                       Tensor dlosses = Tensor::empty({rows}, DType::f32, logits.device());
+                       dlosses.fill_(weight);
+                       const detail::CudaScope cuda(logits.device());
+                       ops::cuda::cross_entropy_backward(ctx.input_grad(0).data<float>(), dlosses.data<float>(),
+                                                         logits.data<float>(), lse.data<float>(),
+                                                         targets.data<int32_t>(), rows, vocab_size, padded,
+                                                         cuda.stream());
+#endif
+                       return;
+                     }
                      const float weight = counted ? ctx.grad_output().data<float>()[0] / static_cast<float>(counted) : 0.0f;
                      std::vector<float> dlosses(static_cast<size_t>(rows), weight);
                      ops::cpu::cross_entropy_backward(ctx.input_grad(0).data<float>(), dlosses.data(),

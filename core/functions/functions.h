@@ -1,7 +1,10 @@
 #pragma once
 // Differentiable functions: each runs a kernel from ops/ and records its backward (see
-// core/autograd/node.h). Inputs are contiguous f32 cpu tensors unless stated; a non-contiguous
-// input is an error, not a silent copy.
+// core/autograd/node.h). Inputs are contiguous f32 tensors unless stated; a non-contiguous
+// input is an error, not a silent copy. Every function runs on the device of its inputs: the
+// ops/cpu kernel on the cpu, its ops/cuda twin on the device's compute stream on a cuda device
+// (docs/cuda.md, "Tensors and functions on the GPU"); inputs on different devices are an error
+// naming the function and each input's device.
 #include <cstdint>
 
 #include "core/tensor.h"

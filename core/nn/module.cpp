@@ -1,5 +1,6 @@
 #include "core/nn/module.h"
 
+#include <memory>
 #include <unordered_set>
 
 namespace meridian::nn {
@@ -47,8 +48,23 @@ int64_t Module::num_parameters() const {
 }
 
 void Module::initialize(uint64_t seed) {
-  for (auto& p : named_parameters())
-    meridian::initialize(p.tensor, p.init, seed, p.name, p.shard ? &*p.shard : nullptr);
+  for (auto& p : named_parameters()) {
+    if (p.tensor.device().is_cpu()) {
+      meridian::initialize(p.tensor, p.init, seed, p.name, p.shard ? &*p.shard : nullptr);
+      continue;
+    }
+    Tensor host = Tensor::zeros(p.tensor.shape(), p.tensor.dtype());
+    meridian::initialize(host, p.init, seed, p.name, p.shard ? &*p.shard : nullptr);
+    p.tensor.copy_(host);
+  }
+}
+
+void Module::to(Device device) {
+  for (auto& p : named_parameters()) {
+    if (p.tensor.device() == device) continue;
+    p.tensor.rebind_storage(std::make_shared<Storage>(p.tensor.nbytes(), device), 0);
+    p.tensor.set_grad(Tensor());
+  }
 }
 
 void Module::assign_parameter_names() {

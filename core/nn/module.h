@@ -33,8 +33,12 @@ class Module {
   std::vector<NamedParameter> named_parameters() const;
   std::vector<Tensor> parameters() const;
   int64_t num_parameters() const;
-  // Sets every parameter from (seed, full name, element index): see core/init.h.
+  // Sets every parameter from (seed, full name, element index): see core/init.h. The values are
+  // computed on the host and copied to a parameter's device, so they do not depend on it.
   void initialize(uint64_t seed);
+  // Moves every parameter (each tensor once, so tied weights stay tied; every handle to it follows)
+  // onto `device`, keeping its values. Gradients are dropped: build the optimizer afterwards.
+  void to(Device device);
   // Gives every parameter tensor its full dotted name (for messages and autograd node names).
   // The root module calls it once its tree is built.
   void assign_parameter_names();

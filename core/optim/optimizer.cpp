@@ -1,9 +1,15 @@
 #include "core/optim/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "core/cuda_dispatch.h"
 #include "core/profiler.h"
 #include "ops/cpu/optimizer.h"
+
+#if MERIDIAN_CUDA
+#include "ops/cuda/optimizer.h"
+#endif
 
 namespace meridian::optim {
 
@@ -16,8 +22,8 @@ std::vector<OptimizerParam> optimizer_params(const std::vector<nn::NamedParamete
 
 Optimizer::Optimizer(std::vector<OptimizerParam> params) : params_(std::move(params)) {
   for (const auto& p : params_)
-    if (p.param.dtype() != DType::f32 || !p.param.is_contiguous() || !p.param.device().is_cpu())
-      MERIDIAN_FAIL("optimizer: parameter '", p.name, "' must be a contiguous f32 cpu tensor");
+    if (p.param.dtype() != DType::f32 || !p.param.is_contiguous())
+      MERIDIAN_FAIL("optimizer: parameter '", p.name, "' must be a contiguous f32 tensor");
 }
 
 void Optimizer::zero_grad() {
@@ -32,6 +38,9 @@ const float* checked_grad(const OptimizerParam& p) {
   const Tensor& grad = p.param.grad();
   if (!grad.defined()) return nullptr;
   MERIDIAN_CHECK(grad.is_contiguous(), "gradient of '", p.name, "' is not contiguous");
+  if (grad.device() != p.param.device())
+    MERIDIAN_FAIL("optimizer: gradient of '", p.name, "' is on ", grad.device().to_string(), ", the parameter on ",
+                  p.param.device().to_string());
   return grad.data<float>();
 }
 }  // namespace
@@ -58,6 +67,16 @@ void AdamW::step(float lr, float grad_scale) {
     hyper.weight_decay = params_[i].weight_decay ? options_.weight_decay : 0.0f;
     hyper.step = steps_;
     hyper.grad_scale = grad_scale;
+    const Device device = params_[i].param.device();
+    if (device.is_cuda()) {
+#if MERIDIAN_CUDA
+      // The same update on the device: the step's scalars are formed on the host as on the cpu.
+      const detail::CudaScope cuda(device);
+      ops::cuda::adamw_update(params_[i].param.data<float>(), grad, m_[i].data<float>(), v_[i].data<float>(),
+                              params_[i].param.numel(), hyper, cuda.stream());
+#endif
+      continue;
+    }
     ops::cpu::adamw_update(params_[i].param.data<float>(), grad, m_[i].data<float>(), v_[i].data<float>(),
                            params_[i].param.numel(), hyper);
   }
@@ -70,6 +89,10 @@ size_t AdamW::state_bytes() const {
 }
 
 Sgd::Sgd(std::vector<OptimizerParam> params, SgdOptions options) : Optimizer(std::move(params)), options_(options) {
+  for (const auto& p : params_)
+    if (!p.param.device().is_cpu())
+      MERIDIAN_FAIL("sgd: parameter '", p.name, "' is on ", p.param.device().to_string(),
+                    "; SGD has no CUDA kernel yet (use AdamW on the GPU)");
   if (options_.nesterov && (options_.momentum <= 0.0f || options_.dampening != 0.0f))
     MERIDIAN_FAIL("sgd: nesterov momentum needs momentum > 0 and dampening 0");
   if (options_.momentum != 0.0f)
@@ -104,8 +127,41 @@ size_t Sgd::state_bytes() const {
 
 double global_grad_norm(const std::vector<Tensor>& grads) {
   double total = 0.0;
+#if MERIDIAN_CUDA
+  // cuda gradients: every tensor's Σ g² is added to one double on its device, stream-ordered, and the
+  // total read back once per device (not once per tensor). Scratch: the running sum and the
+  // kernel's partials, kSumOfSquaresPartials doubles, in one f32 tensor of the same bytes.
+  struct DeviceSum {
+    Device device;
+    Tensor scratch;
+  };
+  std::vector<DeviceSum> device_sums;
+  for (const auto& g : grads) {
+    if (!g.defined() || !g.device().is_cuda()) continue;
+    MERIDIAN_CHECK(g.is_contiguous(), "global_grad_norm: gradient '", g.name(), "' on ", g.device().to_string(),
+                   " is not contiguous");
+    auto it = std::find_if(device_sums.begin(), device_sums.end(),
+                           [&](const DeviceSum& d) { return d.device == g.device(); });
+    const bool first = it == device_sums.end();
+    if (first) {
+      constexpr int64_t kDoubles = 1 + ops::cuda::kSumOfSquaresPartials;
+      device_sums.push_back({g.device(), Tensor::empty({2 * kDoubles}, DType::f32, g.device())});
+      it = device_sums.end() - 1;
+    }
+    auto* scratch = static_cast<double*>(it->scratch.raw_data());  // allocator blocks are 512-byte aligned
+    const detail::CudaScope cuda(g.device());
+    ops::cuda::sum_of_squares(scratch, scratch + 1, g.data<float>(), g.numel(), !first, cuda.stream());
+  }
+  for (const auto& d : device_sums) {
+    double device_total = 0.0;
+    const detail::CudaScope cuda(d.device);
+    ops::cuda::copy_to_host(&device_total, d.scratch.raw_data(), sizeof(double), cuda.stream());
+    ops::cuda::synchronize(cuda.stream());
+    total += device_total;
+  }
+#endif
   for (const auto& g : grads)
-    if (g.defined()) total += ops::cpu::sum_of_squares(g.contiguous().data<float>(), g.numel());
+    if (g.defined() && g.device().is_cpu()) total += ops::cpu::sum_of_squares(g.contiguous().data<float>(), g.numel());
   return std::sqrt(total);
 }
 

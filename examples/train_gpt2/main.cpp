@@ -3,6 +3,7 @@
 // commands.
 #include <iostream>
 
+#include "device_trainer.h"
 #include "launcher/run_main.h"
 #include "launcher/usage_error.h"
 #include "pipeline_options.h"
@@ -23,9 +24,13 @@ int main(int argc, char** argv) {
     const train::TrainOptions options = train::read_train_options(parsed);
     const launcher::ParallelConfig parallel = launcher::parse_parallel_config(parsed, runtime.world_size());
     const train::PipelineFlags pipeline = train::read_pipeline_options(parsed, parallel);
-    if (parallel.device == launcher::DeviceKind::cuda)
-      MERIDIAN_USAGE_ERROR("--device cuda: the CUDA backend is not built into train_gpt2 yet");
-    runtime.configure(parallel);
+    const bool on_gpu = parallel.device == launcher::DeviceKind::cuda;
+    if (on_gpu && runtime.world_size() > 1)
+      MERIDIAN_USAGE_ERROR("--device cuda with ", runtime.world_size(),
+                           " ranks: NCCL training is not wired yet; --device cuda trains on one GPU in one process "
+                           "(start it without mpirun, or with -np 1)");
+    runtime.configure(parallel);  // with --device cuda: binds cuda:local_rank, or fails naming why
+    if (on_gpu) return train::train_on_device(options, runtime, runtime.device());
     parallel::ProcessGrid grid(runtime.world(), parallel.grid);
     if (parallel.grid.pp > 1) return train::train_pipelined(options, pipeline, parallel, runtime, grid);
     return train::train(options, parallel, runtime, grid);

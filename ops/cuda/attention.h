@@ -11,10 +11,9 @@
 // Backward is deterministic: dK and dV are accumulated by a key-major kernel and dQ by a
 // query-major kernel, each output element by exactly one thread in a fixed order (no atomics), at
 // the price of computing the probabilities twice.
-#include <cuda_bf16.h>
-#include <cuda_runtime_api.h>
-
 #include <cstdint>
+
+#include "ops/cuda/stream.h"  // cudaStream_t, __nv_bfloat16 without CUDA headers: core/ includes this
 
 namespace meridian::ops::cuda {
 

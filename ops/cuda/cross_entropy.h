@@ -12,10 +12,9 @@
 // Targets: a negative target marks an ignored row (loss 0, no gradient; its lse is still written),
 // as on the CPU. The CPU twin throws for a target ≥ V; the device cannot, so such a row's loss is
 // NaN (visible in any loss print) and its gradient has no one-hot term.
-#include <cuda_bf16.h>
-#include <cuda_runtime_api.h>
-
 #include <cstdint>
+
+#include "ops/cuda/stream.h"  // cudaStream_t, __nv_bfloat16 without CUDA headers: core/ includes this
 
 namespace meridian::ops::cuda {
 

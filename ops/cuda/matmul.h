@@ -15,10 +15,9 @@
 // stream) a 32 MiB workspace, so products on different streams never share scratch memory. Calls
 // on one stream are ordered by the stream; nothing here synchronises the host.
 // Every cuBLASLt status is checked; a failure throws std::runtime_error naming the call and shapes.
-#include <cuda_bf16.h>
-#include <cuda_runtime_api.h>
-
 #include <cstdint>
+
+#include "ops/cuda/stream.h"  // cudaStream_t, __nv_bfloat16 without CUDA headers: core/ includes this
 
 namespace meridian::ops::cuda {
 

@@ -117,6 +117,16 @@ void copy_to_host(void* host_destination, const void* device_source, size_t byte
   MERIDIAN_CUDA_CHECK(cudaMemcpyAsync(host_destination, device_source, bytes, cudaMemcpyDeviceToHost, stream));
 }
 
+void copy_on_device(void* device_destination, const void* device_source, size_t bytes, cudaStream_t stream) {
+  if (bytes == 0) return;
+  MERIDIAN_CUDA_CHECK(cudaMemcpyAsync(device_destination, device_source, bytes, cudaMemcpyDeviceToDevice, stream));
+}
+
+void zero_bytes(void* device_destination, size_t bytes, cudaStream_t stream) {
+  if (bytes == 0) return;
+  MERIDIAN_CUDA_CHECK(cudaMemsetAsync(device_destination, 0, bytes, stream));
+}
+
 void synchronize(cudaStream_t stream) { MERIDIAN_CUDA_CHECK(cudaStreamSynchronize(stream)); }
 
 DeviceGuard::DeviceGuard(int index) : previous_(current_device()), switched_(previous_ != index) {

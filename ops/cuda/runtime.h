@@ -45,6 +45,10 @@ cudaStream_t compute_stream();  // of the current device
 // after synchronize(stream).
 void copy_to_device(void* device_destination, const void* host_source, size_t bytes, cudaStream_t stream);
 void copy_to_host(void* host_destination, const void* device_source, size_t bytes, cudaStream_t stream);
+// Device → device on the same device (a tensor copy), and bytes = 0 (zero-filled tensors, gradient
+// buffers), both ordered on the stream.
+void copy_on_device(void* device_destination, const void* device_source, size_t bytes, cudaStream_t stream);
+void zero_bytes(void* device_destination, size_t bytes, cudaStream_t stream);
 // Waits for everything queued on the stream, turning a kernel's asynchronous error into an exception.
 void synchronize(cudaStream_t stream);
 

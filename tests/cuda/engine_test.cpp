@@ -1,0 +1,234 @@
+// Tensors and differentiable functions on a CUDA device against the cpu engine: every function of
+// core/functions forward and backward on identical inputs and upstream gradients, tensor creation
+// and copies, AdamW and the global norm, and the cross-device errors. Skips without a GPU.
+//
+// Tolerances: |gpu − cpu| ≤ atol + rtol·|cpu| with atol = rtol = 1e-5 (fp32), as the kernel tests
+// use for the same kernels. The sums here are short (at most a few hundred terms: C = 96 for
+// the products, B·T = 74 rows for the weight gradients), where fp32 reordering stays far below
+// 1e-5 for values of order one; exact equality is asked where the kernels promise it (copies,
+// the embedding, the sum, which the cuda path computes on the host in the cpu's order).
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/functions/functions.h"
+#include "core/optim/optimizer.h"
+#include "core/tensor.h"
+#include "cuda_test_support.h"
+
+namespace meridian {
+namespace {
+
+const Device kGpu = Device::cuda(0);
+
+Tensor random_tensor(const Shape& shape, std::mt19937& rng, float low = -1.0f, float high = 1.0f) {
+  std::uniform_real_distribution<float> distribution(low, high);
+  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
+  for (float& v : values) v = distribution(rng);
+  return Tensor::from_vector(values, shape);
+}
+
+Tensor random_ids(const Shape& shape, int32_t low, int32_t high, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> distribution(low, high - 1);
+  std::vector<int32_t> values(static_cast<size_t>(shape_numel(shape)));
+  for (int32_t& v : values) v = distribution(rng);
+  return Tensor::from_vector(values, shape);
+}
+
+void expect_close(const Tensor& gpu, const Tensor& cpu, double tolerance, const std::string& what) {
+  ASSERT_TRUE(gpu.device().is_cuda()) << what;
+  ASSERT_EQ(gpu.shape(), cpu.shape()) << what;
+  const std::vector<float> g = gpu.to_float_vector();
+  const std::vector<float> c = cpu.to_float_vector();
+  int reported = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    const double bound = tolerance + tolerance * std::abs(static_cast<double>(c[i]));
+    if (!(std::abs(static_cast<double>(g[i]) - c[i]) <= bound) && reported++ < 5)
+      ADD_FAILURE() << what << "[" << i << "]: gpu " << g[i] << ", cpu " << c[i];
+  }
+}
+
+// Runs `function` on cpu inputs and on copies of them on the GPU (leaves that require grad stay
+// leaves that require grad), compares the outputs, backpropagates the same random upstream
+// gradient through both and compares every input gradient.
+void check_function(const std::string& name, const std::vector<Tensor>& cpu_inputs,
+                    const std::function<Tensor(const std::vector<Tensor>&)>& function, double tolerance,
+                    std::mt19937& rng) {
+  std::vector<Tensor> gpu_inputs;
+  for (const Tensor& input : cpu_inputs) {
+    Tensor copy = input.to(kGpu);
+    if (input.requires_grad()) copy.set_requires_grad(true);
+    gpu_inputs.push_back(copy);
+  }
+  const Tensor cpu_out = function(cpu_inputs);
+  const Tensor gpu_out = function(gpu_inputs);
+  expect_close(gpu_out, cpu_out, tolerance, name + " forward");
+  const Tensor upstream = random_tensor(cpu_out.shape(), rng);
+  cpu_out.backward(upstream);
+  gpu_out.backward(upstream.to(kGpu));
+  for (size_t i = 0; i < cpu_inputs.size(); ++i) {
+    if (!cpu_inputs[i].requires_grad()) continue;
+    ASSERT_TRUE(gpu_inputs[i].grad().defined()) << name << " input " << i;
+    EXPECT_TRUE(gpu_inputs[i].grad().device() == kGpu) << name << " input " << i;
+    expect_close(gpu_inputs[i].grad(), cpu_inputs[i].grad(), tolerance, name + " gradient of input " + std::to_string(i));
+  }
+}
+
+Tensor leaf(Tensor t) {
+  t.set_requires_grad(true);
+  return t;
+}
+
+constexpr double kFp32 = 1e-5;
+
+class CudaEngine : public ::testing::Test {
+ protected:
+  void SetUp() override { MERIDIAN_REQUIRE_CUDA_DEVICE(); }
+  std::mt19937 rng{20241124};
+};
+
+TEST_F(CudaEngine, TensorsLiveOnTheDeviceAndCopyBothWays) {
+  const size_t before = allocator_for(kGpu).stats().allocated_bytes;
+  Tensor zeros = Tensor::zeros({37, 5}, DType::f32, kGpu);
+  EXPECT_TRUE(zeros.device() == kGpu);
+  EXPECT_GT(allocator_for(kGpu).stats().allocated_bytes, before);
+  for (float v : zeros.to_float_vector()) ASSERT_EQ(v, 0.0f);
+
+  const Tensor host = random_tensor({37, 5}, rng);
+  const Tensor device = host.to(kGpu);
+  EXPECT_EQ(device.to(Device::cpu()).to_float_vector(), host.to_float_vector());  // exact round trip
+  EXPECT_EQ(device.clone().to_float_vector(), host.to_float_vector());
+  zeros.copy_(device);
+  EXPECT_EQ(zeros.to_float_vector(), host.to_float_vector());
+  zeros.fill_(2.5);
+  for (float v : zeros.to_float_vector()) ASSERT_EQ(v, 2.5f);
+  EXPECT_EQ(device.narrow(0, 3, 1).narrow(1, 2, 1).item<float>(), host.to_float_vector()[3 * 5 + 2]);
+
+  const Tensor ids = random_ids({3, 4}, 0, 100, rng);
+  EXPECT_EQ(ids.to(kGpu).to(Device::cpu()).to_float_vector(), ids.to_float_vector());
+  Tensor int_zeros = Tensor::zeros({3, 4}, DType::i32, kGpu);
+  for (float v : int_zeros.to_float_vector()) ASSERT_EQ(v, 0.0f);
+}
+
+TEST_F(CudaEngine, Linear) {
+  check_function("linear", {leaf(random_tensor({2, 37, 96}, rng)), leaf(random_tensor({67, 96}, rng)),
+                            leaf(random_tensor({67}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::linear(in[0], in[1], in[2]); }, kFp32, rng);
+  check_function("linear without bias", {leaf(random_tensor({5, 33}, rng)), leaf(random_tensor({7, 33}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::linear(in[0], in[1]); }, kFp32, rng);
+}
+
+TEST_F(CudaEngine, LayerNorm) {
+  check_function("layer_norm", {leaf(random_tensor({3, 29, 77}, rng)), leaf(random_tensor({77}, rng)),
+                                leaf(random_tensor({77}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::layer_norm(in[0], in[1], in[2]); }, kFp32, rng);
+}
+
+TEST_F(CudaEngine, GeluAddScaleSum) {
+  check_function("gelu", {leaf(random_tensor({1031}, rng, -4.0f, 4.0f))},
+                 [](const std::vector<Tensor>& in) { return fn::gelu(in[0]); }, kFp32, rng);
+  check_function("add (same shape)", {leaf(random_tensor({4, 45}, rng)), leaf(random_tensor({4, 45}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::add(in[0], in[1]); }, kFp32, rng);
+  check_function("add (broadcast suffix)", {leaf(random_tensor({3, 7, 45}, rng)), leaf(random_tensor({7, 45}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::add(in[0], in[1]); }, kFp32, rng);
+  check_function("scale", {leaf(random_tensor({999}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::scale(in[0], -0.37f); }, kFp32, rng);
+  check_function("sum", {leaf(random_tensor({1000}, rng))}, [](const std::vector<Tensor>& in) { return fn::sum(in[0]); },
+                 0.0, rng);
+}
+
+TEST_F(CudaEngine, CausalSelfAttention) {
+  check_function("causal_self_attention", {leaf(random_tensor({2, 37, 3 * 48}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::causal_self_attention(in[0], 3); }, kFp32, rng);
+}
+
+TEST_F(CudaEngine, EmbeddingAndSlice) {
+  const Tensor ids = random_ids({3, 41}, 0, 97, rng);  // repeats: the backward sums them
+  check_function("embedding", {ids, leaf(random_tensor({97, 35}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::embedding(in[0], in[1]); }, 0.0, rng);
+  check_function("embedding_slice", {ids, leaf(random_tensor({40, 35}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::embedding_slice(in[0], in[1], 30); }, 0.0, rng);
+}
+
+TEST_F(CudaEngine, CrossEntropyWithPaddingAndIgnoredTargets) {
+  Tensor targets = random_ids({2, 19}, 0, 100, rng);
+  targets.data<int32_t>()[5] = -1;  // ignored
+  check_function("cross_entropy", {leaf(random_tensor({2, 19, 128}, rng, -3.0f, 3.0f)), targets},
+                 [](const std::vector<Tensor>& in) { return fn::cross_entropy(in[0], in[1], 100); }, kFp32, rng);
+}
+
+TEST_F(CudaEngine, AdamWAndGlobalNormMatchTheCpu) {
+  std::vector<Tensor> cpu_params = {random_tensor({67, 33}, rng), random_tensor({67}, rng)};
+  std::vector<Tensor> gpu_params;
+  std::vector<optim::OptimizerParam> cpu_list, gpu_list;
+  for (size_t i = 0; i < cpu_params.size(); ++i) {
+    cpu_params[i].set_requires_grad(true);
+    Tensor gpu = leaf(cpu_params[i].to(kGpu));
+    const Tensor grad = random_tensor(cpu_params[i].shape(), rng);
+    cpu_params[i].set_grad(grad);
+    gpu.set_grad(grad.to(kGpu));
+    gpu_params.push_back(gpu);
+    cpu_list.push_back({"p" + std::to_string(i), cpu_params[i], i == 0});
+    gpu_list.push_back({"p" + std::to_string(i), gpu, i == 0});
+  }
+  const double cpu_norm = optim::global_grad_norm({cpu_params[0].grad(), cpu_params[1].grad()});
+  const double gpu_norm = optim::global_grad_norm({gpu_params[0].grad(), gpu_params[1].grad()});
+  EXPECT_NEAR(gpu_norm, cpu_norm, 1e-12 * cpu_norm);  // double accumulation on both
+  optim::AdamW cpu_adam(cpu_list, {0.9f, 0.95f, 1e-8f, 0.1f});
+  optim::AdamW gpu_adam(gpu_list, {0.9f, 0.95f, 1e-8f, 0.1f});
+  for (int step = 0; step < 3; ++step) {
+    cpu_adam.step(1e-2f, 0.5f);
+    gpu_adam.step(1e-2f, 0.5f);
+  }
+  for (size_t i = 0; i < cpu_params.size(); ++i) {
+    expect_close(gpu_params[i], cpu_params[i], kFp32, "adamw parameter " + std::to_string(i));
+    expect_close(gpu_adam.second_moment(i), cpu_adam.second_moment(i), kFp32, "adamw v " + std::to_string(i));
+  }
+  gpu_adam.zero_grad();
+  for (float v : gpu_params[0].grad().to_float_vector()) ASSERT_EQ(v, 0.0f);
+}
+
+TEST_F(CudaEngine, GradientsAccumulateOverBackwardPasses) {
+  Tensor x = leaf(random_tensor({4, 33}, rng).to(kGpu));
+  const Tensor w = random_tensor({5, 33}, rng).to(kGpu);
+  fn::sum(fn::linear(x, w)).backward();
+  const std::vector<float> once = x.grad().to_float_vector();
+  fn::sum(fn::linear(x, w)).backward();
+  const std::vector<float> twice = x.grad().to_float_vector();
+  for (size_t i = 0; i < once.size(); ++i) ASSERT_FLOAT_EQ(twice[i], 2.0f * once[i]);
+}
+
+TEST_F(CudaEngine, CrossDeviceMisuseNamesTheFunctionAndDevices) {
+  const Tensor x_gpu = random_tensor({2, 8}, rng).to(kGpu);
+  const Tensor w_cpu = random_tensor({3, 8}, rng);
+  try {
+    fn::linear(x_gpu, w_cpu);
+    FAIL() << "linear across devices did not throw";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("linear"), std::string::npos) << message;
+    EXPECT_NE(message.find("input on cuda:0"), std::string::npos) << message;
+    EXPECT_NE(message.find("weight on cpu"), std::string::npos) << message;
+  }
+  EXPECT_THROW(fn::add(x_gpu, random_tensor({2, 8}, rng)), Error);
+  EXPECT_THROW(fn::cross_entropy(x_gpu, random_ids({2}, 0, 8, rng), 8), Error);
+  EXPECT_THROW(fn::embedding(random_ids({2}, 0, 3, rng), w_cpu.to(kGpu).narrow(0, 0, 3)), Error);  // ids on cpu
+  Tensor grad_on_cpu = random_tensor({2, 3}, rng);
+  Tensor out = fn::linear(leaf(x_gpu.clone()), w_cpu.to(kGpu));
+  EXPECT_THROW(out.backward(grad_on_cpu), Error);
+}
+
+TEST_F(CudaEngine, EmbeddingIdsAreCheckedOnTheHost) {
+  const Tensor table = random_tensor({5, 4}, rng).to(kGpu);
+  const Tensor bad = Tensor::from_vector<int32_t>({1, 7}, {2}).to(kGpu);
+  EXPECT_THROW(fn::embedding(bad, table), Error);
+  const Tensor targets = Tensor::from_vector<int32_t>({1, 9}, {2}).to(kGpu);
+  EXPECT_THROW(fn::cross_entropy(random_tensor({2, 8}, rng).to(kGpu), targets, 8), Error);
+}
+
+}  // namespace
+}  // namespace meridian
