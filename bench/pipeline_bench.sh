@@ -33,22 +33,9 @@ micro_batches=8
 model=(--model gpt-mini --layers 8 --channels 384 --heads 6 --seq-len 128 --batch 16)
 common=("${model[@]}" --steps "$steps" --lr 3e-4 --grad-clip 1.0 --threads 1)
 
-# Waits until the cores were at least 90% idle over 2 s, at most $BENCH_IDLE_WAIT seconds (default
-# 60); prints the idle share seen.
-wait_idle() {
-  local waited=0 idle
-  while :; do
-    idle=$(awk '/^cpu /{t1=0; for(i=2;i<=NF;i++) t1+=$i; i1=$5+$6} END{print t1, i1}' /proc/stat)
-    sleep 2
-    idle=$(awk -v prev="$idle" '/^cpu /{split(prev, p, " "); t=0; for(i=2;i<=NF;i++) t+=$i;
-             printf "%.0f", 100 * ($5 + $6 - p[2]) / (t - p[1])}' /proc/stat)
-    waited=$((waited + 2))
-    if [ "$idle" -ge 90 ] || [ "$waited" -ge "${BENCH_IDLE_WAIT:-60}" ]; then break; fi
-  done
-  echo "$idle"
-}
+source bench/bench_common.sh
 
-echo "== machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $(date -u +%F); load: $(cut -d' ' -f1-3 /proc/loadavg)"
+print_machine
 echo "== model: ${model[*]}; $micro_batches micro-batches; $steps steps (the first is left out of the means), $rounds rounds"
 
 results=$(mktemp)

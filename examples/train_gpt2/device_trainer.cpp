@@ -34,8 +34,6 @@ constexpr double kCudaFp32PeakTflops = 67.0;
 int train_on_device(const TrainOptions& options, launcher::Runtime& runtime, Device device) {
   ops::cpu::set_num_threads(options.threads);  // host work: data loading, checks, initialisation
   const models::Gpt2Config config = resolve_model_config(options);
-  if (options.seq_len > config.max_seq_len)
-    MERIDIAN_USAGE_ERROR("--seq-len ", options.seq_len, " exceeds the model's max-seq-len ", config.max_seq_len);
   if (options.optimizer != "adamw")
     MERIDIAN_USAGE_ERROR("--optimizer ", options.optimizer, " with --device ", device.to_string(),
                          ": only adamw has a CUDA kernel");

@@ -8,7 +8,6 @@
 #include "core/io/data_loader.h"
 #include "core/profiler.h"
 #include "launcher/log.h"
-#include "launcher/usage_error.h"
 #include "models/gpt2_llmc.h"
 #include "models/gpt2_pipeline.h"
 #include "models/gpt2_pipeline_gather.h"
@@ -74,8 +73,6 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   ops::cpu::set_num_threads(options.threads);
   const bool rank0 = runtime.world_rank() == 0;
   const models::Gpt2Config config = resolve_model_config(options);
-  if (options.seq_len > config.max_seq_len)
-    MERIDIAN_USAGE_ERROR("--seq-len ", options.seq_len, " exceeds the model's max-seq-len ", config.max_seq_len);
   check_tensor_parallel_layout(config, options, grid.shape().tp);
   const std::vector<parallel::StageBlocks> partition =
       check_pipeline_layout(flags, parallel, config.num_layers, options.batch, options.grad_accum);

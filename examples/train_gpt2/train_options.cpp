@@ -190,7 +190,10 @@ void check_output_directory(const char* flag, const std::string& path) {
     MERIDIAN_USAGE_ERROR("--", flag, " ", path, ": the directory ", directory.string(), " is not writable");
 }
 
-models::Gpt2Config resolve_model_config(const TrainOptions& options) {
+namespace {
+
+// The preset with its overrides, or the checkpoint's header.
+models::Gpt2Config model_shape(const TrainOptions& options) {
   const ModelOverrides& over = options.overrides;
   if (options.init_from.empty()) {
     try {
@@ -242,6 +245,15 @@ models::Gpt2Config resolve_model_config(const TrainOptions& options) {
   } catch (const Error& e) {
     MERIDIAN_FAIL("checkpoint '", options.init_from, "': ", e.what());
   }
+  return config;
+}
+
+}  // namespace
+
+models::Gpt2Config resolve_model_config(const TrainOptions& options) {
+  const models::Gpt2Config config = model_shape(options);
+  if (options.seq_len > config.max_seq_len)
+    MERIDIAN_USAGE_ERROR("--seq-len ", options.seq_len, " exceeds the model's max-seq-len ", config.max_seq_len);
   return config;
 }
 

@@ -54,7 +54,8 @@ cxxopts::ParseResult parse_command_line(cxxopts::Options& cli, int argc, char** 
 TrainOptions read_train_options(const cxxopts::ParseResult& result);
 
 // The model shape from the preset and overrides, or from the checkpoint's header when --init-from is
-// given (then any shape flag that contradicts the file is an error naming both).
+// given (then any shape flag that contradicts the file is an error naming both). A --seq-len over the
+// model's max-seq-len is an error too.
 models::Gpt2Config resolve_model_config(const TrainOptions& options);
 
 // Fails at startup, not after training, when an output file cannot be created: PATH's directory

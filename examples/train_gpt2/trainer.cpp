@@ -13,7 +13,6 @@
 #include "core/optim/optimizer.h"
 #include "core/profiler.h"
 #include "launcher/log.h"
-#include "launcher/usage_error.h"
 #include "models/gpt2.h"
 #include "models/gpt2_llmc.h"
 #include "models/gpt2_sample.h"
@@ -62,8 +61,6 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
   ops::cpu::set_num_threads(options.threads);
   const bool rank0 = runtime.world_rank() == 0;
   const models::Gpt2Config config = resolve_model_config(options);
-  if (options.seq_len > config.max_seq_len)
-    MERIDIAN_USAGE_ERROR("--seq-len ", options.seq_len, " exceeds the model's max-seq-len ", config.max_seq_len);
   check_tensor_parallel_layout(config, options, grid.shape().tp);
 
   comm::Communicator& dp_group = grid.dp();

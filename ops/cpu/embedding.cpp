@@ -2,37 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "ops/cpu/parallel.h"
 
 namespace meridian::ops::cpu {
-
-void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C) {
-#pragma omp parallel for schedule(static) if (N * C >= kParallelElements)
-  for (int64_t row = 0; row < N; ++row) {
-    std::memcpy(out + row * C, table + static_cast<int64_t>(ids[row]) * C,
-                static_cast<size_t>(C) * sizeof(float));
-  }
-}
-
-void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t C) {
-  // Repeated ids make a row-parallel scatter race. Instead each iteration owns a slice of channels
-  // of every table row and walks all N rows in order: race-free, no atomics, and the sum order (and
-  // so the result) does not depend on the thread count.
-  constexpr int64_t kChannelsPerSlice = 64;
-  const int64_t slices = (C + kChannelsPerSlice - 1) / kChannelsPerSlice;
-#pragma omp parallel for schedule(static) if (N * C >= kParallelElements)
-  for (int64_t slice = 0; slice < slices; ++slice) {
-    const int64_t begin = slice * kChannelsPerSlice;
-    const int64_t width = std::min(kChannelsPerSlice, C - begin);
-    for (int64_t row = 0; row < N; ++row) {
-      float* __restrict__ dst = dtable + static_cast<int64_t>(ids[row]) * C + begin;
-      const float* __restrict__ src = dout + row * C + begin;
-#pragma omp simd
-      for (int64_t c = 0; c < width; ++c) dst[c] += src[c];
-    }
-  }
-}
 
 namespace {
 bool in_slice(int32_t id, int64_t first_row, int64_t rows) { return id >= first_row && id < first_row + rows; }
@@ -52,7 +26,9 @@ void embedding_slice_forward(float* out, const int32_t* ids, const float* table,
 
 void embedding_slice_backward(float* dtable, const float* dout, const int32_t* ids, int64_t first_row,
                               int64_t rows, int64_t N, int64_t C) {
-  // Channel slices, as embedding_backward: race-free and independent of the thread count.
+  // Repeated ids make a row-parallel scatter race. Instead each iteration owns a slice of channels
+  // of every table row and walks all N rows in order: race-free, no atomics, and the sum order (and
+  // so the result) does not depend on the thread count.
   constexpr int64_t kChannelsPerSlice = 64;
   const int64_t slices = (C + kChannelsPerSlice - 1) / kChannelsPerSlice;
 #pragma omp parallel for schedule(static) if (N * C >= kParallelElements)
@@ -67,6 +43,17 @@ void embedding_slice_backward(float* dtable, const float* dout, const int32_t* i
       for (int64_t c = 0; c < width; ++c) dst[c] += src[c];
     }
   }
+}
+
+// The whole table is the slice that starts at row 0 and admits every (checked, non-negative) id.
+constexpr int64_t kWholeTable = std::numeric_limits<int64_t>::max();
+
+void embedding_forward(float* out, const int32_t* ids, const float* table, int64_t N, int64_t C) {
+  embedding_slice_forward(out, ids, table, 0, kWholeTable, N, C);
+}
+
+void embedding_backward(float* dtable, const float* dout, const int32_t* ids, int64_t N, int64_t C) {
+  embedding_slice_backward(dtable, dout, ids, 0, kWholeTable, N, C);
 }
 
 }  // namespace meridian::ops::cpu

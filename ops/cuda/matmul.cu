@@ -341,25 +341,35 @@ void check_shape(const char* caller, int64_t N, int64_t C, int64_t OC) {
   }
 }
 
+// D (m×n, column-major, ld ldd) = op(A) · op(B) (+ D when beta = 1): the one shape every product
+// here has, with In operands and an Out result.
+template <class Out, class In>
+Gemm gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const In* a, int64_t lda, const In* b,
+          int64_t ldb, Out* d, int64_t ldd, float beta) {
+  Gemm g;
+  g.trans_a = trans_a;
+  g.trans_b = trans_b;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a;
+  g.lda = lda;
+  g.b = b;
+  g.ldb = ldb;
+  g.input_type = data_type<In>();
+  g.d = d;
+  g.ldd = ldd;
+  g.output_type = data_type<Out>();
+  g.beta = beta;
+  return g;
+}
+
 // The forward product, row-major out (N×OC) = inp (N×C) · weightᵀ, seen column-major as
 // outᵀ (OC×N) = weight_cm-transposed · inpᵀ: A = weight (stored C×OC, transposed), B = inp
 // (stored C×N), m = OC, n = N, k = C.
 template <class Out, class In>
 Gemm forward_gemm(Out* out, const In* inp, const In* weight, int64_t N, int64_t C, int64_t OC) {
-  Gemm g;
-  g.trans_a = true;
-  g.m = OC;
-  g.n = N;
-  g.k = C;
-  g.a = weight;
-  g.lda = C;
-  g.b = inp;
-  g.ldb = C;
-  g.input_type = data_type<In>();
-  g.d = out;
-  g.ldd = OC;
-  g.output_type = data_type<Out>();
-  return g;
+  return gemm(true, false, OC, N, C, weight, C, inp, C, out, OC, 0.0f);
 }
 
 template <class Out, class In>
@@ -427,38 +437,13 @@ void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const 
   }
   if (dinp != nullptr) {
     // dinp (N×C) += dout (N×OC) · weight (OC×C); column-major dinpᵀ (C×N) += weight_cm (C×OC) · doutᵀ (OC×N).
-    Gemm g;
-    g.m = C;
-    g.n = N;
-    g.k = OC;
-    g.a = weight;
-    g.lda = C;
-    g.b = dout;
-    g.ldb = OC;
-    g.input_type = data_type<In>();
-    g.d = dinp;
-    g.ldd = C;
-    g.output_type = data_type<Out>();
-    g.beta = 1.0f;
+    const Gemm g = gemm(false, false, C, N, OC, weight, C, dout, OC, dinp, C, 1.0f);
     run_gemm_or_throw(g, stream, "matmul_backward dinp");
   }
   if (dweight != nullptr) {
     // dweight (OC×C) += doutᵀ (OC×N) · inp (N×C); column-major dweightᵀ (C×OC) += inpᵀ (C×N) · dout (N×OC),
     // where dout stored column-major is OC×N, so B is transposed.
-    Gemm g;
-    g.trans_b = true;
-    g.m = C;
-    g.n = OC;
-    g.k = N;
-    g.a = inp;
-    g.lda = C;
-    g.b = dout;
-    g.ldb = OC;
-    g.input_type = data_type<In>();
-    g.d = dweight;
-    g.ldd = C;
-    g.output_type = data_type<Out>();
-    g.beta = 1.0f;
+    const Gemm g = gemm(false, true, C, OC, N, inp, C, dout, OC, dweight, C, 1.0f);
     run_gemm_or_throw(g, stream, "matmul_backward dweight");
   }
   if (dbias != nullptr) add_column_sums(dbias, dout, N, OC, stream);

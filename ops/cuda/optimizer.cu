@@ -12,35 +12,6 @@
 namespace meridian::ops::cuda {
 namespace {
 
-// AdamW's per-step scalars, formed once per call in double and rounded once, as the CPU kernel (and
-// PyTorch, with its Python-float hyper-parameters) does.
-struct AdamWScalars {
-  float grad_scale;
-  float decay;  // 1 − lr·weight_decay
-  float beta1;
-  float one_minus_beta1;
-  float beta2;
-  float one_minus_beta2;
-  float bias_correction2_sqrt;
-  float eps;
-  float step_size;  // lr / (1 − β1ᵗ)
-};
-
-AdamWScalars adamw_scalars(const AdamWHyper& hyper) {
-  const double step = static_cast<double>(hyper.step);
-  const double bias_correction1 = 1.0 - std::pow(static_cast<double>(hyper.beta1), step);
-  const double bias_correction2 = 1.0 - std::pow(static_cast<double>(hyper.beta2), step);
-  return {hyper.grad_scale,
-          static_cast<float>(1.0 - static_cast<double>(hyper.lr) * static_cast<double>(hyper.weight_decay)),
-          hyper.beta1,
-          static_cast<float>(1.0 - static_cast<double>(hyper.beta1)),
-          hyper.beta2,
-          static_cast<float>(1.0 - static_cast<double>(hyper.beta2)),
-          static_cast<float>(std::sqrt(bias_correction2)),
-          hyper.eps,
-          static_cast<float>(static_cast<double>(hyper.lr) / bias_correction1)};
-}
-
 // One grid-stride pass, 256 threads a block. The _rn intrinsics are IEEE operations the compiler may
 // not fuse into FMAs, so each step rounds exactly where the CPU's does; sqrtf and '/' are IEEE too
 // (nvcc's default -prec-sqrt/-prec-div).

@@ -9,6 +9,8 @@
 namespace meridian::ops::cuda {
 
 using AdamWHyper = cpu::AdamWHyper;
+using cpu::AdamWScalars;
+using cpu::adamw_scalars;
 
 // PyTorch's AdamW, one fused pass over n elements (one parameter tensor, or a flat buffer of many
 // that share the hyper-parameters — weight decay included, so decayed and non-decayed parameters
