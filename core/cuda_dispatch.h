@@ -9,8 +9,12 @@
 // every `#if MERIDIAN_CUDA` branch compiles away; no cuda tensor can exist then (allocator_for
 // refuses the device), so the cpu path is the only one.
 #include "core/device.h"
+#include "core/dtype.h"
+
+#include <cstdint>
 
 #if MERIDIAN_CUDA
+#include "core/error.h"
 #include "ops/cuda/runtime.h"
 
 namespace meridian::detail {
@@ -29,6 +33,29 @@ class CudaScope {
   ops::cuda::DeviceGuard guard_;
   cudaStream_t stream_;
 };
+
+// Runs `body.template operator()<Element>()` with the kernel element type of `dtype`: float for f32,
+// __nv_bfloat16 (declared by ops/cuda/stream.h; core only passes pointers to it) for bf16.
+template <class Body>
+void dispatch_float(DType dtype, Body&& body) {
+  if (dtype == DType::f32) {
+    body.template operator()<float>();
+  } else if (dtype == DType::bf16) {
+    body.template operator()<__nv_bfloat16>();
+  } else {
+    MERIDIAN_FAIL("no CUDA kernels for dtype ", dtype_name(dtype), " (f32 and bf16 only)");
+  }
+}
+
+// The device memory of a tensor as kernel elements, from element `offset` on; null for an undefined
+// tensor (an optional output). Callers have checked the dtype. (Offsets go through bytes: core cannot
+// do pointer arithmetic on the incomplete __nv_bfloat16.)
+template <class Element, class TensorLike>
+Element* element_ptr(const TensorLike& t, int64_t offset = 0) {
+  if (!t.defined()) return nullptr;
+  return reinterpret_cast<Element*>(static_cast<char*>(t.raw_data()) +
+                                    offset * static_cast<int64_t>(dtype_size(t.dtype())));
+}
 
 }  // namespace meridian::detail
 #endif

@@ -12,6 +12,11 @@ namespace {
 std::atomic<bool> g_enabled{false};
 std::mutex g_mutex;
 std::map<std::string, Entry, std::less<>> g_entries;
+std::atomic<void (*)()> g_boundary_hook{nullptr};
+
+void at_boundary() {
+  if (void (*hook)() = g_boundary_hook.load()) hook();
+}
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -22,6 +27,7 @@ int64_t now_ns() {
 }  // namespace
 
 void set_enabled(bool enabled) { g_enabled = enabled; }
+void set_scope_boundary_hook(void (*hook)()) { g_boundary_hook = hook; }
 bool enabled() { return g_enabled; }
 
 void reset() {
@@ -50,11 +56,15 @@ void add(std::string_view name, std::string_view phase, double ms) {
 }
 
 Scope::Scope(std::string_view name, std::string_view phase) : name_(name), phase_(phase) {
-  if (g_enabled) start_ns_ = now_ns();
+  if (!g_enabled) return;
+  at_boundary();
+  start_ns_ = now_ns();
 }
 
 Scope::~Scope() {
-  if (start_ns_ >= 0) add(name_, phase_, static_cast<double>(now_ns() - start_ns_) * 1e-6);
+  if (start_ns_ < 0) return;
+  at_boundary();
+  add(name_, phase_, static_cast<double>(now_ns() - start_ns_) * 1e-6);
 }
 
 }  // namespace meridian::profiler

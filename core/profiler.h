@@ -19,6 +19,10 @@ bool enabled();
 void reset();
 std::vector<Entry> entries();  // most time first
 void add(std::string_view name, std::string_view phase, double ms);
+// Called at the start and the end of every Scope while profiling is on. A GPU benchmark sets it to
+// wait for the device, so that each scope times its kernels rather than their launches (and the
+// step runs slower: use it for the breakdown, not the throughput). Null: nothing.
+void set_scope_boundary_hook(void (*hook)());
 
 class Scope {
  public:

@@ -8,6 +8,7 @@
 #include "core/autograd/engine.h"
 #include "core/autograd/node.h"
 #include "core/cuda_dispatch.h"
+#include "core/gradient_accumulation.h"
 #include "ops/cpu/elementwise.h"
 
 #if MERIDIAN_CUDA
@@ -96,18 +97,44 @@ void require_contiguous_on_cuda(const Tensor& t, const char* what) {
                   " is not contiguous (strided copies on the GPU are not implemented)");
 }
 
-// dst (any strides, f32) += src (contiguous f32, same shape).
+// dst (any strides) += src (contiguous, same shape), each f32 or bf16: the sum in fp32, rounded once
+// into a bf16 dst. Mixed pairs carry gradients between bf16 activations and fp32 master weights.
 void accumulate_into(const Tensor& dst, const Tensor& src) {
-  MERIDIAN_CHECK(dst.dtype() == DType::f32 && src.dtype() == DType::f32 && src.is_contiguous(),
-                 "gradient accumulation supports contiguous f32 sources, got ", dtype_name(src.dtype()));
+  const auto floating = [](DType dtype) { return dtype == DType::f32 || dtype == DType::bf16; };
+  MERIDIAN_CHECK(floating(dst.dtype()) && floating(src.dtype()) && src.is_contiguous(),
+                 "gradient accumulation supports contiguous f32 or bf16 sources into f32 or bf16, got ",
+                 dtype_name(src.dtype()), " into ", dtype_name(dst.dtype()));
   MERIDIAN_CHECK(dst.device() == src.device(), "gradient accumulation from ", src.device().to_string(), " into ",
                  dst.device().to_string());
+  const bool all_f32 = dst.dtype() == DType::f32 && src.dtype() == DType::f32;
   if (dst.device().is_cuda()) {
     require_contiguous_on_cuda(dst, "gradient accumulation");
 #if MERIDIAN_CUDA
     const detail::CudaScope cuda(dst.device());
-    ops::cuda::axpy(dst.data<float>(), src.data<float>(), 1.0f, dst.numel(), cuda.stream());
+    const auto bf16_ptr = [](const Tensor& t) { return static_cast<__nv_bfloat16*>(t.raw_data()); };
+    const int64_t n = dst.numel();
+    if (all_f32)
+      ops::cuda::axpy(dst.data<float>(), src.data<float>(), 1.0f, n, cuda.stream());
+    else if (dst.dtype() == DType::f32)
+      ops::cuda::axpy(dst.data<float>(), bf16_ptr(src), 1.0f, n, cuda.stream());
+    else if (src.dtype() == DType::f32)
+      ops::cuda::axpy(bf16_ptr(dst), src.data<float>(), 1.0f, n, cuda.stream());
+    else
+      ops::cuda::axpy(bf16_ptr(dst), bf16_ptr(src), 1.0f, n, cuda.stream());
 #endif
+    return;
+  }
+  if (!all_f32) {
+    // Widen the source; a bf16 dst is widened too, summed, and stored back (rounding once; copy_
+    // handles dst's strides).
+    const Tensor addend = src.detach().to(DType::f32);
+    if (dst.dtype() == DType::f32) {
+      accumulate_into(dst, addend);
+      return;
+    }
+    Tensor sum = dst.detach().to(DType::f32);  // a new contiguous f32 copy
+    ops::cpu::axpy(sum.data<float>(), addend.data<float>(), 1.0f, sum.numel());
+    Tensor(dst).copy_(sum);
     return;
   }
   if (dst.is_contiguous()) {
@@ -117,6 +144,39 @@ void accumulate_into(const Tensor& dst, const Tensor& src) {
   float* base = dst.data<float>();
   const float* in = src.data<float>();
   for_each_offset(dst.shape(), dst.strides(), [&](int64_t offset) { base[offset] += *in++; });
+}
+
+void copy_with_cuda(const Tensor& dst, const Tensor& src);
+
+// copy_ between dtypes with a cuda tensor on either side. On one device a kernel converts
+// (f32 ⇄ bf16, the pair mixed precision needs); between host and device the host side converts and
+// the copy moves one dtype.
+void convert_with_cuda(const Tensor& dst, const Tensor& src) {
+  if (src.device() != dst.device()) {
+    if (dst.device().is_cuda()) {
+      copy_with_cuda(dst, src.detach().to(dst.dtype()));
+    } else {
+      const Tensor host = src.detach().to(Device::cpu());
+      Tensor(dst).copy_(host);
+    }
+    return;
+  }
+  require_contiguous_on_cuda(src, "copy_");
+  require_contiguous_on_cuda(dst, "copy_");
+  const bool widen = src.dtype() == DType::bf16 && dst.dtype() == DType::f32;
+  const bool narrow = src.dtype() == DType::f32 && dst.dtype() == DType::bf16;
+  if (!widen && !narrow)
+    MERIDIAN_FAIL("copy_: ", dtype_name(src.dtype()), " into ", dtype_name(dst.dtype()), " on ",
+                  dst.device().to_string(), ": only f32 ⇄ bf16 conversion is implemented on the GPU");
+#if MERIDIAN_CUDA
+  const detail::CudaScope cuda(dst.device());
+  if (widen)
+    ops::cuda::convert(static_cast<float*>(dst.raw_data()), static_cast<const __nv_bfloat16*>(src.raw_data()),
+                       dst.numel(), cuda.stream());
+  else
+    ops::cuda::convert(static_cast<__nv_bfloat16*>(dst.raw_data()), static_cast<const float*>(src.raw_data()),
+                       dst.numel(), cuda.stream());
+#endif
 }
 
 // copy_ when either side is a cuda tensor: whole contiguous buffers of one dtype, cpu ⇄ cuda or
@@ -130,10 +190,10 @@ void copy_with_cuda(const Tensor& dst, const Tensor& src) {
   if (src.shape() != dst.shape())
     MERIDIAN_FAIL("copy_: source shape ", shape_str(src.shape()), " does not match destination ",
                   shape_str(dst.shape()));
-  if (src.dtype() != dst.dtype())
-    MERIDIAN_FAIL("copy_: ", dtype_name(src.dtype()), " on ", src.device().to_string(), " into ",
-                  dtype_name(dst.dtype()), " on ", dst.device().to_string(),
-                  ": dtype conversion with cuda tensors is not implemented");
+  if (src.dtype() != dst.dtype()) {
+    convert_with_cuda(dst, src);
+    return;
+  }
   require_contiguous_on_cuda(src, "copy_");
   require_contiguous_on_cuda(dst, "copy_");
   if (src.device().is_cuda() && dst.device().is_cuda() && src.device() != dst.device())
@@ -183,6 +243,10 @@ std::shared_ptr<TensorImpl> make_impl(std::shared_ptr<Storage> storage, const Sh
 }
 
 }  // namespace
+
+namespace detail {
+void accumulate_gradient(const Tensor& dst, const Tensor& src) { accumulate_into(dst, src); }
+}  // namespace detail
 
 // --- creation ------------------------------------------------------------------------------------
 

@@ -120,6 +120,15 @@ void Gpt2::require_whole(const char* what) const {
                   placement_.head ? " and the head" : "");
 }
 
+void Gpt2::set_compute_dtype(DType dtype) {
+  if (dtype != DType::f32 && dtype != DType::bf16)
+    MERIDIAN_FAIL("gpt2: compute dtype ", dtype_name(dtype), " is not supported (f32 or bf16)");
+  if (dtype != DType::f32 && tensor_parallel_.enabled())
+    MERIDIAN_FAIL("gpt2: ", dtype_name(dtype), " compute with tensor parallelism (tp = ", tensor_parallel_.size(),
+                  ") is not implemented: the tensor-parallel collectives and loss are f32 only");
+  compute_dtype_ = dtype;
+}
+
 Tensor Gpt2::embed(const Tensor& tokens) const {
   if (!placement_.embedding) MERIDIAN_FAIL("gpt2: embed() on a stage without the embedding");
   if (tokens.ndim() != 2) MERIDIAN_FAIL("gpt2: tokens must be (batch, seq), got shape ", shape_str(tokens.shape()));
@@ -130,7 +139,7 @@ Tensor Gpt2::embed(const Tensor& tokens) const {
   Tensor positions = Tensor::empty({T}, DType::i32);
   for (int64_t t = 0; t < T; ++t) positions.data<int32_t>()[t] = static_cast<int32_t>(t);
   positions = positions.to(tokens.device());  // the same tensor on the cpu
-  return fn::add(wte_->forward(tokens), wpe_->forward(positions));
+  return fn::cast(fn::add(wte_->forward(tokens), wpe_->forward(positions)), compute_dtype_);
 }
 
 Tensor Gpt2::run_blocks(const Tensor& hidden, bool recompute) const {

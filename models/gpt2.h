@@ -78,6 +78,13 @@ class Gpt2 : public nn::Module {
   int64_t first_block() const { return placement_.first_block; }
   int64_t num_blocks() const { return placement_.num_blocks; }
 
+  // Mixed precision (docs/mixed_precision.md): with bf16, embed() casts its output to bf16, so the
+  // blocks and the head compute in bf16 on the fp32 parameters (the master weights, converted per
+  // use by the functions); logits are bf16, the loss f32. Default f32. Tensor parallelism runs f32
+  // only (its collectives and vocabulary-parallel loss are f32): asking for bf16 with tp > 1 throws.
+  void set_compute_dtype(DType dtype);
+  DType compute_dtype() const { return compute_dtype_; }
+
   // The stage pieces. tokens (B, T) i32 → hidden (B, T, C) (needs the embedding).
   Tensor embed(const Tensor& tokens) const;
   // This rank's blocks on hidden (B, T, C). `recompute` rebuilds block activations during backward
@@ -107,6 +114,7 @@ class Gpt2 : public nn::Module {
 
   Gpt2Config config_;
   Gpt2Placement placement_;
+  DType compute_dtype_ = DType::f32;
   std::shared_ptr<nn::Embedding> wte_;
   std::shared_ptr<nn::Embedding> wpe_;
   std::vector<std::shared_ptr<nn::Block>> blocks_;

@@ -20,7 +20,7 @@ std::vector<int32_t> sample(const Gpt2& model, std::vector<int32_t> prompt, cons
     const int64_t length = std::min<int64_t>(static_cast<int64_t>(prompt.size()), context);
     Tensor tokens = Tensor::empty({1, length}, DType::i32);
     std::copy(prompt.end() - length, prompt.end(), tokens.data<int32_t>());
-    Tensor logits = model.forward(tokens);
+    Tensor logits = model.forward(tokens).to(DType::f32);  // bf16 logits under mixed precision
     const float* last = logits.data<float>() + (length - 1) * config.padded_vocab_size;
     const float max_logit = *std::max_element(last, last + config.vocab_size);
     double total = 0.0;

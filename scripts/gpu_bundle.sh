@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds what a lent GPU machine needs to check the CUDA backend, and gathers it into one folder small
-# enough to carry there (the device tool carries at most 64 MiB): the CUDA test binary and the
-# shared libraries that machine's image lacks (oneDNN, libgomp, the OpenCL loader oneDNN links).
+# enough to carry there (the device tool carries at most 64 MiB): the CUDA test binary, the GPU
+# training benchmark (bench/gpu_train_bench.cpp) and the shared libraries that machine's image lacks
+# (oneDNN, libgomp, the OpenCL loader oneDNN links, Open MPI's libraries, which the benchmark links
+# but never initialises).
 # cuBLASLt and the CUDA runtime are not carried (cuBLASLt alone is ~500 MB): scripts/gpu_check.sh
 # finds the image's own CUDA 13 libraries.
 #
@@ -14,15 +16,15 @@ cd "$(dirname "$0")/.."
 
 build=build-gpu
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMERIDIAN_NATIVE_ARCH=OFF \
-      -DCMAKE_CUDA_ARCHITECTURES=90 > /dev/null
-cmake --build "$build" --target cuda_tests
+      -DCMAKE_CUDA_ARCHITECTURES=90 -DMERIDIAN_BUILD_BENCH=ON > /dev/null
+cmake --build "$build" --target cuda_tests gpu_train_bench
 
 bundle="$build/bundle"
 rm -rf "$bundle"
 mkdir -p "$bundle/bin" "$bundle/lib"
-cp "$build/bin/cuda_tests" "$bundle/bin/"
-# Every non-CUDA, non-glibc library the binary needs, as the loader resolves it here.
-ldd "$build/bin/cuda_tests" | awk '/=>/ {print $1, $3}' | while read -r name path; do
+cp "$build/bin/cuda_tests" "$build/bin/gpu_train_bench" "$bundle/bin/"
+# Every non-CUDA, non-glibc library the binaries need, as the loader resolves it here.
+ldd "$build/bin/cuda_tests" "$build/bin/gpu_train_bench" | awk '/=>/ {print $1, $3}' | sort -u | while read -r name path; do
   case "$name" in
     libc.so*|libm.so*|libdl.so*|libpthread.so*|librt.so*|libgcc_s.so*|libcudart.so*|libcublas*|libcuda.so*) ;;
     *) cp -L "$path" "$bundle/lib/$name" ;;

@@ -30,9 +30,16 @@ done
 export LD_LIBRARY_PATH="$PWD/$bundle/lib${cuda_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-ldd "$bundle/bin/cuda_tests" | grep -E "not found" && { echo "missing libraries (above)"; exit 2; }
+ldd "$bundle/bin/cuda_tests" "$bundle/bin/gpu_train_bench" | grep -E "not found" && { echo "missing libraries (above)"; exit 2; }
 "$bundle/bin/cuda_tests" --gtest_output="xml:$out/cuda_tests.xml" > "$out/cuda_tests.txt" 2>&1
 status=$?
 grep -E "^\[  (FAILED|SKIPPED) |^\[==========\]|^\[  PASSED  \]" "$out/cuda_tests.txt" | tail -40
 echo "cuda_tests exit $status (full output: cuda_tests.txt)"
+
+# The speed figures (GPT-2 124M, T = 1024, bf16): skipped with MERIDIAN_GPU_CHECK_SKIP_BENCH=1.
+if [ "${MERIDIAN_GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
+  timeout 300 "$bundle/bin/gpu_train_bench" ${MERIDIAN_GPU_BENCH_ARGS:-} > "$out/gpu_train_bench.txt" 2>&1
+  echo "gpu_train_bench exit $? (output: gpu_train_bench.txt)"
+  cat "$out/gpu_train_bench.txt"
+fi
 exit $status

@@ -36,6 +36,21 @@ void require_i32(const Tensor& t, std::string_view function, std::string_view ar
   require(t, DType::i32, function, argument, false);
 }
 
+void require_float(const Tensor& t, std::string_view function, std::string_view argument) {
+  if (!t.defined()) MERIDIAN_FAIL(function, ": ", argument, " is undefined");
+  if (t.dtype() != DType::f32 && t.dtype() != DType::bf16)
+    MERIDIAN_FAIL(function, ": ", argument, " must be f32 or bf16, got ", dtype_name(t.dtype()), " on ",
+                  t.device().to_string(), " (shape ", shape_str(t.shape()), ")");
+  if (!t.is_contiguous())
+    MERIDIAN_FAIL(function, ": ", argument, " of shape ", shape_str(t.shape()), " must be contiguous");
+}
+
+void require_dtype(const Tensor& t, DType dtype, std::string_view function, std::string_view argument) {
+  if (t.dtype() != dtype)
+    MERIDIAN_FAIL(function, ": ", argument, " is ", dtype_name(t.dtype()), " but the other inputs are ",
+                  dtype_name(dtype), " (shape ", shape_str(t.shape()), "); convert with fn::cast");
+}
+
 Device require_same_device(std::string_view function,
                            std::initializer_list<std::pair<std::string_view, const Tensor*>> arguments) {
   const Tensor* first = nullptr;
@@ -63,6 +78,10 @@ void require_ndim(const Tensor& t, int ndim, std::string_view function, std::str
 
 float* grad_or_null(autograd::BackwardContext& ctx, int index) {
   return ctx.needs_input_grad(index) ? ctx.input_grad(index).data<float>() : nullptr;
+}
+
+Tensor grad_or_undefined(autograd::BackwardContext& ctx, int index) {
+  return ctx.needs_input_grad(index) ? ctx.input_grad(index) : Tensor();
 }
 
 }  // namespace meridian::fn::detail

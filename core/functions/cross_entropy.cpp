@@ -2,6 +2,7 @@
 
 #include "core/autograd/node.h"
 #include "core/functions/checks.h"
+#include "core/functions/float_view.h"
 #include "core/functions/functions.h"
 #include "core/profiler.h"
 #include "ops/cpu/cross_entropy.h"
@@ -18,7 +19,7 @@ namespace meridian::fn {
 // outside the vocabulary. Backward reads the one-element output gradient back to form dlosses.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_size) {
   profiler::Scope scope("cross_entropy", "forward");
-  detail::require_f32(logits, "cross_entropy", "logits");
+  detail::require_float(logits, "cross_entropy", "logits");
   detail::require_i32(targets, "cross_entropy", "targets");
   const Device device = detail::require_same_device("cross_entropy", {{"logits", &logits}, {"targets", &targets}});
   const int64_t padded = logits.ndim() ? logits.dim(-1) : 0;
@@ -43,12 +44,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_
   if (device.is_cuda()) {
 #if MERIDIAN_CUDA
     const detail::CudaScope cuda(device);
-    ops::cuda::cross_entropy_forward(losses.data<float>(), lse.data<float>(), logits.data<float>(),
-                                     targets.data<int32_t>(), rows, vocab_size, padded, cuda.stream());
+    detail::dispatch_float(logits.dtype(), [&]<class E>() {
+      ops::cuda::cross_entropy_forward(losses.data<float>(), lse.data<float>(), detail::element_ptr<E>(logits),
+                                       targets.data<int32_t>(), rows, vocab_size, padded, cuda.stream());
+    });
 #endif
   } else {
-    ops::cpu::cross_entropy_forward(losses.data<float>(), lse.data<float>(), logits.data<float>(), target, rows,
-                                    vocab_size, padded);
+    const detail::FloatView x(logits, detail::FloatView::Access::read);
+    ops::cpu::cross_entropy_forward(losses.data<float>(), lse.data<float>(), x.data(), target, rows, vocab_size,
+                                    padded);
   }
   const Tensor host_losses = losses.to(Device::cpu());  // the same tensor on the cpu
   double total = 0.0;
@@ -65,17 +69,21 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_
                        Tensor dlosses = Tensor::empty({rows}, DType::f32, logits.device());
                        dlosses.fill_(weight);
                        const detail::CudaScope cuda(logits.device());
-                       ops::cuda::cross_entropy_backward(ctx.input_grad(0).data<float>(), dlosses.data<float>(),
-                                                         logits.data<float>(), lse.data<float>(),
-                                                         targets.data<int32_t>(), rows, vocab_size, padded,
-                                                         cuda.stream());
+                       const Tensor dlogits = ctx.input_grad(0);
+                       detail::dispatch_float(logits.dtype(), [&]<class E>() {
+                         ops::cuda::cross_entropy_backward(detail::element_ptr<E>(dlogits), dlosses.data<float>(),
+                                                           detail::element_ptr<E>(logits), lse.data<float>(),
+                                                           targets.data<int32_t>(), rows, vocab_size, padded,
+                                                           cuda.stream());
+                       });
 #endif
                        return;
                      }
                      const float weight = counted ? ctx.grad_output().data<float>()[0] / static_cast<float>(counted) : 0.0f;
                      std::vector<float> dlosses(static_cast<size_t>(rows), weight);
-                     ops::cpu::cross_entropy_backward(ctx.input_grad(0).data<float>(), dlosses.data(),
-                                                      logits.data<float>(), lse.data<float>(),
+                     using Access = detail::FloatView::Access;
+                     const detail::FloatView g(ctx.input_grad(0), Access::accumulate), x(logits, Access::read);
+                     ops::cpu::cross_entropy_backward(g.data(), dlosses.data(), x.data(), lse.data<float>(),
                                                       targets.data<int32_t>(), rows, vocab_size, padded);
                    });
   return out;

@@ -1,7 +1,11 @@
 #pragma once
 // Differentiable functions: each runs a kernel from ops/ and records its backward (see
-// core/autograd/node.h). Inputs are contiguous f32 tensors unless stated; a non-contiguous
-// input is an error, not a silent copy. Every function runs on the device of its inputs: the
+// core/autograd/node.h). Floating inputs are contiguous f32 or bf16 tensors unless stated; a
+// non-contiguous input is an error, not a silent copy. The compute dtype is the activation input's:
+// outputs have it, arithmetic is fp32 and each bf16 output is rounded once. Parameters (linear and
+// layer_norm weights and biases) of another dtype — fp32 master weights under bf16 mixed precision —
+// are converted for the kernel and their gradients accumulated in their own dtype
+// (docs/mixed_precision.md). Every function runs on the device of its inputs: the
 // ops/cpu kernel on the cpu, its ops/cuda twin on the device's compute stream on a cuda device
 // (docs/cuda.md, "Tensors and functions on the GPU"); inputs on different devices are an error
 // naming the function and each input's device.
@@ -27,13 +31,17 @@ Tensor add(const Tensor& a, const Tensor& b);
 // alpha · x
 Tensor scale(const Tensor& x, float alpha);
 
+// x converted to `dtype` (f32 or bf16; rounding to nearest even into bf16); the gradient is converted
+// back. The one place activations change precision (the model's embedding output, under bf16).
+Tensor cast(const Tensor& x, DType dtype);
+
 // Σ x over all elements → one-element tensor of shape [].
 Tensor sum(const Tensor& x);
 
 // Causal self-attention over a fused qkv (B, T, 3C) with `num_heads` heads → (B, T, C).
 Tensor causal_self_attention(const Tensor& qkv, int64_t num_heads);
 
-// Rows of `table` (R, C) picked by `ids` (i32, any shape) → (ids.shape..., C). Ids are checked.
+// Rows of `table` (R, C, f32) picked by `ids` (i32, any shape) → (ids.shape..., C). Ids are checked.
 Tensor embedding(const Tensor& ids, const Tensor& table);
 
 // The same for a table (R, C) that holds rows [first_row, first_row + R) of a larger one (a
@@ -42,7 +50,7 @@ Tensor embedding_slice(const Tensor& ids, const Tensor& table, int64_t first_row
 
 // Mean softmax cross-entropy of `logits` (..., Vp) against `targets` (i32, logits' leading shape)
 // over the first `vocab_size` columns only (the rest is padding). Negative targets are ignored;
-// the mean is over the rest. → one-element tensor of shape [].
+// the mean is over the rest. → one-element f32 tensor of shape [] (for bf16 logits too).
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_size);
 
 }  // namespace meridian::fn

@@ -1,5 +1,6 @@
 #include "core/autograd/node.h"
 #include "core/functions/checks.h"
+#include "core/functions/float_view.h"
 #include "core/functions/functions.h"
 #include "core/profiler.h"
 #include "ops/cpu/gelu.h"
@@ -10,29 +11,37 @@
 
 namespace meridian::fn {
 
+using Access = detail::FloatView::Access;
+
 Tensor gelu(const Tensor& x) {
   profiler::Scope scope("gelu", "forward");
-  detail::require_f32(x, "gelu", "input");
-  Tensor out = Tensor::empty(x.shape(), DType::f32, x.device());
+  detail::require_float(x, "gelu", "input");
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.device().is_cuda()) {
 #if MERIDIAN_CUDA
     const detail::CudaScope cuda(x.device());
-    ops::cuda::gelu_forward(out.data<float>(), x.data<float>(), x.numel(), cuda.stream());
+    detail::dispatch_float(x.dtype(), [&]<class E>() {
+      ops::cuda::gelu_forward(detail::element_ptr<E>(out), detail::element_ptr<E>(x), x.numel(), cuda.stream());
+    });
 #endif
   } else {
-    ops::cpu::gelu_forward(out.data<float>(), x.data<float>(), x.numel());
+    const detail::FloatView o(out, Access::overwrite), in(x, Access::read);
+    ops::cpu::gelu_forward(o.data(), in.data(), x.numel());
   }
   autograd::record("gelu", {x}, out, [x](autograd::BackwardContext& ctx) {
+    const Tensor dinp = ctx.input_grad(0), dout = ctx.grad_output();
     if (x.device().is_cuda()) {
 #if MERIDIAN_CUDA
       const detail::CudaScope cuda(x.device());
-      ops::cuda::gelu_backward(ctx.input_grad(0).data<float>(), x.data<float>(), ctx.grad_output().data<float>(),
-                               x.numel(), cuda.stream());
+      detail::dispatch_float(x.dtype(), [&]<class E>() {
+        ops::cuda::gelu_backward(detail::element_ptr<E>(dinp), detail::element_ptr<E>(x),
+                                 detail::element_ptr<E>(dout), x.numel(), cuda.stream());
+      });
 #endif
       return;
     }
-    ops::cpu::gelu_backward(ctx.input_grad(0).data<float>(), x.data<float>(), ctx.grad_output().data<float>(),
-                            x.numel());
+    const detail::FloatView gx(dinp, Access::accumulate), in(x, Access::read), d(dout, Access::read);
+    ops::cpu::gelu_backward(gx.data(), in.data(), d.data(), x.numel());
   });
   return out;
 }

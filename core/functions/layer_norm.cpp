@@ -1,6 +1,8 @@
 #include "core/autograd/node.h"
 #include "core/functions/checks.h"
+#include "core/functions/float_view.h"
 #include "core/functions/functions.h"
+#include "core/gradient_accumulation.h"
 #include "core/profiler.h"
 #include "ops/cpu/layernorm.h"
 
@@ -10,48 +12,93 @@
 
 namespace meridian::fn {
 
+namespace {
+
+using Access = detail::FloatView::Access;
+
+struct Saved {
+  Tensor x, weight, mean, rstd;  // weight in the compute dtype (x's)
+  int64_t rows, channels;
+};
+
+#if MERIDIAN_CUDA
+// The cuda kernel takes every gradient in the compute dtype. A parameter gradient in a wider dtype
+// (an fp32 master under bf16) goes through a zeroed compute-dtype buffer that is then added to it.
+Tensor in_compute_dtype(const Tensor& grad, DType dtype) {
+  if (!grad.defined() || grad.dtype() == dtype) return grad;
+  return Tensor::zeros(grad.shape(), dtype, grad.device());
+}
+
+void backward_on_cuda(const Saved& s, const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
+                      const Tensor& dout) {
+  const DType dtype = s.x.dtype();
+  const Tensor dw = in_compute_dtype(dweight, dtype), db = in_compute_dtype(dbias, dtype);
+  {
+    const detail::CudaScope cuda(s.x.device());
+    detail::dispatch_float(dtype, [&]<class E>() {
+      ops::cuda::layernorm_backward(detail::element_ptr<E>(dinp), detail::element_ptr<E>(dw),
+                                    detail::element_ptr<E>(db), detail::element_ptr<E>(dout),
+                                    detail::element_ptr<E>(s.x), detail::element_ptr<E>(s.weight),
+                                    detail::element_ptr<float>(s.mean), detail::element_ptr<float>(s.rstd), s.rows,
+                                    s.channels, cuda.stream());
+    });
+  }
+  if (dw.defined() && !dw.same_impl(dweight)) ::meridian::detail::accumulate_gradient(dweight, dw);
+  if (db.defined() && !db.same_impl(dbias)) ::meridian::detail::accumulate_gradient(dbias, db);
+}
+#endif
+
+}  // namespace
+
+// The compute dtype is the input's; weight and bias of another dtype (fp32 master weights under
+// bf16) are converted for the kernel and their gradients accumulated in their own dtype.
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
   profiler::Scope scope("layer_norm", "forward");
-  detail::require_f32(x, "layer_norm", "input");
-  detail::require_f32(weight, "layer_norm", "weight");
-  detail::require_f32(bias, "layer_norm", "bias");
+  detail::require_float(x, "layer_norm", "input");
+  detail::require_float(weight, "layer_norm", "weight");
+  detail::require_float(bias, "layer_norm", "bias");
+  detail::require_dtype(bias, weight.dtype(), "layer_norm", "bias");
   const Device device =
       detail::require_same_device("layer_norm", {{"input", &x}, {"weight", &weight}, {"bias", &bias}});
   const int64_t channels = x.ndim() ? x.dim(-1) : 0;
   if (channels == 0 || weight.shape() != Shape{channels} || bias.shape() != Shape{channels})
     MERIDIAN_FAIL("layer_norm: input ", shape_str(x.shape()), " needs weight and bias of shape [", channels,
                   "], got ", shape_str(weight.shape()), " and ", shape_str(bias.shape()));
+  const DType dtype = x.dtype();
   const int64_t rows = x.numel() / channels;
-  Tensor out = Tensor::empty(x.shape(), DType::f32, device);
-  Tensor mean = Tensor::empty({rows}, DType::f32, device);
-  Tensor rstd = Tensor::empty({rows}, DType::f32, device);
+  const Saved saved{x, weight.to(dtype), Tensor::empty({rows}, DType::f32, device),
+                    Tensor::empty({rows}, DType::f32, device), rows, channels};
+  const Tensor compute_bias = bias.to(dtype);
+  Tensor out = Tensor::empty(x.shape(), dtype, device);
   if (device.is_cuda()) {
 #if MERIDIAN_CUDA
     const detail::CudaScope cuda(device);
-    ops::cuda::layernorm_forward(out.data<float>(), mean.data<float>(), rstd.data<float>(), x.data<float>(),
-                                 weight.data<float>(), bias.data<float>(), rows, channels, eps, cuda.stream());
+    detail::dispatch_float(dtype, [&]<class E>() {
+      ops::cuda::layernorm_forward(detail::element_ptr<E>(out), saved.mean.data<float>(), saved.rstd.data<float>(),
+                                   detail::element_ptr<E>(x), detail::element_ptr<E>(saved.weight),
+                                   detail::element_ptr<E>(compute_bias), rows, channels, eps, cuda.stream());
+    });
 #endif
   } else {
-    ops::cpu::layernorm_forward(out.data<float>(), mean.data<float>(), rstd.data<float>(), x.data<float>(),
-                                weight.data<float>(), bias.data<float>(), rows, channels, eps);
+    const detail::FloatView o(out, Access::overwrite), in(x, Access::read), w(saved.weight, Access::read),
+        b(compute_bias, Access::read);
+    ops::cpu::layernorm_forward(o.data(), saved.mean.data<float>(), saved.rstd.data<float>(), in.data(), w.data(),
+                                b.data(), rows, channels, eps);
   }
-  autograd::record("layer_norm", {x, weight, bias}, out,
-                   [x, weight, mean, rstd, rows, channels](autograd::BackwardContext& ctx) {
-                     if (x.device().is_cuda()) {
+  autograd::record("layer_norm", {x, weight, bias}, out, [saved](autograd::BackwardContext& ctx) {
+    const Tensor dinp = detail::grad_or_undefined(ctx, 0), dweight = detail::grad_or_undefined(ctx, 1),
+                 dbias = detail::grad_or_undefined(ctx, 2), dout = ctx.grad_output();
+    if (saved.x.device().is_cuda()) {
 #if MERIDIAN_CUDA
-                       const detail::CudaScope cuda(x.device());
-                       ops::cuda::layernorm_backward(
-                           detail::grad_or_null(ctx, 0), detail::grad_or_null(ctx, 1), detail::grad_or_null(ctx, 2),
-                           ctx.grad_output().data<float>(), x.data<float>(), weight.data<float>(),
-                           mean.data<float>(), rstd.data<float>(), rows, channels, cuda.stream());
+      backward_on_cuda(saved, dinp, dweight, dbias, dout);
 #endif
-                       return;
-                     }
-                     ops::cpu::layernorm_backward(
-                         detail::grad_or_null(ctx, 0), detail::grad_or_null(ctx, 1), detail::grad_or_null(ctx, 2),
-                         ctx.grad_output().data<float>(), x.data<float>(), weight.data<float>(),
-                         mean.data<float>(), rstd.data<float>(), rows, channels);
-                   });
+      return;
+    }
+    const detail::FloatView gx(dinp, Access::accumulate), gw(dweight, Access::accumulate),
+        gb(dbias, Access::accumulate), d(dout, Access::read), in(saved.x, Access::read), w(saved.weight, Access::read);
+    ops::cpu::layernorm_backward(gx.data(), gw.data(), gb.data(), d.data(), in.data(), w.data(),
+                                 saved.mean.data<float>(), saved.rstd.data<float>(), saved.rows, saved.channels);
+  });
   return out;
 }
 

@@ -28,6 +28,10 @@ using launcher::log_info;
 // fp32 peak of one H100/H200 SXM without tensor cores (NVIDIA's datasheet: 67 TFLOP/s): the MFU
 // denominator for fp32 training unless --peak-tflops says otherwise.
 constexpr double kCudaFp32PeakTflops = 67.0;
+// Dense bf16 tensor-core peak of one H100/H200 SXM (NVIDIA's datasheet: 989 TFLOP/s), for --dtype bf16.
+// A large bf16 matmul measured about 790 TFLOP/s on the lent H200s (bench/gpu_train_bench.sh reports
+// MFU against both).
+constexpr double kCudaBf16PeakTflops = 989.0;
 
 }  // namespace
 
@@ -49,15 +53,18 @@ int train_on_device(const TrainOptions& options, launcher::Runtime& runtime, Dev
   else
     models::load_llmc_weights(model, options.init_from);
   model.to(device);
+  model.set_compute_dtype(options.dtype);
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, optim::optimizer_params(model.named_parameters()));
 
-  const double peak_tflops = options.peak_tflops > 0 ? options.peak_tflops : kCudaFp32PeakTflops;
+  const double default_peak = options.dtype == DType::bf16 ? kCudaBf16PeakTflops : kCudaFp32PeakTflops;
+  const double peak_tflops = options.peak_tflops > 0 ? options.peak_tflops : default_peak;
   StepReporter report(runtime.world_rank() == 0, options.log_jsonl,
                       {options.steps, loader.tokens_per_step(),
                        config.flops_per_token(options.seq_len) * static_cast<double>(loader.tokens_per_step()),
                        peak_tflops * 1e12});
   log_info("model: ", model.config().to_string());
-  log_info("parameters: ", model.num_parameters(), " on ", device.to_string(), " (fp32)");
+  log_info("parameters: ", model.num_parameters(), " on ", device.to_string(), " (fp32), compute ",
+           dtype_name(options.dtype), ", MFU against ", peak_tflops, " TFLOP/s");
   log_info("data: ", data.source(), ", ", data.size(), " tokens, ", loader.windows_per_epoch(), " steps per epoch of ",
            loader.tokens_per_step(), " tokens");
   log_info("training: ", options.steps, " steps of ", loader.tokens_per_step(), " tokens (batch ", options.batch,

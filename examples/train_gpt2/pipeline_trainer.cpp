@@ -95,6 +95,7 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
       model->initialize(options.seed);  // layout-independent: each stage gets the values one process would
     else
       models::load_llmc_weights(*model, options.init_from);
+    model->set_compute_dtype(options.dtype);
     chunks.push_back(std::make_unique<models::Gpt2PipelineChunk>(std::move(model), options.recompute));
     pieces.push_back({chunks.back().get(), chunks.back()->model().named_parameters()});
   }
@@ -105,6 +106,7 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   // Under sequence parallelism a stage holds (and sends) its tp rank's share of the positions.
   const int64_t positions = options.seq_len / (tensor_parallel.sequence_parallel_enabled() ? tensor_parallel.size() : 1);
   pipeline_options.activation_shape = {options.batch / flags.micro_batches, positions, config.channels};
+  pipeline_options.activation_dtype = options.dtype;
   pipeline_options.tied_parameter = models::kGpt2TiedParameter;
   pipeline_options.data_parallel = {parallel.bucket_bytes(), parallel.zero_stage, options.dp_communicate};
   pipeline_options.data_parallel.tensor_parallel_group = grid.group_ptr(parallel::Axis::tp);
@@ -116,7 +118,7 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   const int threads = ops::cpu::num_threads();
   StepReporter report(rank0, options.log_jsonl, step_rates(options, config, loader, runtime.world_size()));
   const parallel::ScheduleShape shape{pp, V, micro_batches};
-  log_info("model: ", config.to_string());
+  log_info("model: ", config.to_string(), ", compute ", dtype_name(options.dtype));
   log_info("data: ", data.source(), ", ", data.size(), " tokens, ", loader.windows_per_epoch(), " steps per epoch of ",
            loader.tokens_per_step(), " tokens");
   std::string split;

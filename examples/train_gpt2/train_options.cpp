@@ -57,7 +57,8 @@ cxxopts::Options make_train_cli() {
     ("vocab", "override the preset's vocabulary size (padded to a multiple of 128)", cxxopts::value<int64_t>())
     ("max-seq-len", "override the preset's maximum sequence length", cxxopts::value<int64_t>())
     ("init-from", "start from an llm.c GPT-2 checkpoint (its header sets the model shape)", cxxopts::value<std::string>())
-    ("recompute", "recompute each block's activations during backward (less memory)");
+    ("recompute", "recompute each block's activations during backward (less memory)")
+    ("dtype", "compute dtype: f32, or bf16 (mixed precision: bf16 activations and matmuls, fp32 master weights, gradients and optimizer state)", cxxopts::value<std::string>()->default_value("f32"));
   cli.add_options("Parallel layout")
     ("sequence-parallel", "with --tp > 1: split LayerNorm and residual activations along the sequence (Megatron sequence parallelism; --seq-len must divide by tp)");
   cli.add_options("Data")
@@ -141,6 +142,9 @@ TrainOptions read_train_options(const cxxopts::ParseResult& result) {
     o.shuffle = result.count("shuffle") > 0;
     o.threads = result["threads"].as<int>();
     o.recompute = result.count("recompute") > 0;
+    const std::string dtype = result["dtype"].as<std::string>();
+    if (dtype != "f32" && dtype != "bf16") MERIDIAN_USAGE_ERROR("--dtype must be f32 or bf16, got '", dtype, "'");
+    o.dtype = parse_dtype(dtype);
     o.sequence_parallel = result.count("sequence-parallel") > 0;
     o.log_jsonl = optional_flag<std::string>(result, "log-jsonl").value_or("");
     o.sample_tokens = result["sample"].as<int64_t>();

@@ -36,6 +36,7 @@ struct TrainOptions {
   bool shuffle = false;
   int threads = 0;  // 0: OpenMP's default
   bool recompute = false;
+  DType dtype = DType::f32;  // --dtype: compute dtype (bf16: mixed precision on fp32 master weights)
   bool sequence_parallel = false;  // with --tp > 1: Megatron sequence parallelism
   std::string log_jsonl;
   int64_t sample_tokens = 0;

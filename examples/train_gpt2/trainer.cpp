@@ -74,6 +74,7 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
     model.initialize(options.seed);  // layout-independent: every rank builds the same model
   else
     models::load_llmc_weights(model, options.init_from);
+  model.set_compute_dtype(options.dtype);
   parallel::DataParallelOptions dp_options;
   dp_options.bucket_bytes = parallel.bucket_bytes();
   dp_options.zero_stage = parallel.zero_stage;
@@ -84,7 +85,8 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, dp.optimizer_params());
   const int threads = ops::cpu::num_threads();
   StepReporter report(rank0, options.log_jsonl, step_rates(options, config, loader, runtime.world_size()));
-  log_info("model: ", model.config().to_string());
+  log_info("model: ", model.config().to_string(), ", compute ", dtype_name(options.dtype),
+           options.dtype == DType::f32 ? "" : " (fp32 master weights, gradients and optimizer state)");
   if (grid.shape().tp > 1)
     log_info("tensor parallel: tp ", grid.shape().tp, options.sequence_parallel ? " with sequence parallelism" : "",
              ", padded vocabulary ", model.config().padded_vocab_size);

@@ -24,13 +24,21 @@ __global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
   MERIDIAN_GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
 }
 
-template <class T>
-__global__ void axpy_kernel(T* dst, const T* src, float alpha, int64_t n) {
-  MERIDIAN_GRID_STRIDE_LOOP(i, n) dst[i] = from_float<T>(to_float(dst[i]) + alpha * to_float(src[i]));
+// Dst and Src may differ: an fp32 master gradient accumulates a bf16 one (mixed precision).
+template <class Dst, class Src>
+__global__ void axpy_kernel(Dst* dst, const Src* src, float alpha, int64_t n) {
+  MERIDIAN_GRID_STRIDE_LOOP(i, n) dst[i] = from_float<Dst>(to_float(dst[i]) + alpha * to_float(src[i]));
 }
 
-__global__ void scaled_copy_kernel(float* out, const float* x, float alpha, int64_t n) {
-  MERIDIAN_GRID_STRIDE_LOOP(i, n) out[i] = alpha * x[i];
+template <class T>
+__global__ void scaled_copy_kernel(T* out, const T* x, float alpha, int64_t n) {
+  MERIDIAN_GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(alpha * to_float(x[i]));
+}
+
+// Round to nearest even (bf16) or widen exactly (fp32), as the cpu's convert_elements.
+template <class Out, class In>
+__global__ void convert_kernel(Out* out, const In* in, int64_t n) {
+  MERIDIAN_GRID_STRIDE_LOOP(i, n) out[i] = from_float<Out>(to_float(in[i]));
 }
 
 __global__ void fill_kernel(float* x, float value, int64_t n) { MERIDIAN_GRID_STRIDE_LOOP(i, n) x[i] = value; }
@@ -44,11 +52,25 @@ void launch_add(T* out, const T* a, const T* b, int64_t n, cudaStream_t stream) 
   MERIDIAN_CUDA_CHECK_LAUNCH("add_forward");
 }
 
-template <class T>
-void launch_axpy(T* dst, const T* src, float alpha, int64_t n, cudaStream_t stream, const char* name) {
+template <class Dst, class Src>
+void launch_axpy(Dst* dst, const Src* src, float alpha, int64_t n, cudaStream_t stream, const char* name) {
   if (n == 0) return;
-  axpy_kernel<T><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(dst, src, alpha, n);
+  axpy_kernel<Dst, Src><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(dst, src, alpha, n);
   MERIDIAN_CUDA_CHECK_LAUNCH(name);
+}
+
+template <class T>
+void launch_scaled_copy(T* out, const T* x, float alpha, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  scaled_copy_kernel<T><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(out, x, alpha, n);
+  MERIDIAN_CUDA_CHECK_LAUNCH("scaled_copy");
+}
+
+template <class Out, class In>
+void launch_convert(Out* out, const In* in, int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  convert_kernel<Out, In><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(out, in, n);
+  MERIDIAN_CUDA_CHECK_LAUNCH("convert");
 }
 
 template <class T>
@@ -74,9 +96,7 @@ void axpy(float* dst, const float* src, float alpha, int64_t n, cudaStream_t str
 void scale(float* x, float alpha, int64_t n, cudaStream_t stream) { scaled_copy(x, x, alpha, n, stream); }
 
 void scaled_copy(float* out, const float* x, float alpha, int64_t n, cudaStream_t stream) {
-  if (n == 0) return;
-  scaled_copy_kernel<<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(out, x, alpha, n);
-  MERIDIAN_CUDA_CHECK_LAUNCH("scaled_copy");
+  launch_scaled_copy(out, x, alpha, n, stream);
 }
 
 void fill(float* x, float value, int64_t n, cudaStream_t stream) {
@@ -92,5 +112,25 @@ void add_forward(__nv_bfloat16* out, const __nv_bfloat16* a, const __nv_bfloat16
 void add_backward(__nv_bfloat16* da, __nv_bfloat16* db, const __nv_bfloat16* dout, int64_t n, cudaStream_t stream) {
   launch_add_backward(da, db, dout, n, stream);
 }
+
+void axpy(__nv_bfloat16* dst, const __nv_bfloat16* src, float alpha, int64_t n, cudaStream_t stream) {
+  launch_axpy(dst, src, alpha, n, stream, "axpy");
+}
+
+void axpy(float* dst, const __nv_bfloat16* src, float alpha, int64_t n, cudaStream_t stream) {
+  launch_axpy(dst, src, alpha, n, stream, "axpy");
+}
+
+void axpy(__nv_bfloat16* dst, const float* src, float alpha, int64_t n, cudaStream_t stream) {
+  launch_axpy(dst, src, alpha, n, stream, "axpy");
+}
+
+void scaled_copy(__nv_bfloat16* out, const __nv_bfloat16* x, float alpha, int64_t n, cudaStream_t stream) {
+  launch_scaled_copy(out, x, alpha, n, stream);
+}
+
+void convert(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream) { launch_convert(out, in, n, stream); }
+
+void convert(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream) { launch_convert(out, in, n, stream); }
 
 }  // namespace meridian::ops::cuda

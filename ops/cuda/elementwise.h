@@ -23,5 +23,15 @@ void fill(float* x, float value, int64_t n, cudaStream_t stream);
 // The residual stream in bf16: fp32 sums, one rounding per output.
 void add_forward(__nv_bfloat16* out, const __nv_bfloat16* a, const __nv_bfloat16* b, int64_t n, cudaStream_t stream);
 void add_backward(__nv_bfloat16* da, __nv_bfloat16* db, const __nv_bfloat16* dout, int64_t n, cudaStream_t stream);
+// dst += alpha * src in fp32, one rounding per element where dst is bf16. The mixed forms move
+// gradients between bf16 activations or weight copies and fp32 master weights.
+void axpy(__nv_bfloat16* dst, const __nv_bfloat16* src, float alpha, int64_t n, cudaStream_t stream);
+void axpy(float* dst, const __nv_bfloat16* src, float alpha, int64_t n, cudaStream_t stream);
+void axpy(__nv_bfloat16* dst, const float* src, float alpha, int64_t n, cudaStream_t stream);
+void scaled_copy(__nv_bfloat16* out, const __nv_bfloat16* x, float alpha, int64_t n, cudaStream_t stream);
+
+// Element type conversion: fp32 → bf16 rounds to nearest even (as the cpu's bf16), bf16 → fp32 is exact.
+void convert(__nv_bfloat16* out, const float* in, int64_t n, cudaStream_t stream);
+void convert(float* out, const __nv_bfloat16* in, int64_t n, cudaStream_t stream);
 
 }  // namespace meridian::ops::cuda

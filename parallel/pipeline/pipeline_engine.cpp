@@ -31,7 +31,7 @@ PipelineEngine::PipelineEngine(comm::Communicator& pp_group, std::vector<Pipelin
       data_parallel_(std::move(data_parallel)),
       rank_(pp_group.rank()),
       actions_(build_schedule(options_.schedule, options_.shape, pp_group.rank())),
-      transfers_(pp_group, options_.shape, options_.activation_shape, timeline) {
+      transfers_(pp_group, options_.shape, options_.activation_shape, options_.activation_dtype, timeline) {
   const int V = options_.shape.virtual_stages;
   if (static_cast<int>(chunks_.size()) != V)
     MERIDIAN_FAIL("pipeline: ", chunks_.size(), " model chunks on this rank, but the schedule has ", V,

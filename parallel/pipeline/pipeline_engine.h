@@ -34,6 +34,7 @@ struct PipelineEngineOptions {
   ScheduleKind schedule = ScheduleKind::one_f_one_b;
   ScheduleShape shape;
   Shape activation_shape;  // what crosses every stage boundary: (B/M, T, C) for GPT-2
+  DType activation_dtype = DType::f32;  // the compute dtype: activations and their gradients share it
 };
 
 struct PipelineStepStats {

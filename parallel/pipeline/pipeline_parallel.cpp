@@ -73,7 +73,7 @@ PipelineParallel::PipelineParallel(const ProcessGrid& grid, std::vector<Pipeline
   for (const auto& chunk : chunks_) stages.push_back(chunk.stage);
   engine_ = std::make_unique<PipelineEngine>(
       grid.pp(), std::move(stages),
-      PipelineEngineOptions{options_.schedule, shape, options_.activation_shape}, timeline_, std::move(raw));
+      PipelineEngineOptions{options_.schedule, shape, options_.activation_shape, options_.activation_dtype}, timeline_, std::move(raw));
 }
 
 double PipelineParallel::forward_backward() {

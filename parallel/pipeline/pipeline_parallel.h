@@ -40,6 +40,7 @@ struct PipelineParallelOptions {
   int virtual_stages = 1;
   int micro_batches = 1;
   Shape activation_shape;      // what crosses every stage boundary
+  DType activation_dtype = DType::f32;  // and its dtype (bf16 under mixed precision)
   std::string tied_parameter;  // held by the first and the last stage; empty: none
   // For every chunk's DataParallel (own_bucket and launch_from_hooks are set by the pipeline).
   DataParallelOptions data_parallel;

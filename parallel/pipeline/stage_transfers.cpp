@@ -20,10 +20,11 @@ std::tuple<int, int, int> key_of(const PipelineAction& action) {
 }  // namespace
 
 StageTransfers::StageTransfers(comm::Communicator& pp_group, const ScheduleShape& shape, Shape activation_shape,
-                               Timeline& timeline)
+                               DType activation_dtype, Timeline& timeline)
     : group_(pp_group),
       shape_(shape),
       activation_shape_(std::move(activation_shape)),
+      activation_dtype_(activation_dtype),
       timeline_(timeline),
       rank_(pp_group.rank()) {
   MERIDIAN_CHECK(group_.size() == shape_.pipeline_size, "stage transfers: pp group of ", group_.size(),
@@ -67,7 +68,7 @@ void StageTransfers::post_receive(const PipelineAction& action) {
   const auto key = key_of(action);
   if (receives_.count(key)) return;
   const Route route = input_route(action);
-  PendingReceive pending{Tensor::empty(activation_shape_), nullptr};
+  PendingReceive pending{Tensor::empty(activation_shape_, activation_dtype_), nullptr};
   pending.handle = group_.recv(pending.buffer, route.peer, route.tag);
   receives_.emplace(key, std::move(pending));
 }
@@ -99,6 +100,9 @@ void StageTransfers::send_output(const PipelineAction& action, const Tensor& ten
   if (tensor.shape() != activation_shape_)
     MERIDIAN_FAIL("pipeline: stage ", stage, " produced shape ", shape_str(tensor.shape()), " for ",
                   to_string(action), " but stages exchange ", shape_str(activation_shape_));
+  if (tensor.dtype() != activation_dtype_)
+    MERIDIAN_FAIL("pipeline: stage ", stage, " produced ", dtype_name(tensor.dtype()), " for ", to_string(action),
+                  " but stages exchange ", dtype_name(activation_dtype_));
   MERIDIAN_CHECK(tensor.is_contiguous(), "pipeline: ", to_string(action), " output must be contiguous");
   const Route route = output_route(action);
   const int64_t start = Timeline::now_ns();

@@ -28,7 +28,7 @@ namespace meridian::parallel {
 class StageTransfers {
  public:
   StageTransfers(comm::Communicator& pp_group, const ScheduleShape& shape, Shape activation_shape,
-                 Timeline& timeline);
+                 DType activation_dtype, Timeline& timeline);
 
   // Whether `action` takes its input from a neighbour: a forward of any stage but the first, a
   // backward (or B) of any stage but the last.
@@ -61,6 +61,7 @@ class StageTransfers {
   comm::Communicator& group_;
   ScheduleShape shape_;
   Shape activation_shape_;
+  DType activation_dtype_;
   Timeline& timeline_;
   int rank_;
   struct PendingReceive {

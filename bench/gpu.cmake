@@ -1,0 +1,7 @@
+# gpu_train_bench: GPT-2 training throughput, MFU and per-op times on one GPU (docs/cuda.md,
+# "Speed"). Built with the CUDA backend; runs only where a GPU is (exit 77 elsewhere).
+if(MERIDIAN_CUDA)
+  add_executable(gpu_train_bench ${CMAKE_CURRENT_SOURCE_DIR}/gpu_train_bench.cpp)
+  meridian_target_defaults(gpu_train_bench)
+  target_link_libraries(gpu_train_bench PRIVATE meridian_models meridian_core cxxopts::cxxopts)
+endif()

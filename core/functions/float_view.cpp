@@ -1,0 +1,25 @@
+#include "core/functions/float_view.h"
+
+namespace meridian::fn::detail {
+
+FloatView::FloatView(const Tensor& tensor, Access access) : tensor_(tensor), access_(access) {
+  if (!tensor_.defined()) return;
+  MERIDIAN_CHECK(tensor_.device().is_cpu() && tensor_.is_contiguous(),
+                 "FloatView: needs a contiguous cpu tensor, got one on ", tensor_.device().to_string());
+  if (tensor_.dtype() == DType::f32) {
+    data_ = tensor_.data<float>();
+    return;
+  }
+  MERIDIAN_CHECK(tensor_.dtype() == DType::bf16, "FloatView: f32 or bf16 only, got ", dtype_name(tensor_.dtype()));
+  widened_.resize(static_cast<size_t>(tensor_.numel()));
+  if (access_ != Access::overwrite)
+    convert_elements(widened_.data(), DType::f32, tensor_.raw_data(), DType::bf16, tensor_.numel());
+  data_ = widened_.data();
+}
+
+FloatView::~FloatView() {
+  if (data_ == nullptr || widened_.empty() || access_ == Access::read) return;
+  convert_elements(tensor_.raw_data(), DType::bf16, widened_.data(), DType::f32, tensor_.numel());
+}
+
+}  // namespace meridian::fn::detail

@@ -1,0 +1,123 @@
+// bf16 mixed precision on a CUDA device against the cpu engine's bf16 path: every differentiable
+// function on bf16 activations and fp32 master weights, forward and every input gradient, on the same
+// inputs and upstream gradients; and the dtype conversions. Skips without a GPU.
+//
+// Tolerance: both sides compute in fp32 on the same bf16 operands and round each bf16 output once,
+// but in different summation orders, and an output near a rounding boundary can land one bf16 step
+// (2⁻⁸ relative) apart: |gpu − cpu| ≤ 1e-2 · (1 + |cpu|) for bf16 outputs and gradients. fp32 master
+// gradients come from bf16 products on both sides and are held to the same bound.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/functions/functions.h"
+#include "core/tensor.h"
+#include "cuda_test_support.h"
+
+namespace meridian {
+namespace {
+
+const Device kGpu = Device::cuda(0);
+constexpr double kBf16 = 1e-2;
+
+Tensor random_tensor(const Shape& shape, std::mt19937& rng, float low = -1.0f, float high = 1.0f) {
+  std::uniform_real_distribution<float> distribution(low, high);
+  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
+  for (float& v : values) v = distribution(rng);
+  return Tensor::from_vector(values, shape);
+}
+
+void expect_close(const Tensor& gpu, const Tensor& cpu, const std::string& what) {
+  ASSERT_TRUE(gpu.device().is_cuda()) << what;
+  ASSERT_EQ(gpu.dtype(), cpu.dtype()) << what;
+  ASSERT_EQ(gpu.shape(), cpu.shape()) << what;
+  const std::vector<float> g = gpu.to_float_vector(), c = cpu.to_float_vector();
+  int reported = 0;
+  for (size_t i = 0; i < c.size(); ++i)
+    if (!(std::abs(static_cast<double>(g[i]) - c[i]) <= kBf16 * (1.0 + std::abs(c[i]))) && reported++ < 5)
+      ADD_FAILURE() << what << "[" << i << "]: gpu " << g[i] << ", cpu " << c[i];
+}
+
+struct Input {
+  Tensor values;  // on the cpu; activations are converted to bf16, the rest passed as they are
+  bool activation;
+  bool needs_grad = true;
+};
+
+void check_function(const std::string& name, const std::vector<Input>& inputs,
+                    const std::function<Tensor(const std::vector<Tensor>&)>& function, std::mt19937& rng) {
+  std::vector<Tensor> cpu, gpu;
+  for (const Input& input : inputs) {
+    Tensor host = input.activation ? input.values.to(DType::bf16) : input.values;
+    Tensor device = host.to(kGpu);
+    if (input.needs_grad) {
+      host.set_requires_grad(true);
+      device.set_requires_grad(true);
+    }
+    cpu.push_back(host);
+    gpu.push_back(device);
+  }
+  const Tensor cpu_out = function(cpu), gpu_out = function(gpu);
+  expect_close(gpu_out, cpu_out, name + " forward");
+  const Tensor upstream = random_tensor(cpu_out.shape(), rng).to(cpu_out.dtype());
+  cpu_out.backward(upstream);
+  gpu_out.backward(upstream.to(kGpu));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].needs_grad) continue;
+    ASSERT_TRUE(gpu[i].grad().defined()) << name << " input " << i;
+    expect_close(gpu[i].grad(), cpu[i].grad(), name + " gradient of input " + std::to_string(i));
+  }
+}
+
+class CudaMixedPrecision : public ::testing::Test {
+ protected:
+  void SetUp() override { MERIDIAN_REQUIRE_CUDA_DEVICE(); }
+  std::mt19937 rng{20261125};
+};
+
+TEST_F(CudaMixedPrecision, ConversionsRoundAsTheCpuDoes) {
+  const Tensor x = random_tensor({100003}, rng, -100.0f, 100.0f);
+  const Tensor on_gpu = x.to(kGpu).to(DType::bf16);
+  EXPECT_EQ(on_gpu.to(Device::cpu()).to_float_vector(), x.to(DType::bf16).to_float_vector());  // exact
+  EXPECT_EQ(on_gpu.to(DType::f32).to_float_vector(), x.to(DType::bf16).to_float_vector());
+  Tensor back = Tensor::empty({100003}, DType::f32, kGpu);
+  back.copy_(x.to(DType::bf16));  // converted on the host, then copied
+  EXPECT_EQ(back.to_float_vector(), x.to(DType::bf16).to_float_vector());
+}
+
+TEST_F(CudaMixedPrecision, LinearAndLayerNormOnMasterWeights) {
+  check_function("linear",
+                 {{random_tensor({2, 37, 96}, rng), true}, {random_tensor({67, 96}, rng), false},
+                  {random_tensor({67}, rng), false}},
+                 [](const std::vector<Tensor>& in) { return fn::linear(in[0], in[1], in[2]); }, rng);
+  check_function("layer_norm",
+                 {{random_tensor({3, 29, 77}, rng), true}, {random_tensor({77}, rng), false},
+                  {random_tensor({77}, rng), false}},
+                 [](const std::vector<Tensor>& in) { return fn::layer_norm(in[0], in[1], in[2]); }, rng);
+}
+
+TEST_F(CudaMixedPrecision, ElementwiseAttentionAndLoss) {
+  check_function("gelu", {{random_tensor({1031}, rng, -4.0f, 4.0f), true}},
+                 [](const std::vector<Tensor>& in) { return fn::gelu(in[0]); }, rng);
+  check_function("add (broadcast)", {{random_tensor({3, 7, 45}, rng), true}, {random_tensor({7, 45}, rng), true}},
+                 [](const std::vector<Tensor>& in) { return fn::add(in[0], in[1]); }, rng);
+  check_function("scale", {{random_tensor({999}, rng), true}},
+                 [](const std::vector<Tensor>& in) { return fn::scale(in[0], -0.37f); }, rng);
+  check_function("cast to bf16", {{random_tensor({4, 33}, rng), false}},
+                 [](const std::vector<Tensor>& in) { return fn::cast(in[0], DType::bf16); }, rng);
+  check_function("causal_self_attention", {{random_tensor({2, 37, 3 * 48}, rng), true}},
+                 [](const std::vector<Tensor>& in) { return fn::causal_self_attention(in[0], 3); }, rng);
+  std::vector<int32_t> targets(2 * 19);
+  for (size_t i = 0; i < targets.size(); ++i) targets[i] = static_cast<int32_t>((i * 37) % 100);
+  targets[5] = -1;
+  check_function("cross_entropy",
+                 {{random_tensor({2, 19, 128}, rng, -3.0f, 3.0f), true},
+                  {Tensor::from_vector(targets, {2, 19}), false, false}},
+                 [](const std::vector<Tensor>& in) { return fn::cross_entropy(in[0], in[1], 100); }, rng);
+}
+
+}  // namespace
+}  // namespace meridian
