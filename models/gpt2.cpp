@@ -123,9 +123,6 @@ void Gpt2::require_whole(const char* what) const {
 void Gpt2::set_compute_dtype(DType dtype) {
   if (dtype != DType::f32 && dtype != DType::bf16)
     MERIDIAN_FAIL("gpt2: compute dtype ", dtype_name(dtype), " is not supported (f32 or bf16)");
-  if (dtype != DType::f32 && tensor_parallel_.enabled())
-    MERIDIAN_FAIL("gpt2: ", dtype_name(dtype), " compute with tensor parallelism (tp = ", tensor_parallel_.size(),
-                  ") is not implemented: the tensor-parallel collectives and loss are f32 only");
   compute_dtype_ = dtype;
 }
 

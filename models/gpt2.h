@@ -80,8 +80,8 @@ class Gpt2 : public nn::Module {
 
   // Mixed precision (docs/mixed_precision.md): with bf16, embed() casts its output to bf16, so the
   // blocks and the head compute in bf16 on the fp32 parameters (the master weights, converted per
-  // use by the functions); logits are bf16, the loss f32. Default f32. Tensor parallelism runs f32
-  // only (its collectives and vocabulary-parallel loss are f32): asking for bf16 with tp > 1 throws.
+  // use by the functions); logits are bf16, the loss f32. Default f32. With tp > 1 the
+  // tensor-parallel collectives move bf16 activations too.
   void set_compute_dtype(DType dtype);
   DType compute_dtype() const { return compute_dtype_; }
 

@@ -15,10 +15,6 @@ void check_tensor_parallel_layout(const models::Gpt2Config& config, const TrainO
   if (options.sequence_parallel && options.seq_len % tp != 0)
     MERIDIAN_USAGE_ERROR("--sequence-parallel splits each sequence over --tp ", tp, " ranks, but --seq-len ",
                          options.seq_len, " is not divisible by ", tp);
-  if (options.dtype != DType::f32)
-    MERIDIAN_USAGE_ERROR("--dtype ", dtype_name(options.dtype), " with --tp ", tp,
-                         " is not implemented (the tensor-parallel collectives and vocabulary-parallel loss are f32 "
-                         "only); use --dtype f32, or data and pipeline parallelism");
   if (options.sequence_parallel && options.sample_tokens > 0)
     MERIDIAN_USAGE_ERROR("--sample with --sequence-parallel is not supported (sampling grows the sequence one ",
                          "token at a time, which --tp ", tp, " cannot split); sample from a --checkpoint-out instead");

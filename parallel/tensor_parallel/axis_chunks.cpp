@@ -18,24 +18,35 @@ AxisSplit split_axis(const Shape& shape, int axis, int64_t parts, std::string_vi
 }
 
 namespace {
-size_t chunk_bytes(const AxisSplit& s) { return static_cast<size_t>(s.chunk) * sizeof(float); }
+
+// Byte address of chunk `index` (in units of whole chunks) of a buffer.
+char* chunk_at(void* base, int64_t index, size_t chunk_bytes) {
+  return static_cast<char*>(base) + static_cast<size_t>(index) * chunk_bytes;
+}
+const char* chunk_at(const void* base, int64_t index, size_t chunk_bytes) {
+  return static_cast<const char*>(base) + static_cast<size_t>(index) * chunk_bytes;
+}
+
 }  // namespace
 
-void to_rank_major(float* dst, const float* src, const AxisSplit& s) {
+void to_rank_major(void* dst, const void* src, const AxisSplit& s, size_t element_bytes) {
+  const size_t bytes = static_cast<size_t>(s.chunk) * element_bytes;
   for (int64_t p = 0; p < s.parts; ++p)
     for (int64_t o = 0; o < s.outer; ++o)
-      std::memcpy(dst + (p * s.outer + o) * s.chunk, src + (o * s.parts + p) * s.chunk, chunk_bytes(s));
+      std::memcpy(chunk_at(dst, p * s.outer + o, bytes), chunk_at(src, o * s.parts + p, bytes), bytes);
 }
 
-void from_rank_major(float* dst, const float* src, const AxisSplit& s) {
+void from_rank_major(void* dst, const void* src, const AxisSplit& s, size_t element_bytes) {
+  const size_t bytes = static_cast<size_t>(s.chunk) * element_bytes;
   for (int64_t p = 0; p < s.parts; ++p)
     for (int64_t o = 0; o < s.outer; ++o)
-      std::memcpy(dst + (o * s.parts + p) * s.chunk, src + (p * s.outer + o) * s.chunk, chunk_bytes(s));
+      std::memcpy(chunk_at(dst, o * s.parts + p, bytes), chunk_at(src, p * s.outer + o, bytes), bytes);
 }
 
-void copy_part(float* dst, const float* src, const AxisSplit& s, int64_t part) {
+void copy_part(void* dst, const void* src, const AxisSplit& s, int64_t part, size_t element_bytes) {
+  const size_t bytes = static_cast<size_t>(s.chunk) * element_bytes;
   for (int64_t o = 0; o < s.outer; ++o)
-    std::memcpy(dst + o * s.chunk, src + (o * s.parts + part) * s.chunk, chunk_bytes(s));
+    std::memcpy(chunk_at(dst, o, bytes), chunk_at(src, o * s.parts + part, bytes), bytes);
 }
 
 }  // namespace meridian::parallel

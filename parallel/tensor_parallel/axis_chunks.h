@@ -21,11 +21,12 @@ struct AxisSplit {
 // when the axis does not divide.
 AxisSplit split_axis(const Shape& shape, int axis, int64_t parts, std::string_view what);
 
+// Element moves only (any dtype: `element_bytes` per element), contiguous buffers.
 // dst (parts, outer, chunk) ← src (outer, parts, chunk)
-void to_rank_major(float* dst, const float* src, const AxisSplit& split);
+void to_rank_major(void* dst, const void* src, const AxisSplit& split, size_t element_bytes);
 // dst (outer, parts, chunk) ← src (parts, outer, chunk)
-void from_rank_major(float* dst, const float* src, const AxisSplit& split);
+void from_rank_major(void* dst, const void* src, const AxisSplit& split, size_t element_bytes);
 // dst (outer, chunk) ← part `part` of src (outer, parts, chunk)
-void copy_part(float* dst, const float* src, const AxisSplit& split, int64_t part);
+void copy_part(void* dst, const void* src, const AxisSplit& split, int64_t part, size_t element_bytes);
 
 }  // namespace meridian::parallel

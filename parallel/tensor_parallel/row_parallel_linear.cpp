@@ -24,7 +24,9 @@ Tensor RowParallelLinear::forward(const Tensor& x) const {
   const Tensor summed = context_.sequence_parallel_enabled()
                             ? reduce_scatter_to_sequence_parallel_region(partial, context_.group)
                             : reduce_from_tensor_parallel_region(partial, context_.group);
-  return bias_.defined() ? fn::add(summed, bias_) : summed;
+  // The bias is added after the reduction, in the activations' dtype (an fp32 master bias is cast to
+  // bf16 under mixed precision; its gradient returns in fp32).
+  return bias_.defined() ? fn::add(summed, fn::cast(bias_, summed.dtype())) : summed;
 }
 
 }  // namespace meridian::parallel

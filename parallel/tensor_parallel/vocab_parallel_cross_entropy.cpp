@@ -6,6 +6,7 @@
 
 #include "core/autograd/node.h"
 #include "core/functions/checks.h"
+#include "core/functions/float_view.h"
 #include "core/profiler.h"
 #include "ops/cpu/vocab_slice_cross_entropy.h"
 
@@ -24,7 +25,9 @@ void all_reduce(Tensor& values, comm::ReduceOp op, const TensorParallelContext& 
 Tensor vocab_parallel_cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_size,
                                     const TensorParallelContext& context) {
   profiler::Scope scope("vocab_parallel_cross_entropy", "forward");
-  fn::detail::require_f32_cpu(logits, "vocab_parallel_cross_entropy", "logits");
+  fn::detail::require_float(logits, "vocab_parallel_cross_entropy", "logits");
+  if (!logits.device().is_cpu())
+    MERIDIAN_FAIL("vocab_parallel_cross_entropy: logits on ", logits.device().to_string(), " (cpu only)");
   fn::detail::require_i32_cpu(targets, "vocab_parallel_cross_entropy", "targets");
   const int64_t slice_width = logits.ndim() ? logits.dim(-1) : 0;
   const Shape leading(logits.shape().begin(), logits.shape().end() - (logits.ndim() ? 1 : 0));
@@ -47,7 +50,9 @@ Tensor vocab_parallel_cross_entropy(const Tensor& logits, const Tensor& targets,
     counted += target[i] >= 0;
   }
 
-  const float* x = logits.data<float>();
+  // bf16 logits (mixed precision) are widened once; the statistics are fp32 either way.
+  const fn::detail::FloatView widened(logits, fn::detail::FloatView::Access::read);
+  const float* x = widened.data();
   Tensor row_max = Tensor::empty({rows});
   ops::cpu::vocab_slice_row_max(row_max.data<float>(), x, rows, real, slice_width);
   all_reduce(row_max, comm::ReduceOp::max, context);
@@ -70,9 +75,12 @@ Tensor vocab_parallel_cross_entropy(const Tensor& logits, const Tensor& targets,
                    [logits, targets, lse, rows, first, real, slice_width, counted](autograd::BackwardContext& ctx) {
                      const float weight = counted ? ctx.grad_output().data<float>()[0] / static_cast<float>(counted) : 0.0f;
                      const std::vector<float> dlosses(static_cast<size_t>(rows), weight);
-                     ops::cpu::vocab_slice_cross_entropy_backward(
-                         ctx.input_grad(0).data<float>(), dlosses.data(), logits.data<float>(), lse.data<float>(),
-                         targets.data<int32_t>(), first, rows, real, slice_width);
+                     using Access = fn::detail::FloatView::Access;
+                     const fn::detail::FloatView dlogits(ctx.input_grad(0), Access::accumulate),
+                         saved_logits(logits, Access::read);
+                     ops::cpu::vocab_slice_cross_entropy_backward(dlogits.data(), dlosses.data(), saved_logits.data(),
+                                                                  lse.data<float>(), targets.data<int32_t>(), first,
+                                                                  rows, real, slice_width);
                    });
   return out;
 }

@@ -6,33 +6,40 @@ Usage: trainer_mixed_precision.py --trainer PATH --mpiexec PATH [--mpiexec-flag 
 Cases:
   bf16_tracks_f32   one process, 10 steps: every bf16 loss within 1e-2 of the f32 loss (bf16 precision),
                     and the bf16 run learns.
-  dp2, pp2_1f1b, pp2_zbh1
+  dp2, pp2_1f1b, pp2_zbh1, tp2_sp, dp2_tp2
                     the bf16 job against one bf16 process on the same global batch (the pipeline moves
-                    bf16 activations and their gradients between stages). Both layouts sum fp32 weight
-                    gradients over parts of the batch (replicas, micro-batches) where one process forms
-                    one product over all of it: last-bit differences, which f32 keeps at 1e-7 but which
-                    bf16 rounding of the following steps' activations amplifies to about 1e-4 over 10
-                    steps. So these are held to 1e-3 (relative, loss and norm), still far below what a
-                    wrong layout gives (a missing gradient average doubles the norm; a stage computing
-                    on the wrong activation shifts the loss at step 0).
-  tp2_refused, unknown_dtype
-                    usage errors (exit 2 on every rank) naming the flags.
+                    bf16 activations and their gradients between stages; tensor parallelism all-reduces,
+                    gathers and reduce-scatters bf16 activations). Data and pipeline parallelism sum fp32
+                    weight gradients over parts of the batch (replicas, micro-batches) where one process
+                    forms one product over all of it; tensor parallelism rounds each rank's partial
+                    product to bf16 before summing it over ranks (as Megatron does). Both are last-bit
+                    differences, which f32 keeps at 1e-7 but bf16 rounding of the following
+                    activations amplifies to about 1e-4 over 10 steps. So dp and pp are held to 1e-3
+                    (relative, loss and norm). Tensor parallelism's extra rounding moves the gradient
+                    norm by up to ~2e-3 (the norm is dominated by few large gradients, and bf16 itself
+                    moves it by 7e-4 at step 0 against f32 on this model), so its norm bound is 5e-3,
+                    its loss bound 1e-3. All stay far below what a wrong layout gives (a missing
+                    gradient average doubles the norm; a missing tp reduction or a stage computing on
+                    the wrong activation shifts the loss at step 0); the f32 parity tests hold each
+                    layout's arithmetic to 1e-5.
+  unknown_dtype     a usage error (exit 2 on every rank) naming the flag.
 """
 import os
 import sys
 
-import trainer_testing
-from trainer_testing import check_usage_error, compare_logs, failed, parse_args, read_log, run
+from trainer_testing import check_usage_error, failed, parse_args, read_log, run
 
 STEPS = 10
 MODEL = ["--model", "gpt-mini", "--layers", "4", "--channels", "64", "--heads", "4", "--vocab", "201",
          "--seq-len", "32", "--lr", "3e-3", "--warmup", "2", "--weight-decay", "0.1", "--grad-clip", "1.0",
          "--threads", "1", "--steps", str(STEPS)]
-# name: (ranks, per-replica batch, data-parallel replicas, job flags, relative tolerance)
+# name: (ranks, per-replica batch, data-parallel replicas, job flags, (loss, norm) relative tolerances)
 PARITY = {
-    "dp2": (2, 2, 2, ["--dp", "2"], 1e-3),
-    "pp2_1f1b": (2, 4, 1, ["--pp", "2", "--micro-batches", "2"], 1e-3),
-    "pp2_zbh1": (2, 4, 1, ["--pp", "2", "--schedule", "zb-h1", "--micro-batches", "4"], 1e-3),
+    "dp2": (2, 2, 2, ["--dp", "2"], (1e-3, 1e-3)),
+    "pp2_1f1b": (2, 4, 1, ["--pp", "2", "--micro-batches", "2"], (1e-3, 1e-3)),
+    "pp2_zbh1": (2, 4, 1, ["--pp", "2", "--schedule", "zb-h1", "--micro-batches", "4"], (1e-3, 1e-3)),
+    "tp2_sp": (2, 4, 1, ["--tp", "2", "--sequence-parallel"], (1e-3, 5e-3)),
+    "dp2_tp2": (4, 2, 2, ["--dp", "2", "--tp", "2"], (1e-3, 5e-3)),
 }
 
 
@@ -70,8 +77,19 @@ def check_parity(args, name):
               ["--dtype", "bf16", "--batch", str(batch), "--log-jsonl", job_log])
     if failed("reference", reference) or failed(name, job):
         return 1
-    trainer_testing.TOLERANCE = tolerance
-    return compare_logs(read_log(reference_log), read_log(job_log), STEPS, name)
+    want, got = read_log(reference_log), read_log(job_log)
+    loss_tolerance, norm_tolerance = tolerance
+    status = 0 if len(want) == len(got) == STEPS else 1
+    print(f"{'step':>4} {'reference loss':>16} {name + ' loss':>16} {'rel err':>9} {'norm rel err':>12}"
+          f"   (bounds {loss_tolerance:.0e}, {norm_tolerance:.0e})")
+    for a, b in zip(want, got):
+        loss_error = abs(b["loss"] - a["loss"]) / abs(a["loss"])
+        norm_error = abs(b["grad_norm"] - a["grad_norm"]) / abs(a["grad_norm"])
+        bad = loss_error > loss_tolerance or norm_error > norm_tolerance
+        status |= bad
+        print(f"{a['step']:>4} {a['loss']:>16.9f} {b['loss']:>16.9f} {loss_error:>9.2e} {norm_error:>12.2e}"
+              + ("  FAIL" if bad else ""))
+    return 1 if status else 0
 
 
 def main():
@@ -80,9 +98,6 @@ def main():
         return check_tracks_f32(args)
     if args.case in PARITY:
         return check_parity(args, args.case)
-    if args.case == "tp2_refused":
-        return check_usage_error(args.mpiexec + ["-np", "2", args.trainer] + MODEL + ["--tp", "2", "--dtype", "bf16"],
-                                 ["--dtype bf16", "--tp 2", "not implemented"])
     if args.case == "unknown_dtype":
         return check_usage_error(args.mpiexec + ["-np", "2", args.trainer] + MODEL + ["--dp", "2", "--dtype", "f16"],
                                  ["--dtype", "f32 or bf16", "'f16'"])
