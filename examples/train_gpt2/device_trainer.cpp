@@ -16,6 +16,12 @@
 #include "models/gpt2.h"
 #include "models/gpt2_llmc.h"
 #include "ops/cpu/parallel.h"
+#include "parallel/data_parallel/data_parallel.h"
+
+#if MERIDIAN_HAS_NCCL
+#include "ops/cuda/runtime.h"
+#include "parallel/comm/nccl_communicator.h"
+#endif
 #include "step_log.h"
 #include "training_setup.h"
 
@@ -33,9 +39,25 @@ constexpr double kCudaFp32PeakTflops = 67.0;
 // MFU against both).
 constexpr double kCudaBf16PeakTflops = 989.0;
 
+// The group the gradient buckets are reduced over: NCCL on the dp ranks' GPUs (bootstrapped over the
+// MPI dp group), or the MPI group itself when there is one rank (nothing is communicated then).
+std::shared_ptr<comm::Communicator> gradient_group(const std::shared_ptr<comm::Communicator>& dp_group,
+                                                   launcher::Runtime& runtime, Device device) {
+  if (dp_group->size() == 1) return dp_group;
+#if MERIDIAN_HAS_NCCL
+  return comm::NcclCommunicator::create(
+      dp_group, comm::NcclOptions{device.index, ops::cuda::compute_stream(device.index), runtime.watchdog()});
+#else
+  (void)runtime;
+  MERIDIAN_USAGE_ERROR("--device ", device.to_string(), " with ", dp_group->size(),
+                       " data-parallel ranks needs NCCL, and this build has none");
+#endif
+}
+
 }  // namespace
 
-int train_on_device(const TrainOptions& options, launcher::Runtime& runtime, Device device) {
+int train_on_device(const TrainOptions& options, const launcher::ParallelConfig& parallel, launcher::Runtime& runtime,
+                    parallel::ProcessGrid& grid, Device device) {
   ops::cpu::set_num_threads(options.threads);  // host work: data loading, checks, initialisation
   const models::Gpt2Config config = resolve_model_config(options);
   if (options.optimizer != "adamw")
@@ -43,7 +65,9 @@ int train_on_device(const TrainOptions& options, launcher::Runtime& runtime, Dev
                          ": only adamw has a CUDA kernel");
   io::TokenDataset data = load_data(options);
   data.check_fits_vocabulary(config.vocab_size);
-  io::DataLoader loader(data, {options.batch, options.seq_len, 1, 0, options.grad_accum, options.shuffle, options.seed});
+  comm::Communicator& dp_group = grid.dp();
+  io::DataLoader loader(data, {options.batch, options.seq_len, dp_group.size(), dp_group.rank(), options.grad_accum,
+                               options.shuffle, options.seed});
 
   // Built and initialised (or loaded) on the host, then moved: the initial weights are the cpu
   // engine's, bit for bit.
@@ -54,22 +78,29 @@ int train_on_device(const TrainOptions& options, launcher::Runtime& runtime, Dev
     models::load_llmc_weights(model, options.init_from);
   model.to(device);
   model.set_compute_dtype(options.dtype);
-  std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, optim::optimizer_params(model.named_parameters()));
+  parallel::DataParallelOptions dp_options;
+  dp_options.bucket_bytes = parallel.bucket_bytes();
+  dp_options.zero_stage = parallel.zero_stage;
+  dp_options.communicate = options.dp_communicate && dp_group.size() > 1;
+  parallel::DataParallel dp(model.named_parameters(), gradient_group(grid.group_ptr(parallel::Axis::dp), runtime, device),
+                            dp_options);
+  std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, dp.optimizer_params());
 
   const double default_peak = options.dtype == DType::bf16 ? kCudaBf16PeakTflops : kCudaFp32PeakTflops;
   const double peak_tflops = options.peak_tflops > 0 ? options.peak_tflops : default_peak;
   StepReporter report(runtime.world_rank() == 0, options.log_jsonl,
                       {options.steps, loader.tokens_per_step(),
                        config.flops_per_token(options.seq_len) * static_cast<double>(loader.tokens_per_step()),
-                       peak_tflops * 1e12});
+                       peak_tflops * 1e12 * dp_group.size()});
   log_info("model: ", model.config().to_string());
   log_info("parameters: ", model.num_parameters(), " on ", device.to_string(), " (fp32), compute ",
            dtype_name(options.dtype), ", MFU against ", peak_tflops, " TFLOP/s");
   log_info("data: ", data.source(), ", ", data.size(), " tokens, ", loader.windows_per_epoch(), " steps per epoch of ",
            loader.tokens_per_step(), " tokens");
-  log_info("training: ", options.steps, " steps of ", loader.tokens_per_step(), " tokens (batch ", options.batch,
-           " x seq ", options.seq_len, " x accum ", options.grad_accum, ") on ", device.to_string(), ", ",
-           options.optimizer);
+  log_info("training: ", options.steps, " steps of ", loader.tokens_per_step(), " tokens (dp ", dp_group.size(),
+           " x batch ", options.batch, " x seq ", options.seq_len, " x accum ", options.grad_accum, ") on ",
+           device.to_string(), ", ", options.optimizer, ", ZeRO ", parallel.zero_stage,
+           dp_group.size() > 1 ? ", gradients reduced over NCCL" : "");
 
   for (int64_t step = 0; step < options.steps; ++step) {
     if (runtime.agree_to_stop()) {
@@ -81,7 +112,7 @@ int train_on_device(const TrainOptions& options, launcher::Runtime& runtime, Dev
     if (options.profile && step == 1) profiler::reset();
     profiler::set_enabled(options.profile);
     const auto start = Clock::now();
-    optimizer->zero_grad();  // every parameter's .grad exists after the first backward; zeroed on the device
+    dp.zero_grad();  // the gradient buckets, on the device
     double loss_sum = 0.0;
     for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
       const io::Batch batch = loader.batch(step, micro);
@@ -94,22 +125,24 @@ int train_on_device(const TrainOptions& options, launcher::Runtime& runtime, Dev
       }
       loss_sum += loss.item<double>();
       if (options.grad_accum > 1) loss = fn::scale(loss, 1.0f / static_cast<float>(options.grad_accum));
+      dp.begin_micro_step(micro == options.grad_accum - 1);
       {
         profiler::Scope scope("model", "backward");
-        loss.backward();
+        loss.backward();  // full buckets start their reductions from the gradient hooks
       }
+      dp.end_micro_step();  // the compute stream waits for the reductions; the host does not
     }
-    std::vector<Tensor> grads;
-    for (const auto& p : optimizer->params()) grads.push_back(p.param.grad());
     double norm = 0.0;
     {
       profiler::Scope scope("grad_norm");
-      norm = optim::global_grad_norm(grads);  // waits for backward
+      norm = dp.grad_norm();  // reads the norm back: waits for backward and the reductions
     }
     const float lr = options.schedule.at(step);
     optimizer->step(lr, optim::clip_coefficient(norm, options.grad_clip));
+    dp.after_optimizer_step();  // ZeRO: all-gathers the updated parameter shards
+    const double loss = group_mean(dp_group, loss_sum / static_cast<double>(options.grad_accum));
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    report.record(step, loss_sum / static_cast<double>(options.grad_accum), lr, norm, ms);
+    report.record(step, loss, lr, norm, ms);
   }
   profiler::set_enabled(false);
   report.print_mean();
@@ -120,7 +153,9 @@ int train_on_device(const TrainOptions& options, launcher::Runtime& runtime, Dev
               static_cast<double>(stats.reserved_bytes) / (1024.0 * 1024.0),
               static_cast<double>(optimizer->state_bytes()) / (1024.0 * 1024.0));
 
-  // Saving and sampling run on the host: the weights come back (the step timings are done).
+  // Saving and sampling run on the host, on the first replica: the weights come back (the step timings
+  // are done).
+  if (dp_group.rank() != 0) return 0;
   if (!options.checkpoint_out.empty() || options.sample_tokens > 0) model.to(Device::cpu());
   if (!options.checkpoint_out.empty()) {
     models::save_llmc_weights(model, options.checkpoint_out);

@@ -28,14 +28,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using launcher::log_info;
 
-// The mean of a value over the group (one-element all-reduce).
-double group_mean(comm::Communicator& group, double value) {
-  if (group.size() == 1) return value;
-  Tensor t = Tensor::full({1}, value);
-  group.all_reduce(t, comm::ReduceOp::avg)->wait();
-  return t.item<double>();
-}
-
 // Peak tensor memory and the main consumers, for every rank (gathered to rank 0).
 void report_memory(comm::Communicator& world, const parallel::DataParallel& dp, const optim::Optimizer& optimizer) {
   const MemoryStats stats = allocator_for(Device::cpu()).stats();

@@ -12,6 +12,13 @@
 
 namespace meridian::train {
 
+double group_mean(comm::Communicator& group, double value) {
+  if (group.size() == 1) return value;
+  Tensor t = Tensor::full({1}, value);
+  group.all_reduce(t, comm::ReduceOp::avg)->wait();
+  return t.item<double>();
+}
+
 io::TokenDataset load_data(const TrainOptions& options) {
   if (options.data.empty()) return io::TokenDataset::from_text(io::default_corpus(), "the built-in default corpus");
   return io::TokenDataset::open(options.data);

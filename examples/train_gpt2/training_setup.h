@@ -8,10 +8,14 @@
 #include "core/io/data_loader.h"
 #include "core/optim/optimizer.h"
 #include "models/gpt2.h"
+#include "parallel/comm/communicator.h"
 #include "step_log.h"
 #include "train_options.h"
 
 namespace meridian::train {
+
+// The mean of a host value over `group` (a one-element all-reduce over a host communicator).
+double group_mean(comm::Communicator& group, double value);
 
 // --data, or the built-in default corpus.
 io::TokenDataset load_data(const TrainOptions& options);

@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/gradient_accumulation.h"
+#include "core/optim/optimizer.h"
 #include "core/profiler.h"
-#include "ops/cpu/elementwise.h"
 #include "ops/cpu/optimizer.h"
 
 namespace meridian::parallel {
@@ -12,6 +13,10 @@ namespace meridian::parallel {
 struct DataParallel::State {
   std::shared_ptr<comm::Communicator> group;
   DataParallelOptions options;
+  // Where the parameters, and so the buckets, live. On a GPU the group is an NCCL communicator:
+  // its collectives run on its own stream, ordered by events against the compute stream
+  // (nccl_communicator.h), so the bucket all-reduces overlap the rest of backward.
+  Device device = Device::cpu();
   int shards = 1;
   int rank = 0;
   std::vector<Bucket> buckets;
@@ -39,7 +44,7 @@ struct DataParallel::State {
 
   void ensure_bucket_grads(size_t b) {
     if (flat_grads[b].defined()) return;
-    flat_grads[b] = Tensor::zeros({buckets[b].padded_numel});
+    flat_grads[b] = Tensor::zeros({buckets[b].padded_numel}, DType::f32, device);
     attach_grads(b);
   }
 
@@ -108,8 +113,7 @@ struct DataParallel::State {
   void settle(size_t b) {
     if (handles[b]) handles[b]->wait();
     handles[b].reset();
-    Tensor mine = chunk_of(flat_grads[b], b);
-    ops::cpu::axpy(shard_grads[b].data<float>(), mine.data<float>(), 1.0f, chunk(b));
+    ::meridian::detail::accumulate_gradient(shard_grads[b], chunk_of(flat_grads[b], b));
     for (BucketSlot& slot : buckets[b].slots) slot.param.set_grad(Tensor());
     flat_grads[b] = Tensor();
     settled[b] = true;
@@ -134,6 +138,14 @@ DataParallel::DataParallel(const std::vector<nn::NamedParameter>& parameters,
   s.rank = s.group->rank();
   s.buckets = build_buckets(parameters, s.options.bucket_bytes, s.shards, s.options.own_bucket);
   const size_t n = s.buckets.size();
+  if (n > 0) s.device = s.buckets.front().flat_params.device();
+  for (const Bucket& bucket : s.buckets)
+    if (bucket.flat_params.device() != s.device)
+      MERIDIAN_FAIL("data parallel: parameters on ", s.device.to_string(), " and ", bucket.flat_params.device().to_string(),
+                    " (every parameter must live on one device)");
+  if (s.device.is_cuda() && s.tensor_parallel())
+    MERIDIAN_FAIL("data parallel: tensor parallelism with parameters on ", s.device.to_string(),
+                  " is not implemented (the tensor-parallel gradient sums run on the host)");
   s.flat_grads.resize(n);
   s.shard_grads.resize(n);
   s.pending.assign(n, 0);
@@ -144,7 +156,7 @@ DataParallel::DataParallel(const std::vector<nn::NamedParameter>& parameters,
   std::weak_ptr<State> weak = state_;
   for (size_t b = 0; b < n; ++b) {
     if (s.options.zero_stage == 2) {
-      s.shard_grads[b] = Tensor::zeros({s.chunk(b)});
+      s.shard_grads[b] = Tensor::zeros({s.chunk(b)}, DType::f32, s.device);
       for (BucketSlot& slot : s.buckets[b].slots) {
         slot.param.set_grad(Tensor());
         slot.param.set_grad_factory([weak, b, &slot]() -> Tensor {
@@ -155,7 +167,7 @@ DataParallel::DataParallel(const std::vector<nn::NamedParameter>& parameters,
         });
       }
     } else {
-      s.flat_grads[b] = Tensor::zeros({s.buckets[b].padded_numel});
+      s.flat_grads[b] = Tensor::zeros({s.buckets[b].padded_numel}, DType::f32, s.device);
       s.attach_grads(b);
     }
     for (BucketSlot& slot : s.buckets[b].slots)
@@ -248,15 +260,21 @@ Tensor DataParallel::owned_gradient(const std::string& name) {
 double DataParallel::grad_norm() {
   State& s = *state_;
   if (s.tensor_parallel()) return tensor_parallel_grad_norm();
+  std::vector<Tensor> owned;
+  for (size_t b = 0; b < s.buckets.size(); ++b)
+    owned.push_back(s.options.zero_stage == 0   ? s.flat_grads[b]
+                    : s.options.zero_stage == 1 ? s.chunk_of(s.flat_grads[b], b)
+                                                : s.shard_grads[b]);
   double sum = 0.0;
-  for (size_t b = 0; b < s.buckets.size(); ++b) {
-    const Tensor owned = s.options.zero_stage == 0   ? s.flat_grads[b]
-                         : s.options.zero_stage == 1 ? s.chunk_of(s.flat_grads[b], b)
-                                                     : s.shard_grads[b];
-    sum += ops::cpu::sum_of_squares(owned.data<float>(), owned.numel());
+  if (s.device.is_cuda()) {
+    const double norm = optim::global_grad_norm(owned);  // Σ g² in double on the device
+    sum = norm * norm;
+  } else {
+    for (const Tensor& t : owned) sum += ops::cpu::sum_of_squares(t.data<float>(), t.numel());
   }
   if (s.options.zero_stage > 0 && s.options.communicate) {
-    Tensor total = Tensor::full({1}, sum);
+    // The collective runs where the group's backend does: a one-element tensor on the buckets' device.
+    Tensor total = Tensor::full({1}, sum).to(s.device);
     s.group->all_reduce(total, comm::ReduceOp::sum)->wait();
     sum = total.item<double>();
   }
