@@ -2,8 +2,7 @@
 # Builds what a lent GPU machine needs to check the CUDA backend, and gathers it into one folder small
 # enough to carry there (the device tool carries at most 64 MiB): the CUDA test binary, the GPU
 # training benchmark (bench/gpu_train_bench.cpp) and the shared libraries that machine's image lacks
-# (oneDNN, libgomp, the OpenCL loader oneDNN links, Open MPI's libraries, which the benchmark links
-# but never initialises).
+# (oneDNN, libgomp, the OpenCL loader oneDNN links; both binaries need the same ones).
 # cuBLASLt and the CUDA runtime are not carried (cuBLASLt alone is ~500 MB): scripts/gpu_check.sh
 # finds the image's own CUDA 13 libraries.
 #
