@@ -7,10 +7,51 @@
 
 #if MERIDIAN_CUDA
 #include "ops/cuda/attention.h"
+#include "ops/cuda/attention_tensor_core.h"
 #endif
 
 namespace meridian::fn {
 
+#if MERIDIAN_CUDA
+namespace {
+
+// Scratch for one call, as bytes from the device's caching allocator (u16 elements: any 2-byte type).
+Tensor scratch_bytes(size_t bytes, Device device) {
+  return Tensor::empty({static_cast<int64_t>((bytes + 1) / 2)}, DType::u16, device);
+}
+
+// bf16 on a GPU: the per-head products on tensor cores (ops/cuda/attention_tensor_core.h), keeping
+// the probabilities (B·NH·T·T bf16) for backward instead of the log-sum-exp.
+Tensor tensor_core_attention(const Tensor& qkv, int64_t B, int64_t T, int64_t C, int64_t NH) {
+  const Device device = qkv.device();
+  Tensor out = Tensor::empty({B, T, C}, DType::bf16, device);
+  Tensor probabilities = Tensor::empty({B * NH, T, T}, DType::bf16, device);
+  {
+    const Tensor scratch = scratch_bytes(ops::cuda::attention_tc_forward_scratch_bytes(B, T, C, NH), device);
+    const detail::CudaScope cuda(device);
+    ops::cuda::attention_tc_forward(detail::element_ptr<__nv_bfloat16>(out),
+                                    detail::element_ptr<__nv_bfloat16>(probabilities),
+                                    detail::element_ptr<__nv_bfloat16>(qkv), scratch.raw_data(), B, T, C, NH,
+                                    cuda.stream());
+  }
+  autograd::record("attention", {qkv}, out, [qkv, probabilities, B, T, C, NH](autograd::BackwardContext& ctx) {
+    const Tensor dqkv = ctx.input_grad(0), dout = ctx.grad_output();
+    const Tensor scratch =
+        scratch_bytes(ops::cuda::attention_tc_backward_scratch_bytes(B, T, C, NH), qkv.device());
+    const detail::CudaScope cuda(qkv.device());
+    ops::cuda::attention_tc_backward(detail::element_ptr<__nv_bfloat16>(dqkv), detail::element_ptr<__nv_bfloat16>(dout),
+                                     detail::element_ptr<__nv_bfloat16>(qkv),
+                                     detail::element_ptr<__nv_bfloat16>(probabilities), scratch.raw_data(), B, T, C,
+                                     NH, cuda.stream());
+  });
+  return out;
+}
+
+}  // namespace
+#endif
+
+// On a GPU, bf16 runs on tensor cores (materialising the probabilities); f32 runs the flash-style
+// CUDA-core kernel, which matches the cpu to 1e-5 (docs/cuda.md).
 Tensor causal_self_attention(const Tensor& qkv, int64_t num_heads) {
   profiler::Scope scope("attention", "forward");
   detail::require_float(qkv, "causal_self_attention", "qkv");
@@ -21,6 +62,9 @@ Tensor causal_self_attention(const Tensor& qkv, int64_t num_heads) {
   if (num_heads <= 0 || C % num_heads != 0)
     MERIDIAN_FAIL("causal_self_attention: ", num_heads, " heads do not divide ", C, " channels");
   const Device device = qkv.device();
+#if MERIDIAN_CUDA
+  if (device.is_cuda() && qkv.dtype() == DType::bf16) return tensor_core_attention(qkv, B, T, C, num_heads);
+#endif
   Tensor out = Tensor::empty({B, T, C}, qkv.dtype(), device);
   Tensor lse = Tensor::empty({B, num_heads, T}, DType::f32, device);
   if (device.is_cuda()) {

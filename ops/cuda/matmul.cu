@@ -134,6 +134,9 @@ struct Gemm {
   const void* bias = nullptr;  // epilogues with BIAS
   void* aux = nullptr;         // epilogues with AUX: the GELU input, ld aux_ld
   int64_t aux_ld = 0;
+  float alpha = 1.0f;
+  int64_t batch = 1;  // strided-batched: `batch` products, each operand `stride_*` elements after the last
+  int64_t stride_a = 0, stride_b = 0, stride_d = 0;
 };
 
 struct MatmulDescDeleter {
@@ -166,7 +169,8 @@ std::string describe(const char* caller, const Gemm& g) {
   return std::string(caller) + " (cuBLASLt column-major m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) +
          " k=" + std::to_string(g.k) + " trans_a=" + std::to_string(g.trans_a) +
          " trans_b=" + std::to_string(g.trans_b) + " lda=" + std::to_string(g.lda) + " ldb=" + std::to_string(g.ldb) +
-         " ldd=" + std::to_string(g.ldd) + " epilogue=" + std::to_string(static_cast<int>(g.epilogue)) + ")";
+         " ldd=" + std::to_string(g.ldd) + " epilogue=" + std::to_string(static_cast<int>(g.epilogue)) +
+         " batch=" + std::to_string(g.batch) + ")";
 }
 
 // Runs the product. Returns false, having launched nothing, when cuBLASLt's heuristic offers no
@@ -207,6 +211,18 @@ bool run_gemm(const Gemm& g, cudaStream_t stream, const char* caller) {
   Layout b_layout = g.trans_b ? make_layout(g.input_type, g.n, g.k, g.ldb, context)
                               : make_layout(g.input_type, g.k, g.n, g.ldb, context);
   Layout d_layout = make_layout(g.output_type, g.m, g.n, g.ldd, context);
+  if (g.batch > 1) {
+    const int32_t count = static_cast<int32_t>(g.batch);
+    const std::pair<cublasLtMatrixLayout_t, int64_t> batched[] = {
+        {a_layout.get(), g.stride_a}, {b_layout.get(), g.stride_b}, {d_layout.get(), g.stride_d}};
+    for (const auto& [layout, stride] : batched) {
+      check_cublas(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)),
+                   "cublasLtMatrixLayoutSetAttribute(BATCH_COUNT)", context);
+      check_cublas(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                                    sizeof(stride)),
+                   "cublasLtMatrixLayoutSetAttribute(STRIDED_BATCH_OFFSET)", context);
+    }
+  }
 
   cublasLtMatmulPreference_t raw_preference = nullptr;
   check_cublas(cublasLtMatmulPreferenceCreate(&raw_preference), "cublasLtMatmulPreferenceCreate", context);
@@ -227,7 +243,7 @@ bool run_gemm(const Gemm& g, cudaStream_t stream, const char* caller) {
   }
   check_cublas(heuristic_status, "cublasLtMatmulAlgoGetHeuristic", context);
 
-  const float alpha = 1.0f;
+  const float alpha = g.alpha;
   // C is D itself: beta = 0 overwrites (D's old contents are not read), beta = 1 accumulates.
   check_cublas(cublasLtMatmul(handle, raw_desc, &alpha, g.a, a_layout.get(), g.b, b_layout.get(), &g.beta, g.d,
                               d_layout.get(), g.d, d_layout.get(), &heuristic.algo, workspace, kWorkspaceBytes,
@@ -448,6 +464,37 @@ void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const 
   }
   if (dbias != nullptr) add_column_sums(dbias, dout, N, OC, stream);
 }
+
+template <class Out, class In>
+void batched_matmul(Out* c, const In* a, const In* b, int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a,
+                    bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, float beta,
+                    cudaStream_t stream) {
+  if (batch < 0 || M < 0 || N < 0 || K < 0) {
+    throw std::invalid_argument("batched_matmul: negative shape batch=" + std::to_string(batch) + " M=" +
+                                std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K));
+  }
+  if (batch == 0 || M == 0 || N == 0 || K == 0) return;  // callers only use K > 0
+  // Row-major C (M×N) is column-major Cᵀ (N×M) = op(B)ᵀ · op(A)ᵀ: cuBLASLt's A is our B and its B
+  // is our A, with the same transposes. Row-major storage: A is M×K (K×M when trans_a), B is K×N
+  // (N×K when trans_b), all dense.
+  Gemm g = gemm(trans_b, trans_a, N, M, K, b, trans_b ? K : N, a, trans_a ? M : K, c, N, beta);
+  g.alpha = alpha;
+  g.batch = batch;
+  g.stride_a = stride_b;
+  g.stride_b = stride_a;
+  g.stride_d = stride_c;
+  run_gemm_or_throw(g, stream, "batched_matmul");
+}
+
+template void batched_matmul<float, __nv_bfloat16>(float*, const __nv_bfloat16*, const __nv_bfloat16*, int64_t,
+                                                   int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t,
+                                                   float, float, cudaStream_t);
+template void batched_matmul<__nv_bfloat16, __nv_bfloat16>(__nv_bfloat16*, const __nv_bfloat16*,
+                                                           const __nv_bfloat16*, int64_t, int64_t, int64_t, int64_t,
+                                                           bool, bool, int64_t, int64_t, int64_t, float, float,
+                                                           cudaStream_t);
+template void batched_matmul<float, float>(float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
+                                           bool, bool, int64_t, int64_t, int64_t, float, float, cudaStream_t);
 
 void set_matmul_tf32(bool enabled) { thread_state().allow_tf32 = enabled; }
 

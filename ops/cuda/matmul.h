@@ -43,6 +43,16 @@ template <class Out, class In>
 void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const In* inp, const In* weight,
                      int64_t N, int64_t C, int64_t OC, cudaStream_t stream);
 
+// Strided-batched row-major products (attention's per-head products): for each i < batch,
+//   C_i (M×N) = alpha · op(A_i) · op(B_i) + beta · C_i,
+// op(A_i) M×K (A_i stored M×K, or K×M when trans_a), op(B_i) K×N (stored K×N, or N×K when trans_b),
+// dense rows; A_i = a + i·stride_a, likewise b and c. Instantiated for <float, bf16>,
+// <bf16, bf16> and <float, float>. beta = 0 does not read C.
+template <class Out, class In>
+void batched_matmul(Out* c, const In* a, const In* b, int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a,
+                    bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, float beta,
+                    cudaStream_t stream);
+
 // Allows (or forbids, the default) TF32 tensor cores in fp32 products issued by the calling thread.
 void set_matmul_tf32(bool enabled);
 
