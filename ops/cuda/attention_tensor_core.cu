@@ -130,6 +130,21 @@ class Carver {
   char* next_;
 };
 
+struct Heads {
+  bf16 *q, *k, *v;
+};
+
+// Carves q, k, v (B, NH, T, hs) from the scratch and fills them from qkv: the first step of both passes
+// (backward recomputes them rather than keeping them from forward).
+Heads split_heads(Carver& carve, const bf16* qkv, int64_t B, int64_t T, int64_t C, int64_t NH, cudaStream_t stream) {
+  Heads heads{carve.take<bf16>(head_bytes(B, T, C)), carve.take<bf16>(head_bytes(B, T, C)),
+              carve.take<bf16>(head_bytes(B, T, C))};
+  split_heads_kernel<<<launch::grid_stride_blocks(B * T * C), launch::kThreadsPerBlock, 0, stream>>>(
+      heads.q, heads.k, heads.v, qkv, B, T, C, NH);
+  MERIDIAN_CUDA_CHECK_LAUNCH("attention_tc split_heads");
+  return heads;
+}
+
 }  // namespace
 
 size_t attention_tc_probabilities_bytes(int64_t B, int64_t T, int64_t NH) {
@@ -151,14 +166,10 @@ void attention_tc_forward(bf16* out, bf16* probabilities, const bf16* qkv, void*
   if (B == 0 || T == 0 || C == 0) return;
   const int64_t hs = C / NH, BH = B * NH;
   Carver carve(scratch);
-  bf16* q = carve.take<bf16>(head_bytes(B, T, C));
-  bf16* k = carve.take<bf16>(head_bytes(B, T, C));
-  bf16* v = carve.take<bf16>(head_bytes(B, T, C));
+  const auto [q, k, v] = split_heads(carve, qkv, B, T, C, NH, stream);
   bf16* y = carve.take<bf16>(head_bytes(B, T, C));
   float* scores = carve.take<float>(scores_bytes(B, T, NH));
   const unsigned blocks = launch::grid_stride_blocks(B * T * C);
-  split_heads_kernel<<<blocks, launch::kThreadsPerBlock, 0, stream>>>(q, k, v, qkv, B, T, C, NH);
-  MERIDIAN_CUDA_CHECK_LAUNCH("attention_tc split_heads");
   // S (T×T per head) = scale · q · kᵀ, fp32 out. Entries above the diagonal are computed and ignored.
   const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
   batched_matmul<float, bf16>(scores, q, k, BH, T, T, hs, false, true, T * hs, T * hs, T * T, scale, 0.0f, stream);
@@ -178,9 +189,7 @@ void attention_tc_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, const 
   if (B == 0 || T == 0 || C == 0) return;
   const int64_t hs = C / NH, BH = B * NH;
   Carver carve(scratch);
-  bf16* q = carve.take<bf16>(head_bytes(B, T, C));
-  bf16* k = carve.take<bf16>(head_bytes(B, T, C));
-  bf16* v = carve.take<bf16>(head_bytes(B, T, C));
+  const auto [q, k, v] = split_heads(carve, qkv, B, T, C, NH, stream);
   bf16* dy = carve.take<bf16>(head_bytes(B, T, C));
   bf16* dq = carve.take<bf16>(head_bytes(B, T, C));
   bf16* dk = carve.take<bf16>(head_bytes(B, T, C));
@@ -188,8 +197,6 @@ void attention_tc_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, const 
   float* dprobabilities = carve.take<float>(scores_bytes(B, T, NH));
   bf16* dscores = carve.take<bf16>(attention_tc_probabilities_bytes(B, T, NH));
   const unsigned blocks = launch::grid_stride_blocks(B * T * C);
-  split_heads_kernel<<<blocks, launch::kThreadsPerBlock, 0, stream>>>(q, k, v, qkv, B, T, C, NH);
-  MERIDIAN_CUDA_CHECK_LAUNCH("attention_tc split_heads");
   split_one_kernel<<<blocks, launch::kThreadsPerBlock, 0, stream>>>(dy, dout, B, T, C, NH);
   MERIDIAN_CUDA_CHECK_LAUNCH("attention_tc split_one");
   // dP (T×T) = dy · vᵀ;  dv (T×hs) = Pᵀ · dy
