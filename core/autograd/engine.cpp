@@ -6,13 +6,8 @@
 
 #include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
-#include "core/cuda_dispatch.h"
+#include "core/gradient_accumulation.h"
 #include "core/profiler.h"
-#include "ops/cpu/elementwise.h"
-
-#if MERIDIAN_CUDA
-#include "ops/cuda/elementwise.h"
-#endif
 
 namespace meridian::autograd {
 
@@ -185,17 +180,11 @@ void run_backward(const Tensor& root, const Tensor& gradient, BackwardOptions op
   Edge root_edge = gradient_edge(root);
   Node* root_node = root_edge.node.get();
   if (root_node->is_leaf()) {
-    Tensor grad = static_cast<LeafNode*>(root_node)->grad_buffer();
-    MERIDIAN_CHECK(grad.dtype() == DType::f32 && grad.is_contiguous(), "backward from a leaf needs a dense f32 .grad");
-    if (grad.device().is_cuda()) {
-#if MERIDIAN_CUDA
-      MERIDIAN_CHECK(seed.is_contiguous(), "backward from a cuda leaf needs a contiguous gradient");
-      const detail::CudaScope cuda(grad.device());
-      ops::cuda::axpy(grad.data<float>(), seed.data<float>(), 1.0f, grad.numel(), cuda.stream());
-#endif
-    } else {
-      ops::cpu::axpy(grad.data<float>(), seed.contiguous().data<float>(), 1.0f, grad.numel());
-    }
+    // Backward from a leaf: its gradient is the seed (in the leaf's dtype, f32 or bf16).
+    const Tensor grad = static_cast<LeafNode*>(root_node)->grad_buffer();
+    MERIDIAN_CHECK(grad.is_contiguous(), "backward from a leaf needs a dense .grad");
+    if (grad.device().is_cuda()) MERIDIAN_CHECK(seed.is_contiguous(), "backward from a cuda leaf needs a contiguous gradient");
+    ::meridian::detail::accumulate_gradient(grad, seed.contiguous());
   } else {
     task.grads_of(*root_node)[static_cast<size_t>(root_edge.output_nr)] = seed.clone();
   }
