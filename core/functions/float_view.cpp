@@ -11,15 +11,15 @@ FloatView::FloatView(const Tensor& tensor, Access access) : tensor_(tensor), acc
     return;
   }
   MERIDIAN_CHECK(tensor_.dtype() == DType::bf16, "FloatView: f32 or bf16 only, got ", dtype_name(tensor_.dtype()));
-  widened_.resize(static_cast<size_t>(tensor_.numel()));
+  widened_ = std::make_unique_for_overwrite<float[]>(static_cast<size_t>(tensor_.numel()));
   if (access_ != Access::overwrite)
-    convert_elements(widened_.data(), DType::f32, tensor_.raw_data(), DType::bf16, tensor_.numel());
-  data_ = widened_.data();
+    convert_elements(widened_.get(), DType::f32, tensor_.raw_data(), DType::bf16, tensor_.numel());
+  data_ = widened_.get();
 }
 
 FloatView::~FloatView() {
-  if (data_ == nullptr || widened_.empty() || access_ == Access::read) return;
-  convert_elements(tensor_.raw_data(), DType::bf16, widened_.data(), DType::f32, tensor_.numel());
+  if (data_ == nullptr || !widened_ || access_ == Access::read) return;
+  convert_elements(tensor_.raw_data(), DType::bf16, widened_.get(), DType::f32, tensor_.numel());
 }
 
 }  // namespace meridian::fn::detail

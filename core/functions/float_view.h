@@ -7,7 +7,7 @@
 // once: the contract of the bf16 CUDA kernels, which keeps the cpu and the GPU within bf16 precision
 // of each other and lets the cpu engine check the GPU's mixed precision. It costs a copy per bf16
 // operand: the cpu bf16 path is for checking and for memory, not for speed.
-#include <vector>
+#include <memory>
 
 #include "core/tensor.h"
 
@@ -28,7 +28,7 @@ class FloatView {
  private:
   Tensor tensor_;
   Access access_;
-  std::vector<float> widened_;
+  std::unique_ptr<float[]> widened_;  // uninitialised: overwritten or filled from the tensor
   float* data_ = nullptr;
 };
 
