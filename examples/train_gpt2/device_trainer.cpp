@@ -103,14 +103,9 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
            dp_group.size() > 1 ? ", gradients reduced over NCCL" : "");
 
   for (int64_t step = 0; step < options.steps; ++step) {
-    if (runtime.agree_to_stop()) {
-      log_info("stop requested: ending after ", step, " steps");
-      break;
-    }
     // On the GPU the profiler's scopes time the host's work (mostly kernel launches) except where
     // the host waits for the device (the loss and the norm read back).
-    if (options.profile && step == 1) profiler::reset();
-    profiler::set_enabled(options.profile);
+    if (!begin_step(options, runtime, step)) break;
     const auto start = Clock::now();
     dp.zero_grad();  // the gradient buckets, on the device
     double loss_sum = 0.0;

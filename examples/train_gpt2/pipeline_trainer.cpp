@@ -129,12 +129,7 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
            parallel.zero_stage, ", ", threads, " threads per rank");
 
   for (int64_t step = 0; step < options.steps; ++step) {
-    if (runtime.agree_to_stop()) {
-      log_info("stop requested: ending after ", step, " steps");
-      break;
-    }
-    if (options.profile && step == 1) profiler::reset();
-    profiler::set_enabled(options.profile);
+    if (!begin_step(options, runtime, step)) break;
     const auto start = Clock::now();
     std::vector<models::Gpt2MicroBatch> batches;
     for (int64_t i = 0; i < options.grad_accum; ++i) {

@@ -91,12 +91,7 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
            threads, " threads per rank");
 
   for (int64_t step = 0; step < options.steps; ++step) {
-    if (runtime.agree_to_stop()) {
-      log_info("stop requested: ending after ", step, " steps");
-      break;
-    }
-    if (options.profile && step == 1) profiler::reset();  // leave the first step's warm-up out
-    profiler::set_enabled(options.profile);
+    if (!begin_step(options, runtime, step)) break;
     const auto start = Clock::now();
     {
       profiler::Scope scope("zero_grad");

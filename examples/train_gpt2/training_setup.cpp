@@ -7,6 +7,7 @@
 #include "core/io/default_corpus.h"
 #include "core/io/tokenizer.h"
 #include "core/profiler.h"
+#include "launcher/log.h"
 #include "models/gpt2_sample.h"
 #include "ops/cpu/parallel.h"
 
@@ -17,6 +18,16 @@ double group_mean(comm::Communicator& group, double value) {
   Tensor t = Tensor::full({1}, value);
   group.all_reduce(t, comm::ReduceOp::avg)->wait();
   return t.item<double>();
+}
+
+bool begin_step(const TrainOptions& options, launcher::Runtime& runtime, int64_t step) {
+  if (runtime.agree_to_stop()) {
+    launcher::log_info("stop requested: ending after ", step, " steps");
+    return false;
+  }
+  if (options.profile && step == 1) profiler::reset();
+  profiler::set_enabled(options.profile);
+  return true;
 }
 
 io::TokenDataset load_data(const TrainOptions& options) {

@@ -7,6 +7,7 @@
 #include "core/io/token_dataset.h"
 #include "core/io/data_loader.h"
 #include "core/optim/optimizer.h"
+#include "launcher/runtime.h"
 #include "models/gpt2.h"
 #include "parallel/comm/communicator.h"
 #include "step_log.h"
@@ -16,6 +17,10 @@ namespace meridian::train {
 
 // The mean of a host value over `group` (a one-element all-reduce over a host communicator).
 double group_mean(comm::Communicator& group, double value);
+
+// The start of every trainer's step: false (logged) when the ranks agreed to stop before `step`;
+// otherwise turns --profile's table on, reset at step 1 so the first step's warm-up is left out.
+bool begin_step(const TrainOptions& options, launcher::Runtime& runtime, int64_t step);
 
 // --data, or the built-in default corpus.
 io::TokenDataset load_data(const TrainOptions& options);

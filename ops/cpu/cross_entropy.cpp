@@ -7,6 +7,7 @@
 
 #include "ops/cpu/parallel.h"
 #include "ops/cpu/vector_math.h"
+#include "ops/cpu/vocab_slice_cross_entropy.h"
 
 namespace meridian::ops::cpu {
 
@@ -51,20 +52,12 @@ void cross_entropy_forward(float* losses, float* lse, const float* logits, const
   }
 }
 
+// The whole vocabulary is the slice that starts at 0, so the slice kernel computes it (same arithmetic,
+// same bits); this twin only adds the full-vocabulary target checks.
 void cross_entropy_backward(float* dlogits, const float* dlosses, const float* logits, const float* lse,
                             const int32_t* targets, int64_t N, int64_t V, int64_t Vp) {
   check_arguments(targets, N, V, Vp);
-#pragma omp parallel for schedule(static) if (N * V >= kParallelElements)
-  for (int64_t i = 0; i < N; ++i) {
-    if (targets[i] < 0) continue;
-    const float* __restrict__ row = logits + i * Vp;
-    float* __restrict__ drow = dlogits + i * Vp;
-    const float dloss = dlosses[i];
-    const float row_lse = lse[i];
-#pragma omp simd
-    for (int64_t j = 0; j < V; ++j) drow[j] += dloss * simd_exp(row[j] - row_lse);
-    drow[targets[i]] -= dloss;
-  }
+  vocab_slice_cross_entropy_backward(dlogits, dlosses, logits, lse, targets, 0, N, V, Vp);
 }
 
 }  // namespace meridian::ops::cpu

@@ -68,8 +68,7 @@ def compare_dp2_on_gpus(args):
     one = tt.run([args.trainer] + COMMON + ["--device", "cuda", "--batch", "4", "--log-jsonl", one_log])
     if tt.failed("two GPUs", two) or tt.failed("one GPU", one):
         return 1
-    tt.TOLERANCE = 1e-4
-    return tt.compare_logs(tt.read_log(one_log), tt.read_log(two_log), 20, "dp2 cuda")
+    return tt.compare_logs(tt.read_log(one_log), tt.read_log(two_log), 20, "dp2 cuda", 1e-4, 1e-4)
 
 
 def main():

@@ -27,7 +27,7 @@ Cases:
 import os
 import sys
 
-from trainer_testing import check_usage_error, failed, parse_args, read_log, run
+from trainer_testing import check_usage_error, compare_logs, failed, parse_args, read_log, run
 
 STEPS = 10
 MODEL = ["--model", "gpt-mini", "--layers", "4", "--channels", "64", "--heads", "4", "--vocab", "201",
@@ -77,19 +77,8 @@ def check_parity(args, name):
               ["--dtype", "bf16", "--batch", str(batch), "--log-jsonl", job_log])
     if failed("reference", reference) or failed(name, job):
         return 1
-    want, got = read_log(reference_log), read_log(job_log)
     loss_tolerance, norm_tolerance = tolerance
-    status = 0 if len(want) == len(got) == STEPS else 1
-    print(f"{'step':>4} {'reference loss':>16} {name + ' loss':>16} {'rel err':>9} {'norm rel err':>12}"
-          f"   (bounds {loss_tolerance:.0e}, {norm_tolerance:.0e})")
-    for a, b in zip(want, got):
-        loss_error = abs(b["loss"] - a["loss"]) / abs(a["loss"])
-        norm_error = abs(b["grad_norm"] - a["grad_norm"]) / abs(a["grad_norm"])
-        bad = loss_error > loss_tolerance or norm_error > norm_tolerance
-        status |= bad
-        print(f"{a['step']:>4} {a['loss']:>16.9f} {b['loss']:>16.9f} {loss_error:>9.2e} {norm_error:>12.2e}"
-              + ("  FAIL" if bad else ""))
-    return 1 if status else 0
+    return compare_logs(read_log(reference_log), read_log(job_log), STEPS, name, loss_tolerance, norm_tolerance)
 
 
 def main():

@@ -64,28 +64,12 @@ TEST_P(DataParallelParity, MatchesOneProcessOnTheGlobalBatch) {
   for (int64_t step = 0; step < kSteps; ++step) {
     // Reference: one process, the whole global batch.
     reference_optimizer.zero_grad();
-    double reference_loss = 0.0;
-    for (int64_t micro = 0; micro < K; ++micro) {
-      const io::Batch batch = reference_data.batch(step, micro);
-      Tensor loss = reference.loss(batch.inputs, batch.targets);
-      reference_loss += loss.item<double>() / static_cast<double>(K);
-      fn::scale(loss, 1.0f / static_cast<float>(K)).backward();
-    }
-    std::vector<Tensor> reference_grads;
-    for (const auto& p : reference.parameters()) reference_grads.push_back(p.grad());
-    const double reference_norm = optim::global_grad_norm(reference_grads);
+    const double reference_loss = testing::accumulate_step(reference, reference_data, step, K);
+    const double reference_norm = testing::grad_norm_of(reference);
 
     // Data parallel: this rank's slice.
     dp.zero_grad();
-    double local_loss = 0.0;
-    for (int64_t micro = 0; micro < K; ++micro) {
-      const io::Batch batch = data.batch(step, micro);
-      Tensor loss = model.loss(batch.inputs, batch.targets);
-      local_loss += loss.item<double>() / static_cast<double>(K);
-      dp.begin_micro_step(micro == K - 1);
-      fn::scale(loss, 1.0f / static_cast<float>(K)).backward();
-      dp.end_micro_step();
-    }
+    const double local_loss = testing::accumulate_step(model, data, step, K, &dp);
     Tensor loss_tensor = Tensor::full({1}, local_loss);
     world->all_reduce(loss_tensor, comm::ReduceOp::avg)->wait();
     const double norm = dp.grad_norm();

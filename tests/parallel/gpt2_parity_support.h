@@ -1,6 +1,7 @@
 #pragma once
 // What the parity tests of every parallel layout share: a tiny GPT-2, a synthetic token stream, the
-// parameters (or gradients) of a model by name, and an elementwise closeness check.
+// parameters (or gradients) of a model by name, an elementwise closeness check, and the training
+// step of the single-process reference and of a data-parallel replica.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,8 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "core/functions/functions.h"
+#include "core/io/data_loader.h"
 #include "core/io/token_dataset.h"
+#include "core/optim/optimizer.h"
 #include "models/gpt2.h"
+#include "parallel/data_parallel/data_parallel.h"
 
 namespace meridian::parallel::testing {
 
@@ -54,6 +59,30 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
     if (++bad <= 5) ADD_FAILURE() << what << " element " << i << ": got " << got[i] << ", want " << want[i];
   }
   EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.size() << " elements differ";
+}
+
+// Forward and backward over the `micro_batches` micro-batches of `step` (each loss scaled by
+// 1/micro_batches, gradients accumulating), reducing through `dp` when given (its gradients launched
+// from the hooks in the last micro-batch). Returns the mean loss of this process's batch.
+inline double accumulate_step(const models::Gpt2& model, io::DataLoader& data, int64_t step, int64_t micro_batches,
+                              DataParallel* dp = nullptr) {
+  double loss_sum = 0.0;
+  for (int64_t micro = 0; micro < micro_batches; ++micro) {
+    const io::Batch batch = data.batch(step, micro);
+    Tensor loss = model.loss(batch.inputs, batch.targets);
+    loss_sum += loss.item<double>() / static_cast<double>(micro_batches);
+    if (dp != nullptr) dp->begin_micro_step(micro == micro_batches - 1);
+    fn::scale(loss, 1.0f / static_cast<float>(micro_batches)).backward();
+    if (dp != nullptr) dp->end_micro_step();
+  }
+  return loss_sum;
+}
+
+// The global gradient norm of every parameter of `model` (the single-process reference's).
+inline double grad_norm_of(const models::Gpt2& model) {
+  std::vector<Tensor> grads;
+  for (const auto& p : model.parameters()) grads.push_back(p.grad());
+  return optim::global_grad_norm(grads);
 }
 
 }  // namespace meridian::parallel::testing

@@ -113,9 +113,7 @@ TEST_P(PipelineParity, MatchesOneProcessOnTheGlobalBatch) {
     const io::Batch reference_batch = reference_data.batch(step);
     Tensor reference_loss = reference.loss(reference_batch.inputs, reference_batch.targets);
     reference_loss.backward();
-    std::vector<Tensor> reference_grads;
-    for (const auto& p : reference.parameters()) reference_grads.push_back(p.grad());
-    const double reference_norm = optim::global_grad_norm(reference_grads);
+    const double reference_norm = testing::grad_norm_of(reference);
 
     model.set_batch(data.batch(step), M);
     const double loss = model.pipeline->forward_backward();
