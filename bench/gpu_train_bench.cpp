@@ -1,7 +1,7 @@
 // gpu_train_bench: GPT-2 training steps on one GPU — tokens/s, MFU and a per-op time breakdown.
 //
 //   gpu_train_bench [--model gpt2-124m] [--seq-len 1024] [--batches 8,16,24,32] [--dtype bf16]
-//                   [--steps 10] [--warmup 3] [--profile-steps 2]
+//                   [--steps 10] [--warmup 3] [--profile-steps 2] [--attention flash|batched_matmul]
 //
 // For each micro-batch size: the model (initialised on the host, moved to cuda:0, fp32 master weights,
 // compute in --dtype) runs --warmup untimed steps and --steps timed ones (forward, backward, global
@@ -11,6 +11,7 @@
 // H200s (for f32: 67 TFLOP/s, the CUDA-core peak). The fastest size is then profiled for
 // --profile-steps steps with the device synchronised at every profiler scope, so each op's row is the
 // time of its kernels (the synchronising makes those steps slower; the throughput rows do not sync).
+// --attention picks the bf16 attention kernel (fn::set_cuda_bf16_attention) to compare the two.
 // Needs a GPU: without one it prints why and exits 77 (skipped).
 #include <algorithm>
 #include <chrono>
@@ -23,6 +24,7 @@
 
 #include "core/allocator.h"
 #include "core/error.h"
+#include "core/functions/functions.h"
 #include "core/optim/optimizer.h"
 #include "core/profiler.h"
 #include "models/gpt2.h"
@@ -164,6 +166,7 @@ int run(int argc, char** argv) {
     ("steps", "timed steps per size", cxxopts::value<int>()->default_value("10"))
     ("warmup", "untimed steps first", cxxopts::value<int>()->default_value("3"))
     ("profile-steps", "steps of the per-op breakdown (0: none)", cxxopts::value<int>()->default_value("2"))
+    ("attention", "bf16 attention kernel: flash or batched_matmul", cxxopts::value<std::string>()->default_value("flash"))
     ("help", "this text");
   // clang-format on
   const auto args = cli.parse(argc, argv);
@@ -178,6 +181,11 @@ int run(int argc, char** argv) {
   o.steps = std::max(1, args["steps"].as<int>());
   o.warmup = std::max(0, args["warmup"].as<int>());
   o.profile_steps = std::max(0, args["profile-steps"].as<int>());
+  const std::string attention = args["attention"].as<std::string>();
+  if (attention != "flash" && attention != "batched_matmul")
+    MERIDIAN_FAIL("--attention: '", attention, "' is not flash or batched_matmul");
+  fn::set_cuda_bf16_attention(attention == "flash" ? fn::CudaBf16Attention::flash
+                                                   : fn::CudaBf16Attention::batched_matmul);
   if (ops::cuda::device_count() == 0) {
     std::printf("skipped: no GPU (%s)\n", ops::cuda::unavailable_reason().c_str());
     return 77;
@@ -185,8 +193,10 @@ int run(int argc, char** argv) {
   const models::Gpt2Config config = models::Gpt2Config::preset(o.model);
   const double flops_per_token = config.flops_per_token(o.seq_len);
   const bool bf16 = o.dtype == DType::bf16;
-  std::printf("gpu_train_bench: %s, T=%ld, %s compute on fp32 master weights, %d timed steps after %d warm-up\n",
-              o.model.c_str(), static_cast<long>(o.seq_len), dtype_name(o.dtype).data(), o.steps, o.warmup);
+  std::printf(
+      "gpu_train_bench: %s, T=%ld, %s compute on fp32 master weights, %s attention, %d timed steps after %d "
+      "warm-up\n",
+      o.model.c_str(), static_cast<long>(o.seq_len), dtype_name(o.dtype).data(), attention.c_str(), o.steps, o.warmup);
   std::printf("%.3g flops per token (6N + 6LCT)\n", flops_per_token);
   std::vector<Result> results;
   for (int64_t batch : o.batches) results.push_back(measure(o, batch));

@@ -41,5 +41,10 @@ if [ "${MERIDIAN_GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
   timeout 300 "$bundle/bin/gpu_train_bench" ${MERIDIAN_GPU_BENCH_ARGS:-} > "$out/gpu_train_bench.txt" 2>&1
   echo "gpu_train_bench exit $? (output: gpu_train_bench.txt)"
   cat "$out/gpu_train_bench.txt"
+  # The same model with the batched-product attention (T×T probabilities saved), to compare.
+  timeout 150 "$bundle/bin/gpu_train_bench" --attention batched_matmul --batches 16 --profile-steps 1 \
+    > "$out/gpu_train_bench_batched_matmul.txt" 2>&1
+  echo "gpu_train_bench --attention batched_matmul exit $? (output: gpu_train_bench_batched_matmul.txt)"
+  cat "$out/gpu_train_bench_batched_matmul.txt"
 fi
 exit $status

@@ -8,9 +8,18 @@
 #if MERIDIAN_CUDA
 #include "ops/cuda/attention.h"
 #include "ops/cuda/attention_tensor_core.h"
+#include "ops/cuda/flash_attention.h"
 #endif
 
+#include <atomic>
+
 namespace meridian::fn {
+
+namespace {
+std::atomic<CudaBf16Attention> cuda_bf16_attention{CudaBf16Attention::flash};
+}  // namespace
+
+void set_cuda_bf16_attention(CudaBf16Attention kernel) { cuda_bf16_attention.store(kernel); }
 
 #if MERIDIAN_CUDA
 namespace {
@@ -47,36 +56,75 @@ Tensor tensor_core_attention(const Tensor& qkv, int64_t B, int64_t T, int64_t C,
   return out;
 }
 
+// Whether bf16 attention on this device runs the tensor-core flash kernel.
+bool runs_flash_kernel(const Tensor& qkv, int64_t head_size) {
+  return qkv.device().is_cuda() && qkv.dtype() == DType::bf16 &&
+         cuda_bf16_attention.load() == CudaBf16Attention::flash && ops::cuda::flash_attention_supports(head_size);
+}
+
+// The log-sum-exp kernels on a GPU: tensor-core flash for bf16 (`flash`), else the CUDA-core one.
+void cuda_attention_forward(const Tensor& out, const Tensor& lse, const Tensor& qkv, bool flash, int64_t B,
+                            int64_t T, int64_t C, int64_t NH) {
+  if (C / NH > ops::cuda::kAttentionMaxHeadSize)
+    MERIDIAN_FAIL("causal_self_attention: head size ", C / NH, " on ", qkv.device().to_string(),
+                  " exceeds the CUDA kernel's maximum of ", ops::cuda::kAttentionMaxHeadSize);
+  const detail::CudaScope cuda(qkv.device());
+  if (flash) {
+    ops::cuda::flash_attention_forward(detail::element_ptr<__nv_bfloat16>(out), lse.data<float>(),
+                                       detail::element_ptr<__nv_bfloat16>(qkv), B, T, C, NH, cuda.stream());
+    return;
+  }
+  detail::dispatch_float(qkv.dtype(), [&]<class E>() {
+    ops::cuda::attention_forward(detail::element_ptr<E>(out), lse.data<float>(), detail::element_ptr<E>(qkv), B, T, C,
+                                 NH, cuda.stream());
+  });
+}
+
+void cuda_attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out,
+                             const Tensor& lse, bool flash, int64_t B, int64_t T, int64_t C, int64_t NH) {
+  if (flash) {
+    const Tensor scratch = scratch_bytes(ops::cuda::flash_attention_backward_scratch_bytes(B, T, NH), qkv.device());
+    const detail::CudaScope cuda(qkv.device());
+    ops::cuda::flash_attention_backward(
+        detail::element_ptr<__nv_bfloat16>(dqkv), detail::element_ptr<__nv_bfloat16>(dout),
+        detail::element_ptr<__nv_bfloat16>(qkv), detail::element_ptr<__nv_bfloat16>(out), lse.data<float>(),
+        scratch.raw_data(), B, T, C, NH, cuda.stream());
+    return;
+  }
+  const detail::CudaScope cuda(qkv.device());
+  detail::dispatch_float(qkv.dtype(), [&]<class E>() {
+    ops::cuda::attention_backward(detail::element_ptr<E>(dqkv), detail::element_ptr<E>(dout),
+                                  detail::element_ptr<E>(qkv), detail::element_ptr<E>(out), lse.data<float>(), B, T, C,
+                                  NH, cuda.stream());
+  });
+}
+
 }  // namespace
 #endif
 
-// On a GPU, bf16 runs on tensor cores (materialising the probabilities); f32 runs the flash-style
+// On a GPU, bf16 runs on tensor cores: the flash kernel (ops/cuda/flash_attention.h) where the head
+// size allows, else the batched products that keep the probabilities; f32 runs the flash-style
 // CUDA-core kernel, which matches the cpu to 1e-5 (docs/cuda.md).
 Tensor causal_self_attention(const Tensor& qkv, int64_t num_heads) {
   profiler::Scope scope("attention", "forward");
   detail::require_float(qkv, "causal_self_attention", "qkv");
   detail::require_ndim(qkv, 3, "causal_self_attention", "qkv");
-  const int64_t B = qkv.dim(0), T = qkv.dim(1), C3 = qkv.dim(2);
+  const int64_t B = qkv.shape()[0], T = qkv.shape()[1], C3 = qkv.shape()[2];
   if (C3 % 3 != 0) MERIDIAN_FAIL("causal_self_attention: qkv of shape ", shape_str(qkv.shape()), " is not 3·C wide");
   const int64_t C = C3 / 3;
   if (num_heads <= 0 || C % num_heads != 0)
     MERIDIAN_FAIL("causal_self_attention: ", num_heads, " heads do not divide ", C, " channels");
   const Device device = qkv.device();
+  bool flash = false;
 #if MERIDIAN_CUDA
-  if (device.is_cuda() && qkv.dtype() == DType::bf16) return tensor_core_attention(qkv, B, T, C, num_heads);
+  flash = runs_flash_kernel(qkv, C / num_heads);
+  if (device.is_cuda() && qkv.dtype() == DType::bf16 && !flash) return tensor_core_attention(qkv, B, T, C, num_heads);
 #endif
   Tensor out = Tensor::empty({B, T, C}, qkv.dtype(), device);
   Tensor lse = Tensor::empty({B, num_heads, T}, DType::f32, device);
   if (device.is_cuda()) {
 #if MERIDIAN_CUDA
-    if (C / num_heads > ops::cuda::kAttentionMaxHeadSize)
-      MERIDIAN_FAIL("causal_self_attention: head size ", C / num_heads, " on ", device.to_string(),
-                    " exceeds the CUDA kernel's maximum of ", ops::cuda::kAttentionMaxHeadSize);
-    const detail::CudaScope cuda(device);
-    detail::dispatch_float(qkv.dtype(), [&]<class E>() {
-      ops::cuda::attention_forward(detail::element_ptr<E>(out), lse.data<float>(), detail::element_ptr<E>(qkv), B, T,
-                                   C, num_heads, cuda.stream());
-    });
+    cuda_attention_forward(out, lse, qkv, flash, B, T, C, num_heads);
 #endif
   } else {
     using Access = detail::FloatView::Access;
@@ -84,16 +132,11 @@ Tensor causal_self_attention(const Tensor& qkv, int64_t num_heads) {
     ops::cpu::attention_forward(o.data(), lse.data<float>(), in.data(), B, T, C, num_heads);
   }
   autograd::record("attention", {qkv}, out,
-                   [qkv, saved_out = out.detach(), lse, B, T, C, num_heads](autograd::BackwardContext& ctx) {
+                   [qkv, saved_out = out.detach(), lse, flash, B, T, C, num_heads](autograd::BackwardContext& ctx) {
                      const Tensor dqkv = ctx.input_grad(0), dout = ctx.grad_output();
                      if (qkv.device().is_cuda()) {
 #if MERIDIAN_CUDA
-                       const detail::CudaScope cuda(qkv.device());
-                       detail::dispatch_float(qkv.dtype(), [&]<class E>() {
-                         ops::cuda::attention_backward(detail::element_ptr<E>(dqkv), detail::element_ptr<E>(dout),
-                                                       detail::element_ptr<E>(qkv), detail::element_ptr<E>(saved_out),
-                                                       lse.data<float>(), B, T, C, num_heads, cuda.stream());
-                       });
+                       cuda_attention_backward(dqkv, dout, qkv, saved_out, lse, flash, B, T, C, num_heads);
 #endif
                        return;
                      }

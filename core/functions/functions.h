@@ -41,6 +41,14 @@ Tensor sum(const Tensor& x);
 // Causal self-attention over a fused qkv (B, T, 3C) with `num_heads` heads → (B, T, C).
 Tensor causal_self_attention(const Tensor& qkv, int64_t num_heads);
 
+// The kernel behind bf16 attention on a GPU (process-wide; f32 and the cpu are unaffected):
+//   flash           tensor-core flash attention, O(T) saved per head (the default; head sizes that
+//                   are multiples of 16 up to 128, others fall back to batched_matmul);
+//   batched_matmul  cuBLASLt batched products with the T×T probabilities saved for backward.
+// For benchmarks and tests that compare the two.
+enum class CudaBf16Attention { flash, batched_matmul };
+void set_cuda_bf16_attention(CudaBf16Attention kernel);
+
 // Rows of `table` (R, C, f32) picked by `ids` (i32, any shape) → (ids.shape..., C). Ids are checked.
 Tensor embedding(const Tensor& ids, const Tensor& table);
 

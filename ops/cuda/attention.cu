@@ -4,13 +4,17 @@
 #include <stdexcept>
 #include <string>
 
+#include "ops/cuda/attention_shape.cuh"
 #include "ops/cuda/kernel_common.cuh"
 
 namespace meridian::ops::cuda {
 
 namespace {
 
-using detail::check_cuda;
+using detail::allow_shared_memory;
+using detail::AttentionShape;
+using detail::check_attention_shape;
+using detail::shape_text;
 using detail::check_launch;
 using detail::from_float;
 using detail::kFullWarp;
@@ -30,36 +34,6 @@ constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;  // 16 queries (or keys) pe
 constexpr int kTile = kWarpSize;                       // 32 keys (or queries) per tile, one per lane
 constexpr int kDimsPerLane = 4;
 static_assert(kDimsPerLane * kWarpSize == kAttentionMaxHeadSize, "head size bound");
-
-struct Shape {
-  int64_t B, T, C, NH;
-  int head_size;
-  float scale;
-};
-
-Shape check_shape(const char* caller, int64_t B, int64_t T, int64_t C, int64_t NH) {
-  const std::string text = std::string(caller) + ": B=" + std::to_string(B) + " T=" + std::to_string(T) +
-                           " C=" + std::to_string(C) + " NH=" + std::to_string(NH);
-  if (B < 0 || T < 0 || NH <= 0 || C <= 0 || C % NH != 0) {
-    throw std::invalid_argument(text + ": need C divisible by NH > 0");
-  }
-  if (C / NH > kAttentionMaxHeadSize) throw std::invalid_argument(text + ": head size above 128");
-  if (B * NH > 65535) throw std::invalid_argument(text + ": B·NH above 65535 (grid y limit)");
-  const int head_size = static_cast<int>(C / NH);
-  return {B, T, C, NH, head_size, 1.0f / std::sqrt(static_cast<float>(head_size))};
-}
-
-std::string shape_text(const char* kernel, const Shape& s) {
-  return std::string(kernel) + " (B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" +
-         std::to_string(s.C) + " NH=" + std::to_string(s.NH) + ")";
-}
-
-// Dynamic shared memory above 48 KiB must be requested per kernel (Ampere and Hopper have ≥ 163 KiB).
-template <class Kernel>
-void allow_shared_memory(Kernel kernel, size_t bytes, const std::string& what) {
-  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-             what + ": cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
-}
 
 // Pointers to head h of batch b in the fused (B, T, 3C) qkv layout; token t is t · 3C further on.
 template <class Pointer>
@@ -418,7 +392,7 @@ unsigned blocks_along(int64_t T) { return static_cast<unsigned>((T + kRowsPerBlo
 template <class Element>
 void attention_forward(Element* out, float* lse, const Element* qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
                        cudaStream_t stream) {
-  const Shape s = check_shape("attention_forward", B, T, C, NH);
+  const AttentionShape s = check_attention_shape("attention_forward", B, T, C, NH);
   if (B == 0 || T == 0) return;
   const std::string what = shape_text("attention_forward_kernel", s);
   const size_t bytes =
@@ -432,7 +406,7 @@ void attention_forward(Element* out, float* lse, const Element* qkv, int64_t B, 
 template <class Element>
 void attention_backward(Element* dqkv, const Element* dout, const Element* qkv, const Element* out, const float* lse,
                         int64_t B, int64_t T, int64_t C, int64_t NH, cudaStream_t stream) {
-  const Shape s = check_shape("attention_backward", B, T, C, NH);
+  const AttentionShape s = check_attention_shape("attention_backward", B, T, C, NH);
   if (B == 0 || T == 0) return;
   const dim3 grid(blocks_along(T), static_cast<unsigned>(B * NH));
   const size_t padded_tile = static_cast<size_t>(kTile) * (s.head_size + 1);

@@ -108,8 +108,6 @@ TEST_F(CudaMixedPrecision, ElementwiseAttentionAndLoss) {
                  [](const std::vector<Tensor>& in) { return fn::scale(in[0], -0.37f); }, rng);
   check_function("cast to bf16", {{random_tensor({4, 33}, rng), false}},
                  [](const std::vector<Tensor>& in) { return fn::cast(in[0], DType::bf16); }, rng);
-  check_function("causal_self_attention", {{random_tensor({2, 37, 3 * 48}, rng), true}},
-                 [](const std::vector<Tensor>& in) { return fn::causal_self_attention(in[0], 3); }, rng);
   std::vector<int32_t> targets(2 * 19);
   for (size_t i = 0; i < targets.size(); ++i) targets[i] = static_cast<int32_t>((i * 37) % 100);
   targets[5] = -1;
@@ -117,6 +115,26 @@ TEST_F(CudaMixedPrecision, ElementwiseAttentionAndLoss) {
                  {{random_tensor({2, 19, 128}, rng, -3.0f, 3.0f), true},
                   {Tensor::from_vector(targets, {2, 19}), false, false}},
                  [](const std::vector<Tensor>& in) { return fn::cross_entropy(in[0], in[1], 100); }, rng);
+}
+
+// Both bf16 kernels against the cpu: head sizes 16 and 64 (flash's tiles, several key tiles at
+// T = 130) and 20 (not a multiple of 16: flash falls back to the batched products).
+TEST_F(CudaMixedPrecision, AttentionOnBothBf16Kernels) {
+  struct Case {
+    int64_t B, T, C, NH;
+  };
+  const Case cases[] = {{2, 37, 48, 3}, {1, 130, 128, 2}, {2, 67, 60, 3}};
+  for (const fn::CudaBf16Attention kernel : {fn::CudaBf16Attention::flash, fn::CudaBf16Attention::batched_matmul}) {
+    fn::set_cuda_bf16_attention(kernel);
+    for (const Case& c : cases) {
+      const std::string name = std::string("causal_self_attention (") +
+                               (kernel == fn::CudaBf16Attention::flash ? "flash" : "batched_matmul") +
+                               ", T=" + std::to_string(c.T) + ", hs=" + std::to_string(c.C / c.NH) + ")";
+      check_function(name, {{random_tensor({c.B, c.T, 3 * c.C}, rng), true}},
+                     [&c](const std::vector<Tensor>& in) { return fn::causal_self_attention(in[0], c.NH); }, rng);
+    }
+  }
+  fn::set_cuda_bf16_attention(fn::CudaBf16Attention::flash);
 }
 
 }  // namespace

@@ -1,0 +1,119 @@
+// Tensor-core flash attention (ops/cuda/flash_attention.h, bf16) against the CPU twin
+// (ops/cpu/attention.h). Sequence lengths are not multiples of the 64-row tile (and one is a
+// single token); out and lse are poisoned first, dqkv starts from random values (backward
+// accumulates), and every head size class the kernels instantiate is met at least once.
+//
+// Tolerance: bf16's (1e-2 abs + rel). Beyond one rounding per output, P and dS are rounded to bf16
+// before their second products (2⁻⁹ relative each, summed over at most T = 200 keys of mixed
+// signs). lse is fp32 from fp32 scores: held to 1e-3 · (1 + |lse|), the scores' only error being
+// the order of the bf16 products' fp32 sums.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "cuda_test_support.h"
+#include "ops/cpu/attention.h"
+#include "ops/cuda/flash_attention.h"
+
+namespace meridian::ops::cuda {
+namespace {
+
+using testing::DeviceBuffer;
+using testing::expect_close;
+using testing::kBfloat16;
+using testing::rounded_to;
+using testing::TestStream;
+using testing::to_element;
+using bf16 = __nv_bfloat16;
+
+struct Shape4 {
+  int64_t B, T, C, NH;
+};
+
+void check(const Shape4& s) {
+  SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
+               " NH=" + std::to_string(s.NH));
+  std::mt19937 rng(static_cast<unsigned>(s.T * 31 + s.C));
+  const size_t qkv_size = static_cast<size_t>(s.B * s.T * 3 * s.C), out_size = static_cast<size_t>(s.B * s.T * s.C);
+  const size_t lse_size = static_cast<size_t>(s.B * s.NH * s.T);
+  // Spread scores (values up to ±2) so the softmax is far from uniform and the online maxima move.
+  const std::vector<float> qkv = rounded_to<bf16>(testing::random_floats(qkv_size, rng, -2.0f, 2.0f));
+  const std::vector<float> dout = rounded_to<bf16>(testing::random_floats(out_size, rng));
+  const std::vector<float> dqkv_start = rounded_to<bf16>(testing::random_floats(qkv_size, rng));
+
+  std::vector<float> out_expected(out_size), lse_expected(lse_size);
+  cpu::attention_forward(out_expected.data(), lse_expected.data(), qkv.data(), s.B, s.T, s.C, s.NH);
+  std::vector<float> dqkv_expected = dqkv_start;
+  cpu::attention_backward(dqkv_expected.data(), dout.data(), qkv.data(), out_expected.data(), lse_expected.data(),
+                          s.B, s.T, s.C, s.NH);
+
+  TestStream stream;
+  DeviceBuffer<bf16> qkv_device(to_element<bf16>(qkv));
+  DeviceBuffer<bf16> out(out_size);
+  DeviceBuffer<float> lse(lse_size);
+  out.poison();
+  lse.poison();
+  flash_attention_forward(out.get(), lse.get(), qkv_device.get(), s.B, s.T, s.C, s.NH, stream.get());
+  MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+  const std::vector<float> out_actual = testing::to_float(out.download());
+  expect_close(out_actual, out_expected, kBfloat16, "out");
+  expect_close(lse.download(), lse_expected, testing::Tolerance{1e-3, 1e-3}, "lse");
+
+  // Backward from the GPU's own out and lse, as in training.
+  DeviceBuffer<bf16> dout_device(to_element<bf16>(dout));
+  DeviceBuffer<bf16> dqkv(to_element<bf16>(dqkv_start));
+  DeviceBuffer<char> scratch(flash_attention_backward_scratch_bytes(s.B, s.T, s.NH));
+  flash_attention_backward(dqkv.get(), dout_device.get(), qkv_device.get(), out.get(), lse.get(), scratch.get(), s.B,
+                           s.T, s.C, s.NH, stream.get());
+  MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+  expect_close(testing::to_float(dqkv.download()), dqkv_expected, kBfloat16, "dqkv");
+}
+
+TEST(CudaFlashAttention, ForwardBackwardBf16) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  // Head sizes 16, 32, 64 (GPT-2), 48, 96, 128 and tile edges: T = 1, 63, 64, 65, 130, 200.
+  const Shape4 shapes[] = {{3, 37, 48, 3}, {2, 130, 128, 2}, {1, 200, 192, 3}, {2, 1, 64, 1},
+                           {1, 63, 96, 1}, {1, 64, 128, 1},  {2, 65, 256, 2},  {1, 100, 64, 2}};
+  for (const Shape4& s : shapes) check(s);
+}
+
+TEST(CudaFlashAttention, BackwardIsDeterministic) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  const int64_t B = 2, T = 150, C = 128, NH = 2;
+  std::mt19937 rng(7);
+  const size_t qkv_size = static_cast<size_t>(B * T * 3 * C), out_size = static_cast<size_t>(B * T * C);
+  TestStream stream;
+  DeviceBuffer<bf16> qkv(to_element<bf16>(testing::random_floats(qkv_size, rng)));
+  DeviceBuffer<bf16> dout(to_element<bf16>(testing::random_floats(out_size, rng)));
+  DeviceBuffer<bf16> out(out_size);
+  DeviceBuffer<float> lse(static_cast<size_t>(B * NH * T));
+  DeviceBuffer<char> scratch(flash_attention_backward_scratch_bytes(B, T, NH));
+  flash_attention_forward(out.get(), lse.get(), qkv.get(), B, T, C, NH, stream.get());
+  std::vector<std::vector<bf16>> results;
+  for (int run = 0; run < 2; ++run) {
+    DeviceBuffer<bf16> dqkv(std::vector<bf16>(qkv_size, __float2bfloat16(0.0f)));
+    flash_attention_backward(dqkv.get(), dout.get(), qkv.get(), out.get(), lse.get(), scratch.get(), B, T, C, NH,
+                             stream.get());
+    MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+    results.push_back(dqkv.download());
+  }
+  ASSERT_EQ(results[0].size(), results[1].size());
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    ASSERT_EQ(__bfloat162float(results[0][i]), __bfloat162float(results[1][i])) << "element " << i;
+  }
+}
+
+TEST(CudaFlashAttention, RejectsUnsupportedShapesAndMisalignedPointers) {
+  // Argument checks run before any device work, so this needs no GPU.
+  EXPECT_TRUE(flash_attention_supports(64));
+  EXPECT_FALSE(flash_attention_supports(40));
+  EXPECT_FALSE(flash_attention_supports(144));
+  EXPECT_THROW(flash_attention_forward(nullptr, nullptr, nullptr, 1, 4, 120, 3, nullptr), std::invalid_argument);
+  EXPECT_THROW(flash_attention_forward(nullptr, nullptr, nullptr, 1, 4, 288, 2, nullptr), std::invalid_argument);
+  auto* misaligned = reinterpret_cast<bf16*>(uintptr_t{2});
+  EXPECT_THROW(flash_attention_forward(misaligned, nullptr, misaligned, 1, 4, 64, 1, nullptr), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace meridian::ops::cuda
