@@ -18,6 +18,10 @@ namespace meridian::fn {
 // x (..., C) · weightᵀ + bias, weight (OC, C), bias (OC) or undefined → (..., OC).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
+// gelu(linear(x, weight, bias)) as one function: on a GPU the GELU is the product's epilogue
+// (cuBLASLt), saving a pass over the output; the cpu gives the composition's exact bits.
+Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
 // LayerNorm over the last axis with affine weight and bias (C each).
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
 

@@ -2,6 +2,7 @@
 #include "core/functions/checks.h"
 #include "core/functions/float_view.h"
 #include "core/functions/functions.h"
+#include "core/functions/gelu_kernels.h"
 #include "core/profiler.h"
 #include "ops/cpu/gelu.h"
 
@@ -13,35 +14,46 @@ namespace meridian::fn {
 
 using Access = detail::FloatView::Access;
 
+namespace detail {
+
+void gelu_forward_into(const Tensor& out, const Tensor& x) {
+  if (x.device().is_cuda()) {
+#if MERIDIAN_CUDA
+    const CudaScope cuda(x.device());
+    dispatch_float(x.dtype(), [&]<class E>() {
+      ops::cuda::gelu_forward(element_ptr<E>(out), element_ptr<E>(x), x.numel(), cuda.stream());
+    });
+#endif
+    return;
+  }
+  const FloatView o(out, Access::overwrite), in(x, Access::read);
+  ops::cpu::gelu_forward(o.data(), in.data(), x.numel());
+}
+
+void gelu_backward_into(const Tensor& dinp, const Tensor& x, const Tensor& dout) {
+  if (x.device().is_cuda()) {
+#if MERIDIAN_CUDA
+    const CudaScope cuda(x.device());
+    dispatch_float(x.dtype(), [&]<class E>() {
+      ops::cuda::gelu_backward(element_ptr<E>(dinp), element_ptr<E>(x), element_ptr<E>(dout), x.numel(),
+                               cuda.stream());
+    });
+#endif
+    return;
+  }
+  const FloatView gx(dinp, Access::accumulate), in(x, Access::read), d(dout, Access::read);
+  ops::cpu::gelu_backward(gx.data(), in.data(), d.data(), x.numel());
+}
+
+}  // namespace detail
+
 Tensor gelu(const Tensor& x) {
   profiler::Scope scope("gelu", "forward");
   detail::require_float(x, "gelu", "input");
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
-  if (x.device().is_cuda()) {
-#if MERIDIAN_CUDA
-    const detail::CudaScope cuda(x.device());
-    detail::dispatch_float(x.dtype(), [&]<class E>() {
-      ops::cuda::gelu_forward(detail::element_ptr<E>(out), detail::element_ptr<E>(x), x.numel(), cuda.stream());
-    });
-#endif
-  } else {
-    const detail::FloatView o(out, Access::overwrite), in(x, Access::read);
-    ops::cpu::gelu_forward(o.data(), in.data(), x.numel());
-  }
+  detail::gelu_forward_into(out, x);
   autograd::record("gelu", {x}, out, [x](autograd::BackwardContext& ctx) {
-    const Tensor dinp = ctx.input_grad(0), dout = ctx.grad_output();
-    if (x.device().is_cuda()) {
-#if MERIDIAN_CUDA
-      const detail::CudaScope cuda(x.device());
-      detail::dispatch_float(x.dtype(), [&]<class E>() {
-        ops::cuda::gelu_backward(detail::element_ptr<E>(dinp), detail::element_ptr<E>(x),
-                                 detail::element_ptr<E>(dout), x.numel(), cuda.stream());
-      });
-#endif
-      return;
-    }
-    const detail::FloatView gx(dinp, Access::accumulate), in(x, Access::read), d(dout, Access::read);
-    ops::cpu::gelu_backward(gx.data(), in.data(), d.data(), x.numel());
+    detail::gelu_backward_into(ctx.input_grad(0), x, ctx.grad_output());
   });
   return out;
 }

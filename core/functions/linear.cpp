@@ -3,6 +3,7 @@
 #include "core/functions/checks.h"
 #include "core/functions/float_view.h"
 #include "core/functions/functions.h"
+#include "core/functions/gelu_kernels.h"
 #include "core/profiler.h"
 #include "ops/cpu/matmul.h"
 
@@ -54,11 +55,12 @@ void matmul_backward_on(const Operands& op, const Tensor& dinp, const Tensor& dw
                             op.out_features);
 }
 
-// Under autograd::DeferWeightGrads: computes the input gradient now and queues dweight and dbias.
+// Under autograd::DeferWeightGrads: computes the input gradient now and queues dweight and dbias,
+// given the gradient of the product's output (grad_output).
 // The matmul kernel computes the three gradients with independent products, so the split gives the
 // same bits as the single call. Returns false (nothing done) when there is nothing to defer or
 // the weight or bias is not a leaf (then its gradient must flow on during this pass).
-bool defer_weight_grads(autograd::BackwardContext& ctx, const Operands& op) {
+bool defer_weight_grads(autograd::BackwardContext& ctx, const Operands& op, const Tensor& grad_output) {
   autograd::WeightGradStore* store = autograd::deferred_weight_grads();
   if (store == nullptr) return false;
   const bool weight_grad = ctx.needs_input_grad(1), bias_grad = ctx.needs_input_grad(2);
@@ -67,7 +69,6 @@ bool defer_weight_grads(autograd::BackwardContext& ctx, const Operands& op) {
   std::shared_ptr<autograd::LeafNode> bias_leaf = bias_grad ? ctx.leaf_input(2) : nullptr;
   if ((weight_grad && !weight_leaf) || (bias_grad && !bias_leaf)) return false;
 
-  const Tensor grad_output = ctx.grad_output();
   matmul_backward_on(op, detail::grad_or_undefined(ctx, 0), Tensor(), Tensor(), grad_output);
   store->add([op, grad_output, weight_leaf, bias_leaf] {
     profiler::Scope scope("linear", "weight_grad");
@@ -77,55 +78,107 @@ bool defer_weight_grads(autograd::BackwardContext& ctx, const Operands& op) {
   return true;
 }
 
-}  // namespace
+// The checked operands of linear(x, weight, bias) in the compute dtype (the input's): a weight or
+// bias of another dtype (an fp32 master weight under bf16 mixed precision) is converted for the
+// product, the copy kept for backward.
+struct Product {
+  Operands op;
+  Tensor bias;  // in the compute dtype, or undefined
+  Shape out_shape;
+  Device device;
+};
 
-// The compute dtype is the input's. A weight or bias of another dtype (an fp32 master weight under
-// bf16 mixed precision) is converted for the product, the copy kept for backward, and its gradient
-// is accumulated in the master's own dtype.
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  profiler::Scope scope("linear", "forward");
-  detail::require_float(x, "linear", "input");
-  detail::require_float(weight, "linear", "weight");
-  detail::require_ndim(weight, 2, "linear", "weight");
+Product checked_product(const char* function, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  detail::require_float(x, function, "input");
+  detail::require_float(weight, function, "weight");
+  detail::require_ndim(weight, 2, function, "weight");
   const int64_t in_features = weight.dim(1);
   const int64_t out_features = weight.dim(0);
   if (x.ndim() < 1 || x.dim(-1) != in_features)
-    MERIDIAN_FAIL("linear: input of shape ", shape_str(x.shape()), " does not end in ", in_features,
+    MERIDIAN_FAIL(function, ": input of shape ", shape_str(x.shape()), " does not end in ", in_features,
                   " (weight '", weight.name(), "' has shape ", shape_str(weight.shape()), ")");
   if (bias.defined()) {
-    detail::require_float(bias, "linear", "bias");
-    detail::require_dtype(bias, weight.dtype(), "linear", "bias");
+    detail::require_float(bias, function, "bias");
+    detail::require_dtype(bias, weight.dtype(), function, "bias");
     if (bias.shape() != Shape{out_features})
-      MERIDIAN_FAIL("linear: bias of shape ", shape_str(bias.shape()), " for ", out_features, " outputs");
+      MERIDIAN_FAIL(function, ": bias of shape ", shape_str(bias.shape()), " for ", out_features, " outputs");
   }
-  const Device device = detail::require_same_device("linear", {{"input", &x}, {"weight", &weight}, {"bias", &bias}});
+  const Device device = detail::require_same_device(function, {{"input", &x}, {"weight", &weight}, {"bias", &bias}});
   const DType dtype = x.dtype();
   if (weight.dtype() != dtype && weight.dtype() != DType::f32)
-    MERIDIAN_FAIL("linear: weight '", weight.name(), "' is ", dtype_name(weight.dtype()), " but the input is ",
+    MERIDIAN_FAIL(function, ": weight '", weight.name(), "' is ", dtype_name(weight.dtype()), " but the input is ",
                   dtype_name(dtype), ": weights are the input's dtype or f32 master weights");
-  const Operands op{x, weight.to(dtype), x.numel() / std::max<int64_t>(in_features, 1), in_features, out_features};
-  const Tensor compute_bias = bias.defined() ? bias.to(dtype) : Tensor();
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
-  Tensor out = Tensor::empty(out_shape, dtype, device);
-  if (device.is_cuda()) {
+  return {Operands{x, weight.to(dtype), x.numel() / std::max<int64_t>(in_features, 1), in_features, out_features},
+          bias.defined() ? bias.to(dtype) : Tensor(), out_shape, device};
+}
+
+// out = x·weightᵀ + bias on the product's device.
+void matmul_forward_on(const Product& p, const Tensor& out) {
+  const Operands& op = p.op;
+  if (p.device.is_cuda()) {
 #if MERIDIAN_CUDA
-    const detail::CudaScope cuda(device);
-    detail::dispatch_float(dtype, [&]<class E>() {
-      ops::cuda::matmul_forward<E, E>(detail::element_ptr<E>(out), detail::element_ptr<E>(x),
-                                      detail::element_ptr<E>(op.weight), detail::element_ptr<E>(compute_bias), op.rows,
-                                      in_features, out_features, cuda.stream());
+    const detail::CudaScope cuda(p.device);
+    detail::dispatch_float(op.x.dtype(), [&]<class E>() {
+      ops::cuda::matmul_forward<E, E>(detail::element_ptr<E>(out), detail::element_ptr<E>(op.x),
+                                      detail::element_ptr<E>(op.weight), detail::element_ptr<E>(p.bias), op.rows,
+                                      op.in_features, op.out_features, cuda.stream());
+    });
+#endif
+    return;
+  }
+  const detail::FloatView o(out, Access::overwrite), in(op.x, Access::read), w(op.weight, Access::read),
+      b(p.bias, Access::read);
+  ops::cpu::matmul_forward(o.data(), in.data(), w.data(), b.data(), op.rows, op.in_features, op.out_features);
+}
+
+// The three gradients of the product (or the input gradient now and the rest deferred).
+void linear_backward(autograd::BackwardContext& ctx, const Operands& op, const Tensor& grad_output) {
+  if (defer_weight_grads(ctx, op, grad_output)) return;
+  matmul_backward_on(op, detail::grad_or_undefined(ctx, 0), detail::grad_or_undefined(ctx, 1),
+                     detail::grad_or_undefined(ctx, 2), grad_output);
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  profiler::Scope scope("linear", "forward");
+  const Product p = checked_product("linear", x, weight, bias);
+  Tensor out = Tensor::empty(p.out_shape, x.dtype(), p.device);
+  matmul_forward_on(p, out);
+  autograd::record("linear", {x, weight, bias}, out,
+                   [op = p.op](autograd::BackwardContext& ctx) { linear_backward(ctx, op, ctx.grad_output()); });
+  return out;
+}
+
+// On a GPU the GELU runs in the product's epilogue (ops::cuda::matmul_forward_gelu), which also
+// writes the GELU's input for backward; on the cpu the two kernels run one after the other, so the
+// result is gelu(linear(...)) bit for bit. Backward: dpre = gelu'(pre)·dout, then the product's.
+Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  profiler::Scope scope("linear_gelu", "forward");
+  const Product p = checked_product("linear_gelu", x, weight, bias);
+  const Tensor pre = Tensor::empty(p.out_shape, x.dtype(), p.device);
+  Tensor out = Tensor::empty(p.out_shape, x.dtype(), p.device);
+  if (p.device.is_cuda()) {
+#if MERIDIAN_CUDA
+    const Operands& op = p.op;
+    const detail::CudaScope cuda(p.device);
+    detail::dispatch_float(x.dtype(), [&]<class E>() {
+      ops::cuda::matmul_forward_gelu<E, E>(detail::element_ptr<E>(out), detail::element_ptr<E>(pre),
+                                           detail::element_ptr<E>(op.x), detail::element_ptr<E>(op.weight),
+                                           detail::element_ptr<E>(p.bias), op.rows, op.in_features, op.out_features,
+                                           cuda.stream());
     });
 #endif
   } else {
-    const detail::FloatView o(out, Access::overwrite), in(x, Access::read), w(op.weight, Access::read),
-        b(compute_bias, Access::read);
-    ops::cpu::matmul_forward(o.data(), in.data(), w.data(), b.data(), op.rows, in_features, out_features);
+    matmul_forward_on(p, pre);
+    detail::gelu_forward_into(out, pre);
   }
-  autograd::record("linear", {x, weight, bias}, out, [op](autograd::BackwardContext& ctx) {
-    if (defer_weight_grads(ctx, op)) return;
-    matmul_backward_on(op, detail::grad_or_undefined(ctx, 0), detail::grad_or_undefined(ctx, 1),
-                       detail::grad_or_undefined(ctx, 2), ctx.grad_output());
+  autograd::record("linear_gelu", {x, weight, bias}, out, [op = p.op, pre](autograd::BackwardContext& ctx) {
+    const Tensor dpre = Tensor::zeros(pre.shape(), pre.dtype(), pre.device());
+    detail::gelu_backward_into(dpre, pre, ctx.grad_output());
+    linear_backward(ctx, op, dpre);
   });
   return out;
 }

@@ -45,6 +45,15 @@ TEST(Gradcheck, Gelu) {
             [](const Values& v) { return reference::gelu(v[0]); });
 }
 
+TEST(Gradcheck, LinearGelu) {
+  const int64_t B = 2, T = 3, C = 5, OC = 7;
+  gradcheck({{"x", random_values(B * T * C, 21), {B, T, C}},
+             {"weight", random_values(OC * C, 22), {OC, C}},
+             {"bias", random_values(OC, 23), {OC}}},
+            [](const std::vector<Tensor>& in) { return fn::linear_gelu(in[0], in[1], in[2]); },
+            [=](const Values& v) { return reference::gelu(reference::linear(v[0], v[1], v[2], B * T, C, OC)); });
+}
+
 TEST(Gradcheck, AddSameShapeAndSuffixBroadcast) {
   gradcheck({{"a", random_values(2 * 3 * 4, 10), {2, 3, 4}}, {"b", random_values(3 * 4, 11), {3, 4}}},
             [](const std::vector<Tensor>& in) { return fn::add(in[0], in[1]); },

@@ -122,6 +122,13 @@ TEST_F(CudaEngine, Linear) {
                  [](const std::vector<Tensor>& in) { return fn::linear(in[0], in[1]); }, kFp32, rng);
 }
 
+// The GELU in the product's epilogue (fp32: bias in the epilogue, the GELU as an exact fp32 pass).
+TEST_F(CudaEngine, LinearGelu) {
+  check_function("linear_gelu", {leaf(random_tensor({2, 37, 96}, rng)), leaf(random_tensor({67, 96}, rng)),
+                                 leaf(random_tensor({67}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::linear_gelu(in[0], in[1], in[2]); }, kFp32, rng);
+}
+
 TEST_F(CudaEngine, LayerNorm) {
   check_function("layer_norm", {leaf(random_tensor({3, 29, 77}, rng)), leaf(random_tensor({77}, rng)),
                                 leaf(random_tensor({77}, rng))},

@@ -93,6 +93,12 @@ TEST_F(CudaMixedPrecision, LinearAndLayerNormOnMasterWeights) {
                  {{random_tensor({2, 37, 96}, rng), true}, {random_tensor({67, 96}, rng), false},
                   {random_tensor({67}, rng), false}},
                  [](const std::vector<Tensor>& in) { return fn::linear(in[0], in[1], in[2]); }, rng);
+  // bf16: the GELU runs in cuBLASLt's epilogue on the fp32 product (72 outputs: a multiple of 8, as
+  // the aux output needs); the cpu rounds the GELU's input to bf16 first: one bf16 step apart at most.
+  check_function("linear_gelu",
+                 {{random_tensor({2, 37, 96}, rng), true}, {random_tensor({72, 96}, rng), false},
+                  {random_tensor({72}, rng), false}},
+                 [](const std::vector<Tensor>& in) { return fn::linear_gelu(in[0], in[1], in[2]); }, rng);
   check_function("layer_norm",
                  {{random_tensor({3, 29, 77}, rng), true}, {random_tensor({77}, rng), false},
                   {random_tensor({77}, rng), false}},
