@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "core/cuda_dispatch.h"
 #include "core/profiler.h"
@@ -56,30 +58,43 @@ AdamW::AdamW(std::vector<OptimizerParam> params, AdamWOptions options)
 void AdamW::step(float lr, float grad_scale) {
   profiler::Scope scope("adamw", "step");
   ++steps_;
+  ops::cpu::AdamWHyper plain;
+  plain.lr = lr;
+  plain.beta1 = options_.beta1;
+  plain.beta2 = options_.beta2;
+  plain.eps = options_.eps;
+  plain.step = steps_;
+  plain.grad_scale = grad_scale;
+  ops::cpu::AdamWHyper decayed = plain;
+  decayed.weight_decay = options_.weight_decay;
+#if MERIDIAN_CUDA
+  // cuda parameters: one multi-tensor update per device (a few launches for all of them).
+  std::vector<std::pair<Device, std::vector<ops::cuda::AdamWTensor>>> by_device;
+#endif
   for (size_t i = 0; i < params_.size(); ++i) {
     const float* grad = checked_grad(params_[i]);
     if (!grad) continue;
-    ops::cpu::AdamWHyper hyper;
-    hyper.lr = lr;
-    hyper.beta1 = options_.beta1;
-    hyper.beta2 = options_.beta2;
-    hyper.eps = options_.eps;
-    hyper.weight_decay = params_[i].weight_decay ? options_.weight_decay : 0.0f;
-    hyper.step = steps_;
-    hyper.grad_scale = grad_scale;
     const Device device = params_[i].param.device();
+    const bool decay = params_[i].weight_decay;
     if (device.is_cuda()) {
 #if MERIDIAN_CUDA
-      // The same update on the device: the step's scalars are formed on the host as on the cpu.
-      const detail::CudaScope cuda(device);
-      ops::cuda::adamw_update(params_[i].param.data<float>(), grad, m_[i].data<float>(), v_[i].data<float>(),
-                              params_[i].param.numel(), hyper, cuda.stream());
+      auto it = std::find_if(by_device.begin(), by_device.end(), [&](const auto& d) { return d.first == device; });
+      if (it == by_device.end()) it = by_device.insert(by_device.end(), {device, {}});
+      it->second.push_back({params_[i].param.data<float>(), grad, m_[i].data<float>(), v_[i].data<float>(),
+                            params_[i].param.numel(), decay});
 #endif
       continue;
     }
     ops::cpu::adamw_update(params_[i].param.data<float>(), grad, m_[i].data<float>(), v_[i].data<float>(),
-                           params_[i].param.numel(), hyper);
+                           params_[i].param.numel(), decay ? decayed : plain);
   }
+#if MERIDIAN_CUDA
+  // The same update as the cpu's, element for element: the step's scalars are formed on the host.
+  for (const auto& [device, tensors] : by_device) {
+    const detail::CudaScope cuda(device);
+    ops::cuda::adamw_update_many(tensors.data(), static_cast<int>(tensors.size()), decayed, plain, cuda.stream());
+  }
+#endif
 }
 
 size_t AdamW::state_bytes() const {
@@ -128,34 +143,35 @@ size_t Sgd::state_bytes() const {
 double global_grad_norm(const std::vector<Tensor>& grads) {
   double total = 0.0;
 #if MERIDIAN_CUDA
-  // cuda gradients: every tensor's Σ g² is added to one double on its device, stream-ordered, and the
-  // total read back once per device (not once per tensor). Scratch: the running sum and the
-  // kernel's partials, kSumOfSquaresPartials doubles, in one f32 tensor of the same bytes.
-  struct DeviceSum {
-    Device device;
-    Tensor scratch;
-  };
-  std::vector<DeviceSum> device_sums;
+  // cuda gradients: Σ g² of all of a device's tensors in a few stream-ordered launches
+  // (ops::cuda::sum_of_squares_many), one read back per device.
+  std::vector<std::pair<Device, std::vector<const Tensor*>>> by_device;
   for (const auto& g : grads) {
     if (!g.defined() || !g.device().is_cuda()) continue;
     MERIDIAN_CHECK(g.is_contiguous(), "global_grad_norm: gradient '", g.name(), "' on ", g.device().to_string(),
                    " is not contiguous");
-    auto it = std::find_if(device_sums.begin(), device_sums.end(),
-                           [&](const DeviceSum& d) { return d.device == g.device(); });
-    const bool first = it == device_sums.end();
-    if (first) {
-      constexpr int64_t kDoubles = 1 + ops::cuda::kSumOfSquaresPartials;
-      device_sums.push_back({g.device(), Tensor::empty({2 * kDoubles}, DType::f32, g.device())});
-      it = device_sums.end() - 1;
-    }
-    auto* scratch = static_cast<double*>(it->scratch.raw_data());  // allocator blocks are 512-byte aligned
-    const detail::CudaScope cuda(g.device());
-    ops::cuda::sum_of_squares(scratch, scratch + 1, g.data<float>(), g.numel(), !first, cuda.stream());
+    MERIDIAN_CHECK(g.dtype() == DType::f32, "global_grad_norm: gradient '", g.name(), "' is ",
+                   dtype_name(g.dtype()), ", not f32");
+    auto it = std::find_if(by_device.begin(), by_device.end(), [&](const auto& d) { return d.first == g.device(); });
+    if (it == by_device.end()) it = by_device.insert(by_device.end(), {g.device(), {}});
+    it->second.push_back(&g);
   }
-  for (const auto& d : device_sums) {
+  for (const auto& [device, tensors] : by_device) {
+    std::vector<const float*> data;
+    std::vector<int64_t> sizes;
+    for (const Tensor* g : tensors) {
+      data.push_back(g->data<float>());
+      sizes.push_back(g->numel());
+    }
+    const int count = static_cast<int>(data.size());
+    // Scratch: the result, then the partials (doubles), in one f32 tensor of the same bytes.
+    const int64_t doubles = 1 + ops::cuda::sum_of_squares_many_partials(sizes.data(), count);
+    const Tensor scratch = Tensor::empty({2 * doubles}, DType::f32, device);
+    auto* result = static_cast<double*>(scratch.raw_data());  // allocator blocks are 512-byte aligned
+    const detail::CudaScope cuda(device);
+    ops::cuda::sum_of_squares_many(result, result + 1, data.data(), sizes.data(), count, cuda.stream());
     double device_total = 0.0;
-    const detail::CudaScope cuda(d.device);
-    ops::cuda::copy_to_host(&device_total, d.scratch.raw_data(), sizeof(double), cuda.stream());
+    ops::cuda::copy_to_host(&device_total, result, sizeof(double), cuda.stream());
     ops::cuda::synchronize(cuda.stream());
     total += device_total;
   }

@@ -1,10 +1,14 @@
 // ops/cuda/optimizer.h against ops/cpu/optimizer.h: AdamW over a flat buffer whose length is not a
-// multiple of the block size, and the deterministic sum of squares behind the global gradient norm.
+// multiple of the block size, the multi-tensor AdamW over more tensors than one launch takes, and the
+// deterministic sums of squares behind the global gradient norm.
 #include "ops/cuda/optimizer.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "cuda_test_support.h"
 #include "ops/cpu/optimizer.h"
@@ -77,6 +81,87 @@ TEST(CudaSumOfSquares, AccumulatesOverTensorsOnTheDevice) {
   const double expected = cpu::sum_of_squares(a.data(), static_cast<int64_t>(a.size())) +
                           cpu::sum_of_squares(b.data(), static_cast<int64_t>(b.size()));
   EXPECT_NEAR(d_result.download()[0], expected, 1e-12 * expected);
+}
+
+// Sizes around the 16 Ki-element chunk, an empty tensor, and more tensors (61) than one launch takes
+// (kMultiTensorBatch = 48), alternating weight decay.
+std::vector<int64_t> awkward_sizes() {
+  std::vector<int64_t> sizes = {0, 1, 16383, 16384, 16385, 100003, 7, 50000};
+  for (int64_t i = 0; i < 53; ++i) sizes.push_back(1 + (i * 977) % 40000);
+  return sizes;
+}
+
+TEST(CudaAdamW, ManyTensorsMatchTheCpuPerTensor) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  set_device(0);
+  std::mt19937 rng(18);
+  const std::vector<int64_t> sizes = awkward_sizes();
+  ASSERT_GT(static_cast<int>(sizes.size()), kMultiTensorBatch);
+  AdamWHyper plain;
+  plain.lr = 1e-3f;
+  plain.grad_scale = 0.7f;
+  AdamWHyper decayed = plain;
+  decayed.weight_decay = 0.1f;
+  struct Host {
+    std::vector<float> param, m, v;
+  };
+  std::vector<Host> host;
+  std::vector<std::unique_ptr<DeviceBuffer<float>>> device;  // param, m, v per tensor
+  for (const int64_t n : sizes) {
+    const auto count = static_cast<size_t>(n);
+    host.push_back({random_floats(count, rng), random_floats(count, rng, -0.1f, 0.1f),
+                    random_floats(count, rng, 0.0f, 0.01f)});
+    for (const std::vector<float>* values : {&host.back().param, &host.back().m, &host.back().v})
+      device.push_back(std::make_unique<DeviceBuffer<float>>(*values));
+  }
+  for (int64_t step = 1; step <= 2; ++step) {
+    plain.step = decayed.step = step;
+    std::vector<std::unique_ptr<DeviceBuffer<float>>> grads;
+    std::vector<AdamWTensor> tensors;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const std::vector<float> grad = random_floats(static_cast<size_t>(sizes[i]), rng);
+      grads.push_back(std::make_unique<DeviceBuffer<float>>(grad));
+      const bool decay = i % 2 == 0;
+      cpu::adamw_update(host[i].param.data(), grad.data(), host[i].m.data(), host[i].v.data(), sizes[i],
+                        decay ? decayed : plain);
+      tensors.push_back({device[3 * i]->get(), grads.back()->get(), device[3 * i + 1]->get(), device[3 * i + 2]->get(),
+                         sizes[i], decay});
+    }
+    adamw_update_many(tensors.data(), static_cast<int>(tensors.size()), decayed, plain, compute_stream());
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const std::string where = "tensor " + std::to_string(i) + " (n = " + std::to_string(sizes[i]) + "), step " +
+                                std::to_string(step);
+      expect_close(device[3 * i]->download(), host[i].param, kFloat32, "param " + where);
+      expect_close(device[3 * i + 1]->download(), host[i].m, kFloat32, "m " + where);
+      expect_close(device[3 * i + 2]->download(), host[i].v, kFloat32, "v " + where);
+    }
+  }
+}
+
+TEST(CudaSumOfSquares, ManyTensorsMatchTheCpuAndAreDeterministic) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  set_device(0);
+  std::mt19937 rng(19);
+  const std::vector<int64_t> sizes = awkward_sizes();
+  std::vector<std::unique_ptr<DeviceBuffer<float>>> buffers;
+  std::vector<const float*> pointers;
+  double expected = 0.0;
+  for (const int64_t n : sizes) {
+    const std::vector<float> x = random_floats(static_cast<size_t>(n), rng);
+    expected += cpu::sum_of_squares(x.data(), n);
+    buffers.push_back(std::make_unique<DeviceBuffer<float>>(x));
+    pointers.push_back(buffers.back()->get());
+  }
+  const int count = static_cast<int>(sizes.size());
+  DeviceBuffer<double> result(1), partials(static_cast<size_t>(sum_of_squares_many_partials(sizes.data(), count)));
+  double runs[2];
+  for (double& run : runs) {
+    result.poison();
+    sum_of_squares_many(result.get(), partials.get(), pointers.data(), sizes.data(), count, compute_stream());
+    run = result.download()[0];
+  }
+  EXPECT_NEAR(runs[0], expected, 1e-12 * expected);
+  EXPECT_EQ(std::memcmp(&runs[0], &runs[1], sizeof(double)), 0) << "not deterministic";
 }
 
 }  // namespace
