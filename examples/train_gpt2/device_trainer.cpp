@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/allocator.h"
@@ -23,6 +24,7 @@
 #include "parallel/comm/nccl_communicator.h"
 #endif
 #include "step_log.h"
+#include "tensor_parallel_setup.h"
 #include "training_setup.h"
 
 namespace meridian::train {
@@ -39,18 +41,20 @@ constexpr double kCudaFp32PeakTflops = 67.0;
 // MFU against both).
 constexpr double kCudaBf16PeakTflops = 989.0;
 
-// The group the gradient buckets are reduced over: NCCL on the dp ranks' GPUs (bootstrapped over the
-// MPI dp group), or the MPI group itself when there is one rank (nothing is communicated then).
-std::shared_ptr<comm::Communicator> gradient_group(const std::shared_ptr<comm::Communicator>& dp_group,
-                                                   launcher::Runtime& runtime, Device device) {
-  if (dp_group->size() == 1) return dp_group;
+// The group a parallel axis communicates over on the GPUs: NCCL on its ranks' GPUs (bootstrapped
+// over the axis's MPI group), or the MPI group itself when it has one rank (nothing is communicated
+// then). `axis` names it in the error of a build without NCCL.
+std::shared_ptr<comm::Communicator> device_group(const std::shared_ptr<comm::Communicator>& mpi_group,
+                                                 launcher::Runtime& runtime, Device device, const char* axis) {
+  if (mpi_group->size() == 1) return mpi_group;
 #if MERIDIAN_HAS_NCCL
+  (void)axis;
   return comm::NcclCommunicator::create(
-      dp_group, comm::NcclOptions{device.index, ops::cuda::compute_stream(device.index), runtime.watchdog()});
+      mpi_group, comm::NcclOptions{device.index, ops::cuda::compute_stream(device.index), runtime.watchdog()});
 #else
   (void)runtime;
-  MERIDIAN_USAGE_ERROR("--device ", device.to_string(), " with ", dp_group->size(),
-                       " data-parallel ranks needs NCCL, and this build has none");
+  MERIDIAN_USAGE_ERROR("--device ", device.to_string(), " with ", mpi_group->size(), " ", axis,
+                       " ranks needs NCCL, and this build has none");
 #endif
 }
 
@@ -60,6 +64,12 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
                     parallel::ProcessGrid& grid, Device device) {
   ops::cpu::set_num_threads(options.threads);  // host work: data loading, checks, initialisation
   const models::Gpt2Config config = resolve_model_config(options);
+  const int tp = grid.shape().tp;
+  check_tensor_parallel_layout(config, options, tp);
+  if (tp > 1 && (!options.checkpoint_out.empty() || options.sample_tokens > 0))
+    MERIDIAN_USAGE_ERROR("--checkpoint-out and --sample with --device ", device.to_string(), " --tp ", tp,
+                         ": gathering the tensor-parallel shards back to the host is not wired on GPUs "
+                         "(train on the cpu, or with --tp 1, to save or sample)");
   if (options.optimizer != "adamw")
     MERIDIAN_USAGE_ERROR("--optimizer ", options.optimizer, " with --device ", device.to_string(),
                          ": only adamw has a CUDA kernel");
@@ -71,7 +81,10 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
 
   // Built and initialised (or loaded) on the host, then moved: the initial weights are the cpu
   // engine's, bit for bit.
-  models::Gpt2 model(config);
+  // Tensor parallelism: the maps and the vocabulary-parallel loss run over NCCL on the tp group.
+  const std::shared_ptr<comm::Communicator> tp_group =
+      device_group(grid.group_ptr(parallel::Axis::tp), runtime, device, "tensor-parallel");
+  models::Gpt2 model(config, {}, parallel::TensorParallelContext{tp_group, options.sequence_parallel});
   if (options.init_from.empty())
     model.initialize(options.seed);
   else
@@ -82,7 +95,10 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
   dp_options.bucket_bytes = parallel.bucket_bytes();
   dp_options.zero_stage = parallel.zero_stage;
   dp_options.communicate = options.dp_communicate && dp_group.size() > 1;
-  parallel::DataParallel dp(model.named_parameters(), gradient_group(grid.group_ptr(parallel::Axis::dp), runtime, device),
+  dp_options.tensor_parallel_group = tp_group;
+  dp_options.sequence_parallel = options.sequence_parallel;
+  parallel::DataParallel dp(model.named_parameters(),
+                            device_group(grid.group_ptr(parallel::Axis::dp), runtime, device, "data-parallel"),
                             dp_options);
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, dp.optimizer_params());
 
@@ -91,7 +107,7 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
   StepReporter report(runtime.world_rank() == 0, options.log_jsonl,
                       {options.steps, loader.tokens_per_step(),
                        config.flops_per_token(options.seq_len) * static_cast<double>(loader.tokens_per_step()),
-                       peak_tflops * 1e12 * dp_group.size()});
+                       peak_tflops * 1e12 * runtime.world_size()});
   log_info("model: ", model.config().to_string());
   log_info("parameters: ", model.num_parameters(), " on ", device.to_string(), " (fp32), compute ",
            dtype_name(options.dtype), ", MFU against ", peak_tflops, " TFLOP/s");
@@ -100,7 +116,9 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
   log_info("training: ", options.steps, " steps of ", loader.tokens_per_step(), " tokens (dp ", dp_group.size(),
            " x batch ", options.batch, " x seq ", options.seq_len, " x accum ", options.grad_accum, ") on ",
            device.to_string(), ", ", options.optimizer, ", ZeRO ", parallel.zero_stage,
-           dp_group.size() > 1 ? ", gradients reduced over NCCL" : "");
+           dp_group.size() > 1 ? ", gradients reduced over NCCL" : "",
+           tp > 1 ? ", tensor parallel over NCCL on " : "", tp > 1 ? std::to_string(tp) + " GPUs" : "",
+           tp > 1 && options.sequence_parallel ? " with sequence parallelism" : "");
 
   for (int64_t step = 0; step < options.steps; ++step) {
     // On the GPU the profiler's scopes time the host's work (mostly kernel launches) except where

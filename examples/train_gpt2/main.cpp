@@ -25,10 +25,10 @@ int main(int argc, char** argv) {
     const launcher::ParallelConfig parallel = launcher::parse_parallel_config(parsed, runtime.world_size());
     const train::PipelineFlags pipeline = train::read_pipeline_options(parsed, parallel);
     const bool on_gpu = parallel.device == launcher::DeviceKind::cuda;
-    if (on_gpu && (parallel.grid.tp > 1 || parallel.grid.pp > 1))
-      MERIDIAN_USAGE_ERROR("--device cuda with --tp ", parallel.grid.tp, " --pp ", parallel.grid.pp,
-                           ": on GPUs only data parallelism is wired (NCCL gradient reductions); tensor and pipeline "
-                           "parallelism run on the cpu");
+    if (on_gpu && parallel.grid.pp > 1)
+      MERIDIAN_USAGE_ERROR("--device cuda with --pp ", parallel.grid.pp,
+                           ": on GPUs data and tensor parallelism are wired (NCCL); pipeline parallelism runs on "
+                           "the cpu");
     runtime.configure(parallel);  // with --device cuda: binds cuda:local_rank, or fails naming why
     parallel::ProcessGrid grid(runtime.world(), parallel.grid);
     if (on_gpu) return train::train_on_device(options, parallel, runtime, grid, runtime.device());

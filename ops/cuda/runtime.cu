@@ -122,6 +122,13 @@ void copy_on_device(void* device_destination, const void* device_source, size_t 
   MERIDIAN_CUDA_CHECK(cudaMemcpyAsync(device_destination, device_source, bytes, cudaMemcpyDeviceToDevice, stream));
 }
 
+void copy_rows_on_device(void* device_destination, size_t destination_pitch, const void* device_source,
+                         size_t source_pitch, size_t width, size_t height, cudaStream_t stream) {
+  if (width == 0 || height == 0) return;
+  MERIDIAN_CUDA_CHECK(cudaMemcpy2DAsync(device_destination, destination_pitch, device_source, source_pitch, width,
+                                        height, cudaMemcpyDeviceToDevice, stream));
+}
+
 void zero_bytes(void* device_destination, size_t bytes, cudaStream_t stream) {
   if (bytes == 0) return;
   MERIDIAN_CUDA_CHECK(cudaMemsetAsync(device_destination, 0, bytes, stream));

@@ -49,6 +49,10 @@ void copy_to_host(void* host_destination, const void* device_source, size_t byte
 // buffers), both ordered on the stream.
 void copy_on_device(void* device_destination, const void* device_source, size_t bytes, cudaStream_t stream);
 void zero_bytes(void* device_destination, size_t bytes, cudaStream_t stream);
+// `height` rows of `width` bytes, device → device on one device, rows `destination_pitch` and
+// `source_pitch` bytes apart (cudaMemcpy2DAsync): a strided gather or scatter of whole rows.
+void copy_rows_on_device(void* device_destination, size_t destination_pitch, const void* device_source,
+                         size_t source_pitch, size_t width, size_t height, cudaStream_t stream);
 // Waits for everything queued on the stream, turning a kernel's asynchronous error into an exception.
 void synchronize(cudaStream_t stream);
 

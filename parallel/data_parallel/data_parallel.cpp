@@ -78,11 +78,12 @@ struct DataParallel::State {
       numel += slot.numel;
     }
     if (numel == 0) return;
-    Tensor staging = Tensor::empty({numel});
-    float* grads = flat_grads[b].data<float>();
+    // On the buckets' device (cuda: device copies, and the tp group is NCCL there).
+    Tensor staging = Tensor::empty({numel}, DType::f32, device);
+    const Tensor& grads = flat_grads[b];
     int64_t at = 0;
     for (const BucketSlot* slot : replicated) {
-      std::copy_n(grads + slot->offset, slot->numel, staging.data<float>() + at);
+      staging.slice(at, at + slot->numel).copy_(grads.slice(slot->offset, slot->offset + slot->numel));
       at += slot->numel;
     }
     {
@@ -91,7 +92,7 @@ struct DataParallel::State {
     }
     at = 0;
     for (const BucketSlot* slot : replicated) {
-      std::copy_n(staging.data<float>() + at, slot->numel, grads + slot->offset);
+      grads.slice(slot->offset, slot->offset + slot->numel).copy_(staging.slice(at, at + slot->numel));
       at += slot->numel;
     }
   }
@@ -281,29 +282,52 @@ double DataParallel::grad_norm() {
   return std::sqrt(sum);
 }
 
+namespace {
+
+// Where a collective over `group` takes its tensors: the device for NCCL, else the host.
+Device collective_device(const comm::Communicator& group, Device device) {
+  return group.backend() == "nccl" ? device : Device::cpu();
+}
+
+}  // namespace
+
 double DataParallel::tensor_parallel_grad_norm() {
   State& s = *state_;
   // Squares of tp pieces (index 0) and of replicated parameters (index 1) over what this rank owns.
   double sums[2] = {0.0, 0.0};
+  std::vector<Tensor> on_device[2];  // cuda: the owned spans, summed on the device below
   for (size_t b = 0; b < s.buckets.size(); ++b) {
     const int64_t lo = s.options.zero_stage == 0 ? 0 : s.rank * s.chunk(b);
     const int64_t hi = s.options.zero_stage == 0 ? s.buckets[b].numel : lo + s.chunk(b);
     for (const BucketSlot& slot : s.buckets[b].slots) {
       const int64_t begin = std::max(lo, slot.offset), end = std::min(hi, slot.offset + slot.numel);
       if (begin >= end) continue;
-      const float* grads = s.options.zero_stage == 2 ? s.shard_grads[b].data<float>() + (begin - lo)
-                                                     : s.flat_grads[b].data<float>() + begin;
-      sums[slot.tensor_parallel_shard ? 0 : 1] += ops::cpu::sum_of_squares(grads, end - begin);
+      const Tensor span = s.options.zero_stage == 2 ? s.shard_grads[b].slice(begin - lo, end - lo)
+                                                    : s.flat_grads[b].slice(begin, end);
+      const int kind = slot.tensor_parallel_shard ? 0 : 1;
+      if (s.device.is_cuda())
+        on_device[kind].push_back(span);
+      else
+        sums[kind] += ops::cpu::sum_of_squares(span.data<float>(), span.numel());
+    }
+  }
+  if (s.device.is_cuda()) {
+    for (int kind = 0; kind < 2; ++kind) {
+      const double norm = optim::global_grad_norm(on_device[kind]);  // Σ g² in double on the device
+      sums[kind] = norm * norm;
     }
   }
   if (s.options.zero_stage > 0 && s.options.communicate) {
-    Tensor owned = Tensor::from_vector<float>({static_cast<float>(sums[0]), static_cast<float>(sums[1])}, {2});
+    Tensor owned = Tensor::from_vector<float>({static_cast<float>(sums[0]), static_cast<float>(sums[1])}, {2})
+                       .to(collective_device(*s.group, s.device));
     s.group->all_reduce(owned, comm::ReduceOp::sum)->wait();
-    sums[0] = owned.data<float>()[0];
-    sums[1] = owned.data<float>()[1];
+    const Tensor host = owned.to(Device::cpu());
+    sums[0] = host.data<float>()[0];
+    sums[1] = host.data<float>()[1];
   }
-  Tensor pieces = Tensor::full({1}, sums[0]);
-  s.options.tensor_parallel_group->all_reduce(pieces, comm::ReduceOp::sum)->wait();
+  comm::Communicator& tp = *s.options.tensor_parallel_group;
+  Tensor pieces = Tensor::full({1}, sums[0]).to(collective_device(tp, s.device));
+  tp.all_reduce(pieces, comm::ReduceOp::sum)->wait();
   return std::sqrt(static_cast<double>(pieces.item<float>()) + sums[1]);
 }
 

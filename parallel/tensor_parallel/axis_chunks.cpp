@@ -2,6 +2,13 @@
 
 #include <cstring>
 
+#include "core/cuda_dispatch.h"
+#include "core/error.h"
+
+#if MERIDIAN_CUDA
+#include "ops/cuda/runtime.h"
+#endif
+
 namespace meridian::parallel {
 
 AxisSplit split_axis(const Shape& shape, int axis, int64_t parts, std::string_view what) {
@@ -19,34 +26,57 @@ AxisSplit split_axis(const Shape& shape, int axis, int64_t parts, std::string_vi
 
 namespace {
 
-// Byte address of chunk `index` (in units of whole chunks) of a buffer.
-char* chunk_at(void* base, int64_t index, size_t chunk_bytes) {
-  return static_cast<char*>(base) + static_cast<size_t>(index) * chunk_bytes;
+// `rows` rows of `width` bytes from src (rows src_pitch apart) to dst (rows dst_pitch apart), both
+// on `device`.
+void copy_rows(Device device, char* dst, size_t dst_pitch, const char* src, size_t src_pitch, size_t width,
+               int64_t rows) {
+  if (device.is_cuda()) {
+#if MERIDIAN_CUDA
+    const detail::CudaScope cuda(device);
+    ops::cuda::copy_rows_on_device(dst, dst_pitch, src, src_pitch, width, static_cast<size_t>(rows), cuda.stream());
+#endif
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + static_cast<size_t>(r) * dst_pitch, src + static_cast<size_t>(r) * src_pitch, width);
 }
-const char* chunk_at(const void* base, int64_t index, size_t chunk_bytes) {
-  return static_cast<const char*>(base) + static_cast<size_t>(index) * chunk_bytes;
+
+struct Buffers {
+  char* dst;
+  const char* src;
+  size_t chunk_bytes;
+  Device device;
+};
+
+Buffers buffers(const Tensor& dst, const Tensor& src, const AxisSplit& s, std::string_view what) {
+  if (dst.dtype() != src.dtype() || dst.device() != src.device() || !dst.is_contiguous() || !src.is_contiguous() ||
+      dst.numel() < s.outer * s.chunk || src.numel() < s.outer * s.chunk)
+    MERIDIAN_FAIL(what, ": needs contiguous tensors of one dtype on one device, large enough for the split");
+  return {static_cast<char*>(dst.raw_data()), static_cast<const char*>(src.raw_data()),
+          static_cast<size_t>(s.chunk) * dtype_size(dst.dtype()), dst.device()};
 }
 
 }  // namespace
 
-void to_rank_major(void* dst, const void* src, const AxisSplit& s, size_t element_bytes) {
-  const size_t bytes = static_cast<size_t>(s.chunk) * element_bytes;
+void to_rank_major(const Tensor& dst, const Tensor& src, const AxisSplit& s) {
+  const Buffers b = buffers(dst, src, s, "to_rank_major");
   for (int64_t p = 0; p < s.parts; ++p)
-    for (int64_t o = 0; o < s.outer; ++o)
-      std::memcpy(chunk_at(dst, p * s.outer + o, bytes), chunk_at(src, o * s.parts + p, bytes), bytes);
+    copy_rows(b.device, b.dst + static_cast<size_t>(p * s.outer) * b.chunk_bytes, b.chunk_bytes,
+              b.src + static_cast<size_t>(p) * b.chunk_bytes, static_cast<size_t>(s.parts) * b.chunk_bytes,
+              b.chunk_bytes, s.outer);
 }
 
-void from_rank_major(void* dst, const void* src, const AxisSplit& s, size_t element_bytes) {
-  const size_t bytes = static_cast<size_t>(s.chunk) * element_bytes;
+void from_rank_major(const Tensor& dst, const Tensor& src, const AxisSplit& s) {
+  const Buffers b = buffers(dst, src, s, "from_rank_major");
   for (int64_t p = 0; p < s.parts; ++p)
-    for (int64_t o = 0; o < s.outer; ++o)
-      std::memcpy(chunk_at(dst, o * s.parts + p, bytes), chunk_at(src, p * s.outer + o, bytes), bytes);
+    copy_rows(b.device, b.dst + static_cast<size_t>(p) * b.chunk_bytes, static_cast<size_t>(s.parts) * b.chunk_bytes,
+              b.src + static_cast<size_t>(p * s.outer) * b.chunk_bytes, b.chunk_bytes, b.chunk_bytes, s.outer);
 }
 
-void copy_part(void* dst, const void* src, const AxisSplit& s, int64_t part, size_t element_bytes) {
-  const size_t bytes = static_cast<size_t>(s.chunk) * element_bytes;
-  for (int64_t o = 0; o < s.outer; ++o)
-    std::memcpy(chunk_at(dst, o, bytes), chunk_at(src, o * s.parts + part, bytes), bytes);
+void copy_part(const Tensor& dst, const Tensor& src, const AxisSplit& s, int64_t part) {
+  const Buffers b = buffers(dst, src, s, "copy_part");
+  copy_rows(b.device, b.dst, b.chunk_bytes, b.src + static_cast<size_t>(part) * b.chunk_bytes,
+            static_cast<size_t>(s.parts) * b.chunk_bytes, b.chunk_bytes, s.outer);
 }
 
 }  // namespace meridian::parallel

@@ -21,12 +21,13 @@ struct AxisSplit {
 // when the axis does not divide.
 AxisSplit split_axis(const Shape& shape, int axis, int64_t parts, std::string_view what);
 
-// Element moves only (any dtype: `element_bytes` per element), contiguous buffers.
+// Element moves only, between contiguous tensors of one dtype on one device (cpu: memcpy per chunk;
+// cuda: one strided 2D copy per part, on the device's compute stream).
 // dst (parts, outer, chunk) ← src (outer, parts, chunk)
-void to_rank_major(void* dst, const void* src, const AxisSplit& split, size_t element_bytes);
+void to_rank_major(const Tensor& dst, const Tensor& src, const AxisSplit& split);
 // dst (outer, parts, chunk) ← src (parts, outer, chunk)
-void from_rank_major(void* dst, const void* src, const AxisSplit& split, size_t element_bytes);
+void from_rank_major(const Tensor& dst, const Tensor& src, const AxisSplit& split);
 // dst (outer, chunk) ← part `part` of src (outer, parts, chunk)
-void copy_part(void* dst, const void* src, const AxisSplit& split, int64_t part, size_t element_bytes);
+void copy_part(const Tensor& dst, const Tensor& src, const AxisSplit& split, int64_t part);
 
 }  // namespace meridian::parallel

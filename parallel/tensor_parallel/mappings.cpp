@@ -33,18 +33,18 @@ Tensor all_gather_along(const Tensor& x, int axis, comm::Communicator& group, st
   const size_t a = static_cast<size_t>(axis < 0 ? axis + piece.ndim() : axis);
   shape.at(a) *= group.size();
   const AxisSplit split = split_axis(shape, axis, group.size(), "all-gather");
-  Tensor out = Tensor::empty(shape, piece.dtype());
+  Tensor out = Tensor::empty(shape, piece.dtype(), piece.device());
   if (split.outer == 1) {
     profiler::Scope scope("tp.all_gather", phase);
     group.all_gather(piece, out)->wait();
     return out;
   }
-  Tensor gathered = Tensor::empty({shape_numel(shape)}, piece.dtype());
+  Tensor gathered = Tensor::empty({shape_numel(shape)}, piece.dtype(), piece.device());
   {
     profiler::Scope scope("tp.all_gather", phase);
     group.all_gather(piece.view({piece.numel()}), gathered)->wait();
   }
-  from_rank_major(out.raw_data(), gathered.raw_data(), split, dtype_size(out.dtype()));
+  from_rank_major(out, gathered, split);
   return out;
 }
 
@@ -54,12 +54,12 @@ Tensor reduce_scatter_along(const Tensor& x, int axis, comm::Communicator& group
   const AxisSplit split = split_axis(whole.shape(), axis, group.size(), "reduce-scatter");
   Shape shape = whole.shape();
   shape.at(static_cast<size_t>(axis < 0 ? axis + whole.ndim() : axis)) /= group.size();
-  Tensor out = Tensor::empty(shape, whole.dtype());
-  Tensor staging = Tensor::empty({whole.numel()}, whole.dtype());
+  Tensor out = Tensor::empty(shape, whole.dtype(), whole.device());
+  Tensor staging = Tensor::empty({whole.numel()}, whole.dtype(), whole.device());
   if (split.outer == 1)
     staging.copy_(whole.view({whole.numel()}));
   else
-    to_rank_major(staging.raw_data(), whole.raw_data(), split, dtype_size(whole.dtype()));
+    to_rank_major(staging, whole, split);
   profiler::Scope scope("tp.reduce_scatter", phase);
   group.reduce_scatter(staging, out, comm::ReduceOp::sum)->wait();
   return out;
@@ -71,8 +71,8 @@ Tensor own_chunk(const Tensor& x, int axis, const comm::Communicator& group) {
   const AxisSplit split = split_axis(whole.shape(), axis, group.size(), "tensor-parallel split");
   Shape shape = whole.shape();
   shape.at(static_cast<size_t>(axis < 0 ? axis + whole.ndim() : axis)) /= group.size();
-  Tensor out = Tensor::empty(shape, whole.dtype());
-  copy_part(out.raw_data(), whole.raw_data(), split, group.rank(), dtype_size(whole.dtype()));
+  Tensor out = Tensor::empty(shape, whole.dtype(), whole.device());
+  copy_part(out, whole, split, group.rank());
   return out;
 }
 
@@ -82,18 +82,21 @@ void accumulate(autograd::BackwardContext& ctx, const Tensor& gradient) {
   ::meridian::detail::accumulate_gradient(ctx.input_grad(0), gradient);
 }
 
-// The maps run on the cpu (MPI) in f32 or bf16.
-void require_activation(const Tensor& x, std::string_view map) {
+// The maps take f32 or bf16 on the group's device: cpu tensors over MPI, cuda tensors over NCCL
+// (whose collectives order themselves against the compute stream: wait() does not block the host).
+void require_activation(const Tensor& x, const comm::Communicator& group, std::string_view map) {
   fn::detail::require_float(x, map, "input");
-  if (!x.device().is_cpu())
-    MERIDIAN_FAIL(map, ": input on ", x.device().to_string(), " (the tensor-parallel maps run on cpu tensors)");
+  const bool nccl = group.backend() == "nccl";
+  if (x.device().is_cuda() != nccl)
+    MERIDIAN_FAIL(map, ": input on ", x.device().to_string(), " but the tensor-parallel group '", group.name(),
+                  "' is ", group.backend(), " (cpu tensors need an MPI group, cuda tensors an NCCL group)");
 }
 
 }  // namespace
 
 Tensor copy_to_tensor_parallel_region(const Tensor& x, const GroupPtr& group) {
   if (trivial(group)) return x;
-  require_activation(x, "copy_to_tensor_parallel_region");
+  require_activation(x, *group, "copy_to_tensor_parallel_region");
   Tensor out = x.detach();  // identity: the output shares the input's storage
   autograd::record("copy_to_tensor_parallel_region", {x}, out, [group](autograd::BackwardContext& ctx) {
     accumulate(ctx, all_reduce_sum(ctx.grad_output(), *group, "backward"));
@@ -103,7 +106,7 @@ Tensor copy_to_tensor_parallel_region(const Tensor& x, const GroupPtr& group) {
 
 Tensor reduce_from_tensor_parallel_region(const Tensor& x, const GroupPtr& group) {
   if (trivial(group)) return x;
-  require_activation(x, "reduce_from_tensor_parallel_region");
+  require_activation(x, *group, "reduce_from_tensor_parallel_region");
   Tensor out = all_reduce_sum(x, *group, "forward");
   autograd::record("reduce_from_tensor_parallel_region", {x}, out,
                    [](autograd::BackwardContext& ctx) { accumulate(ctx, ctx.grad_output()); });
@@ -112,7 +115,7 @@ Tensor reduce_from_tensor_parallel_region(const Tensor& x, const GroupPtr& group
 
 Tensor scatter_to_tensor_parallel_region(const Tensor& x, const GroupPtr& group) {
   if (trivial(group)) return x;
-  require_activation(x, "scatter_to_tensor_parallel_region");
+  require_activation(x, *group, "scatter_to_tensor_parallel_region");
   Tensor out = own_chunk(x, kHiddenAxis, *group);
   autograd::record("scatter_to_tensor_parallel_region", {x}, out, [group](autograd::BackwardContext& ctx) {
     accumulate(ctx, all_gather_along(ctx.grad_output(), kHiddenAxis, *group, "backward"));
@@ -122,7 +125,7 @@ Tensor scatter_to_tensor_parallel_region(const Tensor& x, const GroupPtr& group)
 
 Tensor gather_from_tensor_parallel_region(const Tensor& x, const GroupPtr& group) {
   if (trivial(group)) return x;
-  require_activation(x, "gather_from_tensor_parallel_region");
+  require_activation(x, *group, "gather_from_tensor_parallel_region");
   Tensor out = all_gather_along(x, kHiddenAxis, *group, "forward");
   autograd::record("gather_from_tensor_parallel_region", {x}, out, [group](autograd::BackwardContext& ctx) {
     accumulate(ctx, own_chunk(ctx.grad_output(), kHiddenAxis, *group));
@@ -132,7 +135,7 @@ Tensor gather_from_tensor_parallel_region(const Tensor& x, const GroupPtr& group
 
 Tensor scatter_to_sequence_parallel_region(const Tensor& x, const GroupPtr& group) {
   if (trivial(group)) return x;
-  require_activation(x, "scatter_to_sequence_parallel_region");
+  require_activation(x, *group, "scatter_to_sequence_parallel_region");
   if (x.ndim() < 2) MERIDIAN_FAIL("scatter_to_sequence_parallel_region: input of shape ", shape_str(x.shape()), " has no sequence axis");
   Tensor out = own_chunk(x, kSequenceAxis, *group);
   autograd::record("scatter_to_sequence_parallel_region", {x}, out, [group](autograd::BackwardContext& ctx) {
@@ -143,7 +146,7 @@ Tensor scatter_to_sequence_parallel_region(const Tensor& x, const GroupPtr& grou
 
 Tensor gather_from_sequence_parallel_region(const Tensor& x, const GroupPtr& group) {
   if (trivial(group)) return x;
-  require_activation(x, "gather_from_sequence_parallel_region");
+  require_activation(x, *group, "gather_from_sequence_parallel_region");
   if (x.ndim() < 2) MERIDIAN_FAIL("gather_from_sequence_parallel_region: input of shape ", shape_str(x.shape()), " has no sequence axis");
   Tensor out = all_gather_along(x, kSequenceAxis, *group, "forward");
   autograd::record("gather_from_sequence_parallel_region", {x}, out, [group](autograd::BackwardContext& ctx) {
@@ -154,7 +157,7 @@ Tensor gather_from_sequence_parallel_region(const Tensor& x, const GroupPtr& gro
 
 Tensor reduce_scatter_to_sequence_parallel_region(const Tensor& x, const GroupPtr& group) {
   if (trivial(group)) return x;
-  require_activation(x, "reduce_scatter_to_sequence_parallel_region");
+  require_activation(x, *group, "reduce_scatter_to_sequence_parallel_region");
   if (x.ndim() < 2) MERIDIAN_FAIL("reduce_scatter_to_sequence_parallel_region: input of shape ", shape_str(x.shape()), " has no sequence axis");
   Tensor out = reduce_scatter_along(x, kSequenceAxis, *group, "forward");
   autograd::record("reduce_scatter_to_sequence_parallel_region", {x}, out, [group](autograd::BackwardContext& ctx) {

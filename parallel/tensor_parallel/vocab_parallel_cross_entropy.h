@@ -8,6 +8,11 @@
 //
 // As fn::cross_entropy: columns whose global index is ≥ vocab_size are padding (no part in the
 // softmax, no gradient), negative targets are ignored, and the result is the mean over the rest.
+//
+// Devices: cpu logits with an MPI group; cuda logits (f32 or bf16) with an NCCL group, the
+// statistics and the gradient computed by ops/cuda/vocab_slice_cross_entropy.h. Targets (i32) may be
+// on the host or on the logits' device; they are checked on the host, where the mean loss is formed
+// in double (one read back of 3·N floats per call on a GPU). The loss lives on the logits' device.
 #include <cstdint>
 
 #include "core/tensor.h"

@@ -21,8 +21,10 @@ VocabParallelEmbedding::VocabParallelEmbedding(int64_t rows, int64_t channels, f
 }
 
 Tensor VocabParallelEmbedding::forward(const Tensor& ids) const {
-  fn::detail::require_i32_cpu(ids, "vocabulary-parallel embedding", "ids");
-  const int32_t* id = ids.data<int32_t>();
+  // ids may be on the host or on the table's device (checked here on the host, as fn::embedding does).
+  fn::detail::require_i32(ids, "vocabulary-parallel embedding", "ids");
+  const Tensor host_ids = ids.to(Device::cpu());
+  const int32_t* id = host_ids.data<int32_t>();
   for (int64_t i = 0; i < ids.numel(); ++i)
     if (id[i] < 0 || id[i] >= rows_)
       MERIDIAN_FAIL("vocabulary-parallel embedding: id ", id[i], " at position ", i, " is outside table '",

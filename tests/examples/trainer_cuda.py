@@ -8,7 +8,10 @@ Cases:
   dp2_matches_one_gpu
                     two ranks on two GPUs, gradients reduced over NCCL, against one GPU on the same
                     global batch (relative 1e-4 on loss and norm: fp32, only the reduction order differs).
-  refuses_tp_pp     --device cuda with --tp 2 ends every rank with a usage error (no GPU needed).
+  tp2_matches_one_gpu, tp2_sp_matches_one_gpu
+                    --tp 2 (and with --sequence-parallel) on two GPUs, the maps and the vocabulary-parallel
+                    loss over NCCL, against one GPU on the same batch (relative 1e-4, fp32).
+  refuses_pp        --device cuda with --pp 2 ends every rank with a usage error (no GPU needed).
 Exits 77 (ctest: skipped) when the trainer says no GPU (or too few GPUs) is usable or the build has no
 CUDA backend.
 """
@@ -71,6 +74,20 @@ def compare_dp2_on_gpus(args):
     return tt.compare_logs(tt.read_log(one_log), tt.read_log(two_log), 20, "dp2 cuda", 1e-4, 1e-4)
 
 
+def compare_tp2_on_gpus(args, extra):
+    one_log = os.path.join(args.work_dir, "one_gpu.jsonl")
+    two_log = os.path.join(args.work_dir, "tp2.jsonl")
+    two = tt.run(args.mpiexec + ["-np", "2", args.trainer] + COMMON + extra +
+                 ["--device", "cuda", "--tp", "2", "--batch", "4", "--log-jsonl", two_log])
+    if no_gpu(two):
+        print("skipped: fewer than two usable GPUs\n" + two.stderr)
+        return SKIP
+    one = tt.run([args.trainer] + COMMON + ["--device", "cuda", "--batch", "4", "--log-jsonl", one_log])
+    if tt.failed("tp 2 on two GPUs", two) or tt.failed("one GPU", one):
+        return 1
+    return tt.compare_logs(tt.read_log(one_log), tt.read_log(two_log), 20, "tp2 cuda", 1e-4, 1e-4)
+
+
 def main():
     args = tt.parse_args()
     if args.case == "matches_cpu":
@@ -79,9 +96,13 @@ def main():
         return compare_on_gpu(args, "bf16", 1e-2, 1e-2)
     if args.case == "dp2_matches_one_gpu":
         return compare_dp2_on_gpus(args)
-    if args.case == "refuses_tp_pp":
-        command = args.mpiexec + ["-np", "2", args.trainer, "--device", "cuda", "--tp", "2", "--steps", "1"]
-        return tt.check_usage_error(command, ["--device cuda with --tp 2", "only data parallelism"])
+    if args.case == "tp2_matches_one_gpu":
+        return compare_tp2_on_gpus(args, [])
+    if args.case == "tp2_sp_matches_one_gpu":
+        return compare_tp2_on_gpus(args, ["--sequence-parallel"])
+    if args.case == "refuses_pp":
+        command = args.mpiexec + ["-np", "2", args.trainer, "--device", "cuda", "--pp", "2", "--steps", "1"]
+        return tt.check_usage_error(command, ["--device cuda with --pp 2", "pipeline parallelism runs on the cpu"])
     print(f"unknown case {args.case}")
     return 2
 

@@ -5,8 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "core/error.h"
+#include "core/tensor.h"
 #include "tensor_parallel_test_support.h"
 
 namespace meridian::parallel {
@@ -184,4 +188,22 @@ TEST_F(TensorParallelMaps, RejectAnAxisTheGroupDoesNotDivide) {
 }
 
 }  // namespace
+// A cuda tensor given to a map over an MPI group fails naming the map, the device and the group's
+// backend, before anything reads it (host memory labelled cuda:0 stands in: no GPU needed). Every
+// rank throws the same error, so no rank waits in a collective.
+TEST_F(TensorParallelMaps, CudaTensorsNeedAnNcclGroup) {
+  if (ranks == 1) GTEST_SKIP() << "a one-rank group maps nothing";
+  std::vector<double> memory(64);
+  auto storage = std::make_shared<Storage>(memory.data(), memory.size() * sizeof(double), Device::cuda(0), nullptr);
+  const Tensor x = Tensor::from_storage(storage, {2, 3, 4}, DType::f32);
+  try {
+    reduce_from_tensor_parallel_region(x, group);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    for (const char* part : {"reduce_from_tensor_parallel_region", "cuda:0", "is mpi", "an NCCL group"})
+      EXPECT_NE(message.find(part), std::string::npos) << part << " not in: " << message;
+  }
+}
+
 }  // namespace meridian::parallel
