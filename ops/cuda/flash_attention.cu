@@ -214,20 +214,31 @@ __device__ void accumulate_pv(float* o, const bf16* p, const bf16* v) {
   }
 }
 
-// Grid: x = query tiles (the longest rows first), y = b·NH + h.
+// Where a block works: head h of batch b (grid y = b·NH + h), its 64-row tile (grid x; reversed
+// when `longest_first`, for query tiles, whose rows see the most keys last), and the calling
+// thread's warp, lane and first row of the warp's 16 in the tile.
+struct BlockPlace {
+  int64_t b, h, tile;
+  int warp, lane, row0;
+};
+
+__device__ __forceinline__ BlockPlace block_place(int64_t T, int64_t NH, bool longest_first) {
+  const int64_t tiles = (T + kTile - 1) / kTile;
+  const int warp = threadIdx.x / kWarpSize;
+  return {blockIdx.y / NH, blockIdx.y % NH, longest_first ? tiles - 1 - blockIdx.x : blockIdx.x, warp,
+          static_cast<int>(threadIdx.x % kWarpSize), warp * kRowsPerWarp};
+}
+
+// Grid: x = query tiles, y = b·NH + h.
 template <int kHeadFragments>
 __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, int64_t T,
                                                                  int64_t C, int64_t NH, float scale) {
   constexpr int kHeadSize = kHeadFragments * kFragment;
   extern __shared__ __align__(128) unsigned char shared_memory[];
   const ForwardShared sh(reinterpret_cast<uintptr_t>(shared_memory), kHeadSize);
-  const int64_t tiles = (T + kTile - 1) / kTile;
-  const int64_t query_tile = tiles - 1 - blockIdx.x;
-  const int64_t b = blockIdx.y / NH, h = blockIdx.y % NH;
+  const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
   const int64_t first_query = query_tile * kTile, row_stride = 3 * C;
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int row0 = warp * kRowsPerWarp;
 
   load_tile<kHeadSize>(sh.q, head, row_stride, first_query, T);
   for (int i = threadIdx.x; i < kTile * output_ld(kHeadSize); i += kThreads) sh.o[i] = 0.0f;
@@ -339,15 +350,12 @@ __global__ void __launch_bounds__(kThreads)
   extern __shared__ __align__(128) unsigned char shared_memory[];
   const BackwardShared sh(reinterpret_cast<uintptr_t>(shared_memory), kHeadSize);
   const int64_t tiles = (T + kTile - 1) / kTile;
-  const int64_t key_tile = blockIdx.x;
-  const int64_t b = blockIdx.y / NH, h = blockIdx.y % NH;
+  const auto [b, h, key_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/false);
   const int64_t first_key = key_tile * kTile, row_stride = 3 * C;
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
   const bf16* dout_head = dout + b * T * C + h * kHeadSize;
   const float* lse_head = lse + (b * NH + h) * T;
   const float* delta_head = delta + (b * NH + h) * T;
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int row0 = warp * kRowsPerWarp;
 
   load_tile<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
   load_tile<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
@@ -404,13 +412,9 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int ld = head_ld(kHeadSize);
   extern __shared__ __align__(128) unsigned char shared_memory[];
   const BackwardShared sh(reinterpret_cast<uintptr_t>(shared_memory), kHeadSize);
-  const int64_t tiles = (T + kTile - 1) / kTile;
-  const int64_t query_tile = tiles - 1 - blockIdx.x;
-  const int64_t b = blockIdx.y / NH, h = blockIdx.y % NH;
+  const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
   const int64_t first_query = query_tile * kTile, row_stride = 3 * C;
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int row0 = warp * kRowsPerWarp;
 
   load_query_side<kHeadSize>(sh, head, dout + b * T * C + h * kHeadSize, lse + (b * NH + h) * T,
                              delta + (b * NH + h) * T, first_query, T, C);

@@ -60,32 +60,21 @@ def compare_on_gpu(args, dtype="f32", first_bound=1e-4, bound=1e-3):
     return 1 if failures else 0
 
 
-def compare_dp2_on_gpus(args):
+def compare_two_gpus(args, label, layout, batch):
+    """Two ranks on two GPUs with `layout` flags and per-rank --batch `batch` against one GPU with
+    --batch 4 (the same global batch): relative 1e-4 on loss and norm (fp32, only the order of the
+    sums differs)."""
     one_log = os.path.join(args.work_dir, "one_gpu.jsonl")
     two_log = os.path.join(args.work_dir, "two_gpus.jsonl")
-    two = tt.run(args.mpiexec + ["-np", "2", args.trainer] + COMMON +
-                 ["--device", "cuda", "--batch", "2", "--log-jsonl", two_log])
+    two = tt.run(args.mpiexec + ["-np", "2", args.trainer] + COMMON + layout +
+                 ["--device", "cuda", "--batch", str(batch), "--log-jsonl", two_log])
     if no_gpu(two):
         print("skipped: fewer than two usable GPUs\n" + two.stderr)
         return SKIP
     one = tt.run([args.trainer] + COMMON + ["--device", "cuda", "--batch", "4", "--log-jsonl", one_log])
-    if tt.failed("two GPUs", two) or tt.failed("one GPU", one):
+    if tt.failed(label + " on two GPUs", two) or tt.failed("one GPU", one):
         return 1
-    return tt.compare_logs(tt.read_log(one_log), tt.read_log(two_log), 20, "dp2 cuda", 1e-4, 1e-4)
-
-
-def compare_tp2_on_gpus(args, extra):
-    one_log = os.path.join(args.work_dir, "one_gpu.jsonl")
-    two_log = os.path.join(args.work_dir, "tp2.jsonl")
-    two = tt.run(args.mpiexec + ["-np", "2", args.trainer] + COMMON + extra +
-                 ["--device", "cuda", "--tp", "2", "--batch", "4", "--log-jsonl", two_log])
-    if no_gpu(two):
-        print("skipped: fewer than two usable GPUs\n" + two.stderr)
-        return SKIP
-    one = tt.run([args.trainer] + COMMON + ["--device", "cuda", "--batch", "4", "--log-jsonl", one_log])
-    if tt.failed("tp 2 on two GPUs", two) or tt.failed("one GPU", one):
-        return 1
-    return tt.compare_logs(tt.read_log(one_log), tt.read_log(two_log), 20, "tp2 cuda", 1e-4, 1e-4)
+    return tt.compare_logs(tt.read_log(one_log), tt.read_log(two_log), 20, label + " cuda", 1e-4, 1e-4)
 
 
 def main():
@@ -95,11 +84,11 @@ def main():
     if args.case == "bf16_matches_cpu":
         return compare_on_gpu(args, "bf16", 1e-2, 1e-2)
     if args.case == "dp2_matches_one_gpu":
-        return compare_dp2_on_gpus(args)
+        return compare_two_gpus(args, "dp2", [], 2)
     if args.case == "tp2_matches_one_gpu":
-        return compare_tp2_on_gpus(args, [])
+        return compare_two_gpus(args, "tp2", ["--tp", "2"], 4)
     if args.case == "tp2_sp_matches_one_gpu":
-        return compare_tp2_on_gpus(args, ["--sequence-parallel"])
+        return compare_two_gpus(args, "tp2 sp", ["--tp", "2", "--sequence-parallel"], 4)
     if args.case == "refuses_pp":
         command = args.mpiexec + ["-np", "2", args.trainer, "--device", "cuda", "--pp", "2", "--steps", "1"]
         return tt.check_usage_error(command, ["--device cuda with --pp 2", "pipeline parallelism runs on the cpu"])
