@@ -47,6 +47,7 @@ Tensor Gpt2::embed_tensor_parallel(const Tensor& tokens) const {
   Tensor positions = Tensor::empty({positions_here}, DType::i32);
   for (int64_t t = 0; t < positions_here; ++t)
     positions.data<int32_t>()[t] = static_cast<int32_t>(first_position + t);
+  positions = positions.to(tokens.device());  // the same tensor on the cpu
   return fn::cast(fn::add(tokens_embedded, wpe_->forward(positions)), compute_dtype_);
 }
 

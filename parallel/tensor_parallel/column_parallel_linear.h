@@ -33,6 +33,10 @@ std::optional<ShardSpec> row_split_shard(const Shape& global_shape, int rank, in
 // x·weightᵀ + bias with this rank's weight rows. For layers that own no weight (the tied head).
 Tensor column_parallel_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                               const TensorParallelContext& context);
+// The same followed by GELU on this rank's columns, as one function (fn::linear_gelu: the GELU in
+// the product's epilogue on a GPU).
+Tensor column_parallel_linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                   const TensorParallelContext& context);
 
 class ColumnParallelLinear : public nn::Module {
  public:
@@ -41,6 +45,7 @@ class ColumnParallelLinear : public nn::Module {
   Tensor forward(const Tensor& x) const;
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
+  const TensorParallelContext& context() const { return context_; }
 
  private:
   TensorParallelContext context_;

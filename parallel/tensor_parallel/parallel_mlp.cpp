@@ -10,6 +10,10 @@ ParallelMlp::ParallelMlp(int64_t channels, float init_std, float projection_std,
                             std::make_shared<RowParallelLinear>(4 * channels, channels, projection_std, context));
 }
 
-Tensor ParallelMlp::forward(const Tensor& x) const { return c_proj_->forward(fn::gelu(c_fc_->forward(x))); }
+// c_fc and the GELU as one function, as nn::Mlp (c_fc never gathers its output).
+Tensor ParallelMlp::forward(const Tensor& x) const {
+  return c_proj_->forward(
+      column_parallel_linear_gelu(x, c_fc_->weight(), c_fc_->bias(), c_fc_->context()));
+}
 
 }  // namespace meridian::parallel
