@@ -69,6 +69,18 @@ Tensor BackwardContext::input_grad(int index) {
   return slot;
 }
 
+bool BackwardContext::hand_over_input_grad(int index, const Tensor& gradient) {
+  const Edge& edge = node_.next_edges().at(static_cast<size_t>(index));
+  if (!edge.valid() || edge.node->is_leaf() || task_.options.retain_graph) return false;
+  Tensor& slot = task_.grads_of(*edge.node).at(static_cast<size_t>(edge.output_nr));
+  const TensorMeta& meta = edge.node->output_meta(edge.output_nr);
+  if (slot.defined() || !gradient.defined() || gradient.shape() != meta.shape || gradient.dtype() != meta.dtype ||
+      gradient.device() != meta.device || !gradient.is_contiguous())
+    return false;
+  slot = gradient.detach();
+  return true;
+}
+
 void FunctionNode::apply(BackwardContext& ctx) {
   if (!backward_)
     MERIDIAN_FAIL("backward through '", name(),

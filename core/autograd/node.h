@@ -38,6 +38,13 @@ class BackwardContext {
   const Tensor& grad_output(int index = 0) const;  // undefined when no gradient reached it
   bool needs_input_grad(int index) const;
   Tensor input_grad(int index);  // accumulate (+=) into this
+  // Hands `gradient` over as the whole gradient of input `index`, saving the zero-fill and the
+  // read-modify-write of input_grad(), when that is safe: the input is not a leaf, nothing has been
+  // accumulated for it yet in this pass, the graph is not retained (so the node's saved tensors,
+  // which `gradient` may be, are not used again), and shape, dtype and device match. Returns
+  // whether it did; when not, the caller accumulates into input_grad() instead. Later contributions
+  // of other consumers add into `gradient` in place.
+  bool hand_over_input_grad(int index, const Tensor& gradient);
   // The leaf node of input `index` when that input is a leaf that requires grad, else null. Its
   // grad_buffer() stays valid after this pass, so a deferred weight gradient (weight_grad_store.h)
   // can add into it later; a non-leaf's gradient must flow on during this pass.

@@ -1,5 +1,6 @@
 #include <vector>
 
+#include "core/autograd/grad_mode.h"
 #include "core/autograd/node.h"
 #include "core/functions/checks.h"
 #include "core/functions/float_view.h"
@@ -9,6 +10,7 @@
 
 #if MERIDIAN_CUDA
 #include "ops/cuda/cross_entropy.h"
+#include "ops/cuda/elementwise.h"
 #endif
 
 namespace meridian::fn {
@@ -17,6 +19,12 @@ namespace meridian::fn {
 // in the cpu's order (one copy of N floats back; the loss is read every step anyway). The targets are
 // checked on the host too, as on the cpu (a copy of N ints): the kernel cannot throw for a target
 // outside the vocabulary. Backward reads the one-element output gradient back to form dlosses.
+//
+// When cuda logits will need a gradient (training), the forward pass is llm.c's fused classifier:
+// one kernel writes the losses and the whole gradient for an upstream gradient of 1 (dlosses =
+// 1/count), and the logits need not be kept. Backward then hands that gradient over to the engine
+// (no zero-fill, no second pass over the logits) when the upstream gradient is 1, and adds
+// upstream · gradient otherwise (gradient accumulation's scaled losses).
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_size) {
   profiler::Scope scope("cross_entropy", "forward");
   detail::require_float(logits, "cross_entropy", "logits");
@@ -41,12 +49,26 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_
   }
   Tensor losses = Tensor::empty({rows}, DType::f32, device);
   Tensor lse = Tensor::empty({rows}, DType::f32, device);
+  const bool fused = device.is_cuda() && autograd::GradMode::is_enabled() && logits.requires_grad();
+  Tensor gradient;  // fused: the gradient of the logits for an upstream gradient of 1
   if (device.is_cuda()) {
 #if MERIDIAN_CUDA
+    Tensor dlosses;
+    if (fused) {
+      gradient = Tensor::empty(logits.shape(), logits.dtype(), device);
+      dlosses = Tensor::empty({rows}, DType::f32, device);
+      dlosses.fill_(counted ? 1.0f / static_cast<float>(counted) : 0.0f);
+    }
     const detail::CudaScope cuda(device);
     detail::dispatch_float(logits.dtype(), [&]<class E>() {
-      ops::cuda::cross_entropy_forward(losses.data<float>(), lse.data<float>(), detail::element_ptr<E>(logits),
-                                       targets.data<int32_t>(), rows, vocab_size, padded, cuda.stream());
+      if (fused) {
+        ops::cuda::fused_classifier(losses.data<float>(), lse.data<float>(), detail::element_ptr<E>(gradient),
+                                    dlosses.data<float>(), detail::element_ptr<E>(logits), targets.data<int32_t>(),
+                                    rows, vocab_size, padded, cuda.stream(), /*overwrite=*/true);
+      } else {
+        ops::cuda::cross_entropy_forward(losses.data<float>(), lse.data<float>(), detail::element_ptr<E>(logits),
+                                         targets.data<int32_t>(), rows, vocab_size, padded, cuda.stream());
+      }
     });
 #endif
   } else {
@@ -60,6 +82,23 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t vocab_
   Tensor out = Tensor::empty({});
   out.data<float>()[0] = counted ? static_cast<float>(total / static_cast<double>(counted)) : 0.0f;
   out = out.to(device);
+  if (fused) {
+    autograd::record("cross_entropy", {logits, targets}, out, [gradient](autograd::BackwardContext& ctx) {
+#if MERIDIAN_CUDA
+      const float upstream = ctx.grad_output().item<float>();
+      if (upstream == 1.0f && ctx.hand_over_input_grad(0, gradient)) return;
+      const Tensor into = ctx.input_grad(0);
+      const detail::CudaScope cuda(gradient.device());
+      detail::dispatch_float(gradient.dtype(), [&]<class E>() {
+        ops::cuda::axpy(detail::element_ptr<E>(into), detail::element_ptr<E>(gradient), upstream, gradient.numel(),
+                        cuda.stream());
+      });
+#else
+      (void)ctx;
+#endif
+    });
+    return out;
+  }
   autograd::record("cross_entropy", {logits, targets}, out,
                    [logits, targets, lse, rows, vocab_size, padded, counted](autograd::BackwardContext& ctx) {
                      if (logits.device().is_cuda()) {

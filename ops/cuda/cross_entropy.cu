@@ -107,7 +107,22 @@ __global__ void __launch_bounds__(kThreads)
   add_row_gradient(dlogits + offset, logits + offset, lse[blockIdx.x], dlosses[blockIdx.x], target, V);
 }
 
+// drow[j] = dloss · (exp(row[j] − lse) − [j == target]) for j < V and 0 for V ≤ j < Vp; a whole
+// row of zeros for an ignored row (target < 0).
 template <class Element>
+__device__ void write_row_gradient(Element* drow, const Element* row, float row_lse, float dloss, int32_t target,
+                                   int64_t V, int64_t Vp) {
+  for (int64_t j = threadIdx.x; j < Vp; j += kThreads) {
+    float grad = 0.0f;
+    if (target >= 0 && j < V) {
+      const float prob = expf(to_float(row[j]) - row_lse);
+      grad = dloss * (j == target ? prob - 1.0f : prob);
+    }
+    drow[j] = from_float<Element>(grad);
+  }
+}
+
+template <class Element, bool kOverwrite>
 __global__ void __launch_bounds__(kThreads)
     fused_classifier_kernel(float* losses, float* lse, Element* dlogits, const float* dlosses, const Element* logits,
                             const int32_t* targets, int64_t V, int64_t Vp) {
@@ -116,8 +131,12 @@ __global__ void __launch_bounds__(kThreads)
   const int32_t target = targets[blockIdx.x];
   const float row_lse = row_log_sum_exp(row, V);
   write_loss(losses, lse, row, row_lse, target, V);
-  if (target < 0) return;
   // The second read of the row usually hits L2 (a GPT-2 row is 100–200 KB).
+  if (kOverwrite) {
+    write_row_gradient(dlogits + offset, row, row_lse, dlosses[blockIdx.x], target, V, Vp);
+    return;
+  }
+  if (target < 0) return;
   add_row_gradient(dlogits + offset, row, row_lse, dlosses[blockIdx.x], target, V);
 }
 
@@ -153,11 +172,12 @@ void cross_entropy_backward(Element* dlogits, const float* dlosses, const Elemen
 
 template <class Element>
 void fused_classifier(float* losses, float* lse, Element* dlogits, const float* dlosses, const Element* logits,
-                      const int32_t* targets, int64_t N, int64_t V, int64_t Vp, cudaStream_t stream) {
+                      const int32_t* targets, int64_t N, int64_t V, int64_t Vp, cudaStream_t stream,
+                      bool overwrite) {
   const std::string what = check_shape("fused_classifier", N, V, Vp);
   if (N == 0) return;
-  fused_classifier_kernel<Element><<<static_cast<unsigned>(N), kThreads, 0, stream>>>(losses, lse, dlogits, dlosses,
-                                                                                     logits, targets, V, Vp);
+  const auto kernel = overwrite ? fused_classifier_kernel<Element, true> : fused_classifier_kernel<Element, false>;
+  kernel<<<static_cast<unsigned>(N), kThreads, 0, stream>>>(losses, lse, dlogits, dlosses, logits, targets, V, Vp);
   check_launch(what);
 }
 
@@ -167,7 +187,7 @@ void fused_classifier(float* losses, float* lse, Element* dlogits, const float* 
   template void cross_entropy_backward<Element>(Element*, const float*, const Element*, const float*,            \
                                                 const int32_t*, int64_t, int64_t, int64_t, cudaStream_t);        \
   template void fused_classifier<Element>(float*, float*, Element*, const float*, const Element*, const int32_t*, \
-                                          int64_t, int64_t, int64_t, cudaStream_t);
+                                          int64_t, int64_t, int64_t, cudaStream_t, bool);
 
 MERIDIAN_INSTANTIATE_CROSS_ENTROPY(float)
 MERIDIAN_INSTANTIATE_CROSS_ENTROPY(__nv_bfloat16)

@@ -31,8 +31,13 @@ void cross_entropy_backward(Element* dlogits, const float* dlosses, const Elemen
 // Both in one kernel (the training step's classifier: dlosses is known before the forward, e.g.
 // 1/(B·T) for a mean loss): losses and lse as cross_entropy_forward, and dlogits as
 // cross_entropy_backward. dlogits must not alias logits.
+// With `overwrite`, dlogits is written instead of added to, every column of every row: the gradient
+// for j < V, zero for the padded columns and for ignored rows (dlogits may start uninitialised:
+// the engine's training step computes the gradient in the forward pass this way and hands it over
+// without a zero-fill or a second read of the logits).
 template <class Element>
 void fused_classifier(float* losses, float* lse, Element* dlogits, const float* dlosses, const Element* logits,
-                      const int32_t* targets, int64_t N, int64_t V, int64_t Vp, cudaStream_t stream);
+                      const int32_t* targets, int64_t N, int64_t V, int64_t Vp, cudaStream_t stream,
+                      bool overwrite = false);
 
 }  // namespace meridian::ops::cuda

@@ -117,6 +117,41 @@ void check_fused(const ClassifierShape& s) {
   expect_untouched(result, c, s);
 }
 
+// overwrite = true (the engine's training step): dlogits starts poisoned and comes back as the
+// gradient alone — the cpu's gradient added to zeros — with exact zeros in padded columns and
+// ignored rows.
+template <class Element>
+void check_fused_overwrite(const ClassifierShape& s) {
+  SCOPED_TRACE(describe(s));
+  const ClassifierCase c = make_case<Element>(s);
+  std::vector<float> expected(c.dlogits.size(), 0.0f);
+  cpu::cross_entropy_backward(expected.data(), c.dlosses.data(), c.logits.data(), c.lse.data(), c.targets.data(), s.N,
+                              s.V, s.Vp);
+  TestStream stream;
+  DeviceBuffer<Element> logits(to_element<Element>(c.logits));
+  DeviceBuffer<int32_t> targets(c.targets);
+  DeviceBuffer<float> dlosses(c.dlosses);
+  DeviceBuffer<float> losses(static_cast<size_t>(s.N));
+  DeviceBuffer<float> lse(static_cast<size_t>(s.N));
+  DeviceBuffer<Element> dlogits(static_cast<size_t>(s.N * s.Vp));
+  losses.poison();
+  lse.poison();
+  dlogits.poison();
+  fused_classifier<Element>(losses.get(), lse.get(), dlogits.get(), dlosses.get(), logits.get(), targets.get(), s.N,
+                            s.V, s.Vp, stream.get(), /*overwrite=*/true);
+  MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+  expect_close(losses.download(), c.losses, kFloat32, "losses");
+  expect_close(lse.download(), c.lse, kFloat32, "lse");
+  const std::vector<float> result = testing::to_float(dlogits.download());
+  expect_close(result, expected, tolerance_for<Element>(), "dlogits");
+  int not_zero = 0;
+  for (int64_t i = 0; i < s.N; ++i) {
+    const int64_t first = c.targets[static_cast<size_t>(i)] < 0 ? 0 : s.V;
+    for (int64_t j = first; j < s.Vp; ++j) not_zero += result[static_cast<size_t>(i * s.Vp + j)] != 0.0f;
+  }
+  EXPECT_EQ(not_zero, 0) << "padded columns or ignored rows not written as zeros";
+}
+
 const ClassifierShape kShapes[] = {
     {37, 1001, 1088},   // padded, neither a multiple of the 256-thread block
     {4, 50257, 50304},  // GPT-2's vocabulary
@@ -136,6 +171,14 @@ TEST(CudaCrossEntropy, ForwardBackwardBf16) {
 TEST(CudaCrossEntropy, FusedFp32) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   for (const ClassifierShape& s : kShapes) check_fused<float>(s);
+}
+
+TEST(CudaCrossEntropy, FusedOverwriteFp32AndBf16) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  for (const ClassifierShape& s : kShapes) {
+    check_fused_overwrite<float>(s);
+    check_fused_overwrite<__nv_bfloat16>(s);
+  }
 }
 
 TEST(CudaCrossEntropy, FusedBf16) {

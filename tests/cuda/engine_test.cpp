@@ -168,6 +168,27 @@ TEST_F(CudaEngine, CrossEntropyWithPaddingAndIgnoredTargets) {
                  [](const std::vector<Tensor>& in) { return fn::cross_entropy(in[0], in[1], 100); }, kFp32, rng);
 }
 
+// The training-step path: logits produced by another function (not a leaf), their gradient computed
+// in the forward pass and handed over for an upstream gradient of 1, scaled and added for another
+// (gradient accumulation's 1/steps); both against the cpu.
+TEST_F(CudaEngine, CrossEntropyGradientFromTheForwardPass) {
+  Tensor targets = random_ids({3, 11}, 0, 90, rng);
+  targets.data<int32_t>()[4] = -1;  // ignored
+  const Tensor values = random_tensor({3, 11, 96}, rng, -3.0f, 3.0f);
+  for (const float upstream : {1.0f, 0.25f}) {
+    std::vector<float> grads[2];
+    for (const Device device : {Device::cpu(), kGpu}) {
+      const Tensor x = leaf(values.to(device));
+      const Tensor loss = fn::cross_entropy(fn::scale(x, 1.0f), targets.to(device), 90);
+      loss.backward(Tensor::full({}, upstream).to(device));
+      grads[device.is_cuda()] = x.grad().to_float_vector();
+    }
+    ASSERT_EQ(grads[1].size(), grads[0].size());
+    for (size_t i = 0; i < grads[0].size(); ++i)
+      ASSERT_NEAR(grads[1][i], grads[0][i], kFp32 * (1.0 + std::abs(grads[0][i]))) << "upstream " << upstream << " at " << i;
+  }
+}
+
 TEST_F(CudaEngine, AdamWAndGlobalNormMatchTheCpu) {
   std::vector<Tensor> cpu_params = {random_tensor({67, 33}, rng), random_tensor({67}, rng)};
   std::vector<Tensor> gpu_params;
