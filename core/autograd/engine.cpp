@@ -81,6 +81,20 @@ bool BackwardContext::hand_over_input_grad(int index, const Tensor& gradient) {
   return true;
 }
 
+BackwardContext::GradientTarget BackwardContext::gradient_target(int index) {
+  const Edge& edge = node_.next_edges().at(static_cast<size_t>(index));
+  MERIDIAN_CHECK(edge.valid(), node_.name(), ": input ", index, " does not require grad");
+  if (!edge.node->is_leaf() && !task_.options.retain_graph) {
+    Tensor& slot = task_.grads_of(*edge.node).at(static_cast<size_t>(edge.output_nr));
+    const TensorMeta& meta = edge.node->output_meta(edge.output_nr);
+    if (!slot.defined() && meta.device.is_cuda()) {
+      slot = Tensor::empty(meta.shape, meta.dtype, meta.device);
+      return {slot, true};
+    }
+  }
+  return {input_grad(index), false};
+}
+
 void FunctionNode::apply(BackwardContext& ctx) {
   if (!backward_)
     MERIDIAN_FAIL("backward through '", name(),

@@ -45,6 +45,15 @@ class BackwardContext {
   // whether it did; when not, the caller accumulates into input_grad() instead. Later contributions
   // of other consumers add into `gradient` in place.
   bool hand_over_input_grad(int index, const Tensor& gradient);
+  // Where input `index`'s gradient goes. On cuda, when hand-over would be allowed (above), a fresh
+  // uninitialised buffer that becomes the input's gradient, with `overwrite` set: the kernel must
+  // write every element instead of adding (no zero-fill, no read of zeros). Otherwise input_grad()'s
+  // accumulation buffer with `overwrite` false. The cpu always accumulates (its kernels add).
+  struct GradientTarget {
+    Tensor tensor;
+    bool overwrite = false;
+  };
+  GradientTarget gradient_target(int index);
   // The leaf node of input `index` when that input is a leaf that requires grad, else null. Its
   // grad_buffer() stays valid after this pass, so a deferred weight gradient (weight_grad_store.h)
   // can add into it later; a non-leaf's gradient must flow on during this pass.

@@ -68,7 +68,21 @@ Tensor add(const Tensor& a, const Tensor& b) {
   }
   autograd::record("add", {a, b}, out, [inner, repeats](autograd::BackwardContext& ctx) {
     const Tensor dout = ctx.grad_output();
-    if (ctx.needs_input_grad(0)) axpy_on(ctx.input_grad(0), 0, dout, 0, 1.0f, inner * repeats);
+    const bool on_cuda = dout.device().is_cuda();
+    // On a GPU the residual stream's gradient passes on without copies where it can: a's gradient is
+    // dout itself (handed over when nothing was accumulated for a yet), and b (same shape) gets a
+    // plain copy into a fresh buffer instead of a zero-fill and an add.
+    if (ctx.needs_input_grad(0) && !(on_cuda && ctx.hand_over_input_grad(0, dout)))
+      axpy_on(ctx.input_grad(0), 0, dout, 0, 1.0f, inner * repeats);
+    if (ctx.needs_input_grad(1) && on_cuda && repeats == 1) {
+      const autograd::BackwardContext::GradientTarget db = ctx.gradient_target(1);
+      if (db.overwrite) {
+        Tensor(db.tensor).copy_(dout);
+        return;
+      }
+      axpy_on(db.tensor, 0, dout, 0, 1.0f, inner);
+      return;
+    }
     if (ctx.needs_input_grad(1)) {
       const Tensor db = ctx.input_grad(1);
       if (db.device().is_cuda()) {

@@ -80,17 +80,21 @@ void cuda_attention_forward(const Tensor& out, const Tensor& lse, const Tensor& 
   });
 }
 
-void cuda_attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out,
+// The flash kernel writes every element of dqkv, so it can fill a fresh gradient buffer
+// (BackwardContext::gradient_target); the CUDA-core kernel accumulates.
+void cuda_attention_backward(autograd::BackwardContext& ctx, const Tensor& dout, const Tensor& qkv, const Tensor& out,
                              const Tensor& lse, bool flash, int64_t B, int64_t T, int64_t C, int64_t NH) {
   if (flash) {
+    const autograd::BackwardContext::GradientTarget dqkv = ctx.gradient_target(0);
     const Tensor scratch = scratch_bytes(ops::cuda::flash_attention_backward_scratch_bytes(B, T, NH), qkv.device());
     const detail::CudaScope cuda(qkv.device());
     ops::cuda::flash_attention_backward(
-        detail::element_ptr<__nv_bfloat16>(dqkv), detail::element_ptr<__nv_bfloat16>(dout),
+        detail::element_ptr<__nv_bfloat16>(dqkv.tensor), detail::element_ptr<__nv_bfloat16>(dout),
         detail::element_ptr<__nv_bfloat16>(qkv), detail::element_ptr<__nv_bfloat16>(out), lse.data<float>(),
-        scratch.raw_data(), B, T, C, NH, cuda.stream());
+        scratch.raw_data(), B, T, C, NH, cuda.stream(), dqkv.overwrite);
     return;
   }
+  const Tensor dqkv = ctx.input_grad(0);
   const detail::CudaScope cuda(qkv.device());
   detail::dispatch_float(qkv.dtype(), [&]<class E>() {
     ops::cuda::attention_backward(detail::element_ptr<E>(dqkv), detail::element_ptr<E>(dout),
@@ -133,13 +137,14 @@ Tensor causal_self_attention(const Tensor& qkv, int64_t num_heads) {
   }
   autograd::record("attention", {qkv}, out,
                    [qkv, saved_out = out.detach(), lse, flash, B, T, C, num_heads](autograd::BackwardContext& ctx) {
-                     const Tensor dqkv = ctx.input_grad(0), dout = ctx.grad_output();
+                     const Tensor dout = ctx.grad_output();
                      if (qkv.device().is_cuda()) {
 #if MERIDIAN_CUDA
-                       cuda_attention_backward(dqkv, dout, qkv, saved_out, lse, flash, B, T, C, num_heads);
+                       cuda_attention_backward(ctx, dout, qkv, saved_out, lse, flash, B, T, C, num_heads);
 #endif
                        return;
                      }
+                     const Tensor dqkv = ctx.input_grad(0);
                      using Access = detail::FloatView::Access;
                      const detail::FloatView g(dqkv, Access::accumulate), d(dout, Access::read),
                          in(qkv, Access::read), o(saved_out, Access::read);

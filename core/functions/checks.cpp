@@ -84,4 +84,8 @@ Tensor grad_or_undefined(autograd::BackwardContext& ctx, int index) {
   return ctx.needs_input_grad(index) ? ctx.input_grad(index) : Tensor();
 }
 
+autograd::BackwardContext::GradientTarget target_or_undefined(autograd::BackwardContext& ctx, int index) {
+  return ctx.needs_input_grad(index) ? ctx.gradient_target(index) : autograd::BackwardContext::GradientTarget{};
+}
+
 }  // namespace meridian::fn::detail

@@ -4,12 +4,9 @@
 #include <string_view>
 #include <utility>
 
+#include "core/autograd/node.h"
 #include "core/cuda_dispatch.h"
 #include "core/tensor.h"
-
-namespace meridian::autograd {
-class BackwardContext;
-}
 
 namespace meridian::fn::detail {
 
@@ -42,5 +39,8 @@ float* grad_or_null(autograd::BackwardContext& ctx, int index);
 // The gradient buffer (the input's dtype) for input `index`, or an undefined tensor when that input
 // needs no gradient.
 Tensor grad_or_undefined(autograd::BackwardContext& ctx, int index);
+// The same as a gradient target (BackwardContext::gradient_target): on cuda possibly a fresh buffer
+// the kernel must overwrite; an undefined tensor when the input needs no gradient.
+autograd::BackwardContext::GradientTarget target_or_undefined(autograd::BackwardContext& ctx, int index);
 
 }  // namespace meridian::fn::detail

@@ -30,17 +30,18 @@ void gelu_forward_into(const Tensor& out, const Tensor& x) {
   ops::cpu::gelu_forward(o.data(), in.data(), x.numel());
 }
 
-void gelu_backward_into(const Tensor& dinp, const Tensor& x, const Tensor& dout) {
+void gelu_backward_into(const Tensor& dinp, const Tensor& x, const Tensor& dout, bool overwrite) {
   if (x.device().is_cuda()) {
 #if MERIDIAN_CUDA
     const CudaScope cuda(x.device());
     dispatch_float(x.dtype(), [&]<class E>() {
       ops::cuda::gelu_backward(element_ptr<E>(dinp), element_ptr<E>(x), element_ptr<E>(dout), x.numel(),
-                               cuda.stream());
+                               cuda.stream(), overwrite);
     });
 #endif
     return;
   }
+  MERIDIAN_CHECK(!overwrite, "gelu_backward_into: overwrite is a cuda mode");
   const FloatView gx(dinp, Access::accumulate), in(x, Access::read), d(dout, Access::read);
   ops::cpu::gelu_backward(gx.data(), in.data(), d.data(), x.numel());
 }
@@ -53,7 +54,8 @@ Tensor gelu(const Tensor& x) {
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   detail::gelu_forward_into(out, x);
   autograd::record("gelu", {x}, out, [x](autograd::BackwardContext& ctx) {
-    detail::gelu_backward_into(ctx.input_grad(0), x, ctx.grad_output());
+    const autograd::BackwardContext::GradientTarget dinp = ctx.gradient_target(0);
+    detail::gelu_backward_into(dinp.tensor, x, ctx.grad_output(), dinp.overwrite);
   });
   return out;
 }

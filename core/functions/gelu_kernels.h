@@ -7,7 +7,8 @@ namespace meridian::fn::detail {
 
 // out = gelu(x) (tanh form).
 void gelu_forward_into(const Tensor& out, const Tensor& x);
-// dinp += gelu'(x) · dout.
-void gelu_backward_into(const Tensor& dinp, const Tensor& x, const Tensor& dout);
+// dinp += gelu'(x) · dout, or dinp = gelu'(x) · dout with `overwrite` (cuda only: dinp need not be
+// initialised; the cpu kernel adds, so a cpu dinp must start at zero).
+void gelu_backward_into(const Tensor& dinp, const Tensor& x, const Tensor& dout, bool overwrite = false);
 
 }  // namespace meridian::fn::detail

@@ -29,18 +29,18 @@ Tensor in_compute_dtype(const Tensor& grad, DType dtype) {
   return Tensor::zeros(grad.shape(), dtype, grad.device());
 }
 
-void backward_on_cuda(const Saved& s, const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
-                      const Tensor& dout) {
+void backward_on_cuda(const Saved& s, const autograd::BackwardContext::GradientTarget& dinp, const Tensor& dweight,
+                      const Tensor& dbias, const Tensor& dout) {
   const DType dtype = s.x.dtype();
   const Tensor dw = in_compute_dtype(dweight, dtype), db = in_compute_dtype(dbias, dtype);
   {
     const detail::CudaScope cuda(s.x.device());
     detail::dispatch_float(dtype, [&]<class E>() {
-      ops::cuda::layernorm_backward(detail::element_ptr<E>(dinp), detail::element_ptr<E>(dw),
+      ops::cuda::layernorm_backward(detail::element_ptr<E>(dinp.tensor), detail::element_ptr<E>(dw),
                                     detail::element_ptr<E>(db), detail::element_ptr<E>(dout),
                                     detail::element_ptr<E>(s.x), detail::element_ptr<E>(s.weight),
                                     detail::element_ptr<float>(s.mean), detail::element_ptr<float>(s.rstd), s.rows,
-                                    s.channels, cuda.stream());
+                                    s.channels, cuda.stream(), dinp.overwrite);
     });
   }
   if (dw.defined() && !dw.same_impl(dweight)) ::meridian::detail::accumulate_gradient(dweight, dw);
@@ -86,14 +86,15 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
                                 b.data(), rows, channels, eps);
   }
   autograd::record("layer_norm", {x, weight, bias}, out, [saved](autograd::BackwardContext& ctx) {
-    const Tensor dinp = detail::grad_or_undefined(ctx, 0), dweight = detail::grad_or_undefined(ctx, 1),
-                 dbias = detail::grad_or_undefined(ctx, 2), dout = ctx.grad_output();
+    const Tensor dweight = detail::grad_or_undefined(ctx, 1), dbias = detail::grad_or_undefined(ctx, 2),
+                 dout = ctx.grad_output();
     if (saved.x.device().is_cuda()) {
 #if MERIDIAN_CUDA
-      backward_on_cuda(saved, dinp, dweight, dbias, dout);
+      backward_on_cuda(saved, detail::target_or_undefined(ctx, 0), dweight, dbias, dout);
 #endif
       return;
     }
+    const Tensor dinp = detail::grad_or_undefined(ctx, 0);
     const detail::FloatView gx(dinp, Access::accumulate), gw(dweight, Access::accumulate),
         gb(dbias, Access::accumulate), d(dout, Access::read), in(saved.x, Access::read), w(saved.weight, Access::read);
     ops::cpu::layernorm_backward(gx.data(), gw.data(), gb.data(), d.data(), in.data(), w.data(),

@@ -28,18 +28,19 @@ struct Operands {
 // dweight += doutᵀ·x, dbias += column sums of dout (any of the three may be undefined). dinp has the
 // compute dtype; dweight and dbias have the master weight's, which may be wider: on the GPU a bf16
 // product then accumulates straight into the fp32 master gradient (cuBLASLt with an fp32 C).
-void matmul_backward_on(const Operands& op, const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
-                        const Tensor& dout) {
+void matmul_backward_on(const Operands& op, const autograd::BackwardContext::GradientTarget& dinp,
+                        const Tensor& dweight, const Tensor& dbias, const Tensor& dout) {
   if (op.x.device().is_cuda()) {
 #if MERIDIAN_CUDA
     const detail::CudaScope cuda(op.x.device());
     const DType wide = dweight.defined() ? dweight.dtype() : dbias.defined() ? dbias.dtype() : op.x.dtype();
     detail::dispatch_float(op.x.dtype(), [&]<class E>() {
       const bool same = wide == op.x.dtype();
-      ops::cuda::matmul_backward<E, E>(detail::element_ptr<E>(dinp), same ? detail::element_ptr<E>(dweight) : nullptr,
+      ops::cuda::matmul_backward<E, E>(detail::element_ptr<E>(dinp.tensor),
+                                       same ? detail::element_ptr<E>(dweight) : nullptr,
                                        same ? detail::element_ptr<E>(dbias) : nullptr, detail::element_ptr<E>(dout),
                                        detail::element_ptr<E>(op.x), detail::element_ptr<E>(op.weight), op.rows,
-                                       op.in_features, op.out_features, cuda.stream());
+                                       op.in_features, op.out_features, cuda.stream(), dinp.overwrite);
       if (!same && (dweight.defined() || dbias.defined()))
         ops::cuda::matmul_backward<float, E>(nullptr, detail::element_ptr<float>(dweight),
                                              detail::element_ptr<float>(dbias), detail::element_ptr<E>(dout),
@@ -49,7 +50,8 @@ void matmul_backward_on(const Operands& op, const Tensor& dinp, const Tensor& dw
 #endif
     return;
   }
-  const detail::FloatView gx(dinp, Access::accumulate), gw(dweight, Access::accumulate), gb(dbias, Access::accumulate);
+  const detail::FloatView gx(dinp.tensor, Access::accumulate), gw(dweight, Access::accumulate),
+      gb(dbias, Access::accumulate);
   const detail::FloatView d(dout, Access::read), x(op.x, Access::read), w(op.weight, Access::read);
   ops::cpu::matmul_backward(gx.data(), gw.data(), gb.data(), d.data(), x.data(), w.data(), op.rows, op.in_features,
                             op.out_features);
@@ -69,10 +71,10 @@ bool defer_weight_grads(autograd::BackwardContext& ctx, const Operands& op, cons
   std::shared_ptr<autograd::LeafNode> bias_leaf = bias_grad ? ctx.leaf_input(2) : nullptr;
   if ((weight_grad && !weight_leaf) || (bias_grad && !bias_leaf)) return false;
 
-  matmul_backward_on(op, detail::grad_or_undefined(ctx, 0), Tensor(), Tensor(), grad_output);
+  matmul_backward_on(op, detail::target_or_undefined(ctx, 0), Tensor(), Tensor(), grad_output);
   store->add([op, grad_output, weight_leaf, bias_leaf] {
     profiler::Scope scope("linear", "weight_grad");
-    matmul_backward_on(op, Tensor(), weight_leaf ? weight_leaf->grad_buffer() : Tensor(),
+    matmul_backward_on(op, {}, weight_leaf ? weight_leaf->grad_buffer() : Tensor(),
                        bias_leaf ? bias_leaf->grad_buffer() : Tensor(), grad_output);
   });
   return true;
@@ -136,8 +138,10 @@ void matmul_forward_on(const Product& p, const Tensor& out) {
 // The three gradients of the product (or the input gradient now and the rest deferred).
 void linear_backward(autograd::BackwardContext& ctx, const Operands& op, const Tensor& grad_output) {
   if (defer_weight_grads(ctx, op, grad_output)) return;
-  matmul_backward_on(op, detail::grad_or_undefined(ctx, 0), detail::grad_or_undefined(ctx, 1),
-                     detail::grad_or_undefined(ctx, 2), grad_output);
+  // The parameters' buffers first: should an input also be the weight or bias (one edge), its
+  // gradient target is then the accumulation buffer, never a fresh one the kernel overwrites.
+  const Tensor dweight = detail::grad_or_undefined(ctx, 1), dbias = detail::grad_or_undefined(ctx, 2);
+  matmul_backward_on(op, detail::target_or_undefined(ctx, 0), dweight, dbias, grad_output);
 }
 
 }  // namespace
@@ -176,8 +180,11 @@ Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     detail::gelu_forward_into(out, pre);
   }
   autograd::record("linear_gelu", {x, weight, bias}, out, [op = p.op, pre](autograd::BackwardContext& ctx) {
-    const Tensor dpre = Tensor::zeros(pre.shape(), pre.dtype(), pre.device());
-    detail::gelu_backward_into(dpre, pre, ctx.grad_output());
+    // cuda: the kernel writes every element; the cpu kernel adds, into zeros.
+    const bool on_cuda = pre.device().is_cuda();
+    const Tensor dpre = on_cuda ? Tensor::empty(pre.shape(), pre.dtype(), pre.device())
+                                : Tensor::zeros(pre.shape(), pre.dtype(), pre.device());
+    detail::gelu_backward_into(dpre, pre, ctx.grad_output(), /*overwrite=*/on_cuda);
     linear_backward(ctx, op, dpre);
   });
   return out;

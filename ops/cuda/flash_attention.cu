@@ -322,17 +322,18 @@ __device__ void load_query_side(const BackwardShared& sh, const bf16* q_head, co
   }
 }
 
-// target rows first_row … first_row + 15 (row_stride apart), 16 columns, += the fragment (one
-// rounding to bf16); rows at or past T are skipped. staging: the warp's 16×16 fp32 scratch.
+// target rows first_row … first_row + 15 (row_stride apart), 16 columns, += the fragment (= with
+// `overwrite`; one rounding to bf16); rows at or past T are skipped. staging: the warp's 16×16 fp32
+// scratch.
 __device__ void add_fragment(bf16* target, int64_t row_stride, const Accumulator& fragment, float* staging,
-                             int64_t first_row, int64_t T, int lane) {
+                             int64_t first_row, int64_t T, int lane, bool overwrite) {
   wmma::store_matrix_sync(staging, fragment, kFragment, wmma::mem_row_major);
   __syncwarp();
   for (int i = lane; i < kFragment * kFragment; i += kWarpSize) {
     const int64_t row = first_row + i / kFragment;
     if (row < T) {
       bf16& element = target[row * row_stride + i % kFragment];
-      element = __float2bfloat16_rn(__bfloat162float(element) + staging[i]);
+      element = __float2bfloat16_rn(overwrite ? staging[i] : __bfloat162float(element) + staging[i]);
     }
   }
   __syncwarp();
@@ -344,7 +345,7 @@ __device__ void add_fragment(bf16* target, int64_t row_stride, const Accumulator
 template <int kHeadFragments>
 __global__ void __launch_bounds__(kThreads)
     flash_backward_key_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* delta,
-                              int64_t T, int64_t C, int64_t NH, float scale) {
+                              int64_t T, int64_t C, int64_t NH, float scale, bool overwrite) {
   constexpr int kHeadSize = kHeadFragments * kFragment;
   constexpr int ld = head_ld(kHeadSize);
   extern __shared__ __align__(128) unsigned char shared_memory[];
@@ -397,8 +398,8 @@ __global__ void __launch_bounds__(kThreads)
   bf16* dk_head = dqkv + b * T * row_stride + C + h * kHeadSize;
 #pragma unroll
   for (int f = 0; f < kHeadFragments; ++f) {
-    add_fragment(dk_head + f * kFragment, row_stride, dk[f], staging, first_key + row0, T, lane);
-    add_fragment(dk_head + C + f * kFragment, row_stride, dv[f], staging, first_key + row0, T, lane);
+    add_fragment(dk_head + f * kFragment, row_stride, dk[f], staging, first_key + row0, T, lane, overwrite);
+    add_fragment(dk_head + C + f * kFragment, row_stride, dv[f], staging, first_key + row0, T, lane, overwrite);
   }
 }
 
@@ -407,7 +408,7 @@ __global__ void __launch_bounds__(kThreads)
 template <int kHeadFragments>
 __global__ void __launch_bounds__(kThreads)
     flash_backward_query_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* delta,
-                                int64_t T, int64_t C, int64_t NH, float scale) {
+                                int64_t T, int64_t C, int64_t NH, float scale, bool overwrite) {
   constexpr int kHeadSize = kHeadFragments * kFragment;
   constexpr int ld = head_ld(kHeadSize);
   extern __shared__ __align__(128) unsigned char shared_memory[];
@@ -449,7 +450,7 @@ __global__ void __launch_bounds__(kThreads)
   bf16* dq_head = dqkv + b * T * row_stride + h * kHeadSize;
 #pragma unroll
   for (int f = 0; f < kHeadFragments; ++f) {
-    add_fragment(dq_head + f * kFragment, row_stride, dq[f], staging, first_query + row0, T, lane);
+    add_fragment(dq_head + f * kFragment, row_stride, dq[f], staging, first_query + row0, T, lane, overwrite);
   }
 }
 
@@ -509,7 +510,8 @@ size_t flash_attention_backward_scratch_bytes(int64_t B, int64_t T, int64_t NH) 
 }
 
 void flash_attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, const bf16* out, const float* lse,
-                              void* scratch, int64_t B, int64_t T, int64_t C, int64_t NH, cudaStream_t stream) {
+                              void* scratch, int64_t B, int64_t T, int64_t C, int64_t NH, cudaStream_t stream,
+                              bool overwrite) {
   const AttentionShape s = check_shape("flash_attention_backward", B, T, C, NH);
   if (B == 0 || T == 0) return;
   check_aligned(qkv, "qkv", s, "flash_attention_backward");
@@ -530,11 +532,11 @@ void flash_attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, con
     const size_t bytes = BackwardShared(0, kHeadFragments * kFragment).bytes;
     allow_shared_memory(flash_backward_key_kernel<kHeadFragments>, bytes, key_what);
     flash_backward_key_kernel<kHeadFragments>
-        <<<grid, kThreads, bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale);
+        <<<grid, kThreads, bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
     check_launch(key_what);
     allow_shared_memory(flash_backward_query_kernel<kHeadFragments>, bytes, query_what);
     flash_backward_query_kernel<kHeadFragments>
-        <<<grid, kThreads, bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale);
+        <<<grid, kThreads, bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
     check_launch(query_what);
   });
 }

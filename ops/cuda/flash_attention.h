@@ -33,9 +33,10 @@ void flash_attention_forward(__nv_bfloat16* out, float* lse, const __nv_bfloat16
 // Scratch bytes of one backward call: D = rowsum(dO ∘ O), B·NH·T floats.
 size_t flash_attention_backward_scratch_bytes(int64_t B, int64_t T, int64_t NH);
 
-// dqkv += ∂loss/∂qkv given dout (B, T, C) and the forward's out and lse. scratch: see above.
+// dqkv += ∂loss/∂qkv given dout (B, T, C) and the forward's out and lse. scratch: see above. With
+// overwrite, dqkv = ∂loss/∂qkv: every element is written and none read (dqkv may start uninitialised).
 void flash_attention_backward(__nv_bfloat16* dqkv, const __nv_bfloat16* dout, const __nv_bfloat16* qkv,
                               const __nv_bfloat16* out, const float* lse, void* scratch, int64_t B, int64_t T,
-                              int64_t C, int64_t NH, cudaStream_t stream);
+                              int64_t C, int64_t NH, cudaStream_t stream, bool overwrite = false);
 
 }  // namespace meridian::ops::cuda

@@ -34,14 +34,15 @@ __global__ void gelu_forward_kernel(T* out, const T* inp, int64_t n) {  // in pl
 
 template <class T>
 __global__ void gelu_backward_kernel(T* __restrict__ dinp, const T* __restrict__ inp, const T* __restrict__ dout,
-                                     int64_t n) {
+                                     int64_t n, bool overwrite) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const float x = to_float(inp[i]);
     // With s = sigmoid(2u): d/dx [x·s] = s + x · 2s(1 − s) · du/dx.
     const float s = sigmoid(2.0f * tanh_argument(x));
     const float du_dx = kSqrt2OverPi * (1.0f + 3.0f * kCubicCoefficient * x * x);
-    dinp[i] = from_float<T>(to_float(dinp[i]) + to_float(dout[i]) * (s + 2.0f * x * s * (1.0f - s) * du_dx));
+    const float grad = to_float(dout[i]) * (s + 2.0f * x * s * (1.0f - s) * du_dx);
+    dinp[i] = from_float<T>(overwrite ? grad : to_float(dinp[i]) + grad);
   }
 }
 
@@ -53,24 +54,26 @@ void launch_forward(T* out, const T* inp, int64_t n, cudaStream_t stream) {
 }
 
 template <class T>
-void launch_backward(T* dinp, const T* inp, const T* dout, int64_t n, cudaStream_t stream) {
+void launch_backward(T* dinp, const T* inp, const T* dout, int64_t n, cudaStream_t stream, bool overwrite) {
   if (n == 0) return;
-  gelu_backward_kernel<T><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(dinp, inp, dout, n);
+  gelu_backward_kernel<T><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(dinp, inp, dout, n,
+                                                                                              overwrite);
   MERIDIAN_CUDA_CHECK_LAUNCH("gelu_backward");
 }
 
 }  // namespace
 
 void gelu_forward(float* out, const float* inp, int64_t n, cudaStream_t stream) { launch_forward(out, inp, n, stream); }
-void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, cudaStream_t stream) {
-  launch_backward(dinp, inp, dout, n, stream);
+void gelu_backward(float* dinp, const float* inp, const float* dout, int64_t n, cudaStream_t stream,
+                   bool overwrite) {
+  launch_backward(dinp, inp, dout, n, stream, overwrite);
 }
 void gelu_forward(__nv_bfloat16* out, const __nv_bfloat16* inp, int64_t n, cudaStream_t stream) {
   launch_forward(out, inp, n, stream);
 }
 void gelu_backward(__nv_bfloat16* dinp, const __nv_bfloat16* inp, const __nv_bfloat16* dout, int64_t n,
-                   cudaStream_t stream) {
-  launch_backward(dinp, inp, dout, n, stream);
+                   cudaStream_t stream, bool overwrite) {
+  launch_backward(dinp, inp, dout, n, stream, overwrite);
 }
 
 }  // namespace meridian::ops::cuda

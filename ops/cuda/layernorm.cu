@@ -55,8 +55,9 @@ __global__ void layernorm_forward_kernel(T* __restrict__ out, float* __restrict_
   }
 }
 
-// dinp += (dnorm − mean(dnorm) − norm · mean(dnorm · norm)) · rstd per row, dnorm = weight ⊙ dout.
-template <class T>
+// dinp += (dnorm − mean(dnorm) − norm · mean(dnorm · norm)) · rstd per row, dnorm = weight ⊙ dout
+// (dinp = … with kOverwrite).
+template <class T, bool kOverwrite>
 __global__ void layernorm_input_gradient_kernel(T* __restrict__ dinp, const T* __restrict__ dout,
                                                 const T* __restrict__ inp, const T* __restrict__ weight,
                                                 const float* __restrict__ mean, const float* __restrict__ rstd,
@@ -82,7 +83,8 @@ __global__ void layernorm_input_gradient_kernel(T* __restrict__ dinp, const T* _
   for (int64_t c = lane; c < C; c += kWarpSize) {
     const float norm = (to_float(x[c]) - row_mean) * row_rstd;
     const float dnorm = to_float(weight[c]) * to_float(dy[c]);
-    dx[c] = from_float<T>(to_float(dx[c]) + (dnorm - dnorm_mean - norm * dnorm_norm_mean) * row_rstd);
+    const float grad = (dnorm - dnorm_mean - norm * dnorm_norm_mean) * row_rstd;
+    dx[c] = from_float<T>(kOverwrite ? grad : to_float(dx[c]) + grad);
   }
 }
 
@@ -134,12 +136,13 @@ void launch_forward(T* out, float* mean, float* rstd, const T* inp, const T* wei
 
 template <class T>
 void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const float* mean,
-                     const float* rstd, int64_t N, int64_t C, cudaStream_t stream) {
+                     const float* rstd, int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp) {
   if (N == 0 || C == 0) return;
   if (dinp != nullptr) {
     const auto blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
-    layernorm_input_gradient_kernel<T>
-        <<<blocks, launch::kThreadsPerBlock, 0, stream>>>(dinp, dout, inp, weight, mean, rstd, N, C);
+    const auto kernel =
+        overwrite_dinp ? layernorm_input_gradient_kernel<T, true> : layernorm_input_gradient_kernel<T, false>;
+    kernel<<<blocks, launch::kThreadsPerBlock, 0, stream>>>(dinp, dout, inp, weight, mean, rstd, N, C);
     MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (input gradient)");
   }
   if (dweight != nullptr || dbias != nullptr) {
@@ -165,14 +168,14 @@ void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const __nv_
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C,
-                        cudaStream_t stream) {
-  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream);
+                        cudaStream_t stream, bool overwrite_dinp) {
+  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream, overwrite_dinp);
 }
 
 void layernorm_backward(__nv_bfloat16* dinp, __nv_bfloat16* dweight, __nv_bfloat16* dbias, const __nv_bfloat16* dout,
                         const __nv_bfloat16* inp, const __nv_bfloat16* weight, const float* mean, const float* rstd,
-                        int64_t N, int64_t C, cudaStream_t stream) {
-  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream);
+                        int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp) {
+  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream, overwrite_dinp);
 }
 
 }  // namespace meridian::ops::cuda

@@ -18,14 +18,15 @@ void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const __nv_
                        cudaStream_t stream);
 
 // dinp += ∂/∂inp, dweight += ∂/∂weight, dbias += ∂/∂bias (each may be null). Deterministic: the
-// parameter gradients are summed over rows in a fixed order (no atomics).
+// parameter gradients are summed over rows in a fixed order (no atomics). With overwrite_dinp,
+// dinp = ∂/∂inp (not read: it may start uninitialised).
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C,
-                        cudaStream_t stream);
+                        cudaStream_t stream, bool overwrite_dinp = false);
 // bf16 tensors and gradients, fp32 statistics and arithmetic: each gradient element is read, gains
 // its fp32 sum, and is rounded once.
 void layernorm_backward(__nv_bfloat16* dinp, __nv_bfloat16* dweight, __nv_bfloat16* dbias, const __nv_bfloat16* dout,
                         const __nv_bfloat16* inp, const __nv_bfloat16* weight, const float* mean, const float* rstd,
-                        int64_t N, int64_t C, cudaStream_t stream);
+                        int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp = false);
 
 }  // namespace meridian::ops::cuda

@@ -444,16 +444,19 @@ void matmul_forward_gelu(Out* out, Out* pre_gelu, const In* inp, const In* weigh
 
 template <class Out, class In>
 void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const In* inp, const In* weight,
-                     int64_t N, int64_t C, int64_t OC, cudaStream_t stream) {
+                     int64_t N, int64_t C, int64_t OC, cudaStream_t stream, bool overwrite_dinp) {
   check_shape("matmul_backward", N, C, OC);
   if (N == 0 || C == 0 || OC == 0) {
-    // Every gradient is an empty sum (nothing to add) except dbias when only C is 0.
+    // Every gradient is an empty sum (nothing to add) except dbias when only C is 0; an overwritten
+    // dinp is that empty sum: zeros.
+    if (overwrite_dinp && dinp != nullptr && N > 0 && C > 0)
+      check_cuda(cudaMemsetAsync(dinp, 0, static_cast<size_t>(N * C) * sizeof(Out), stream), "matmul_backward");
     if (dbias != nullptr && N > 0 && OC > 0) add_column_sums(dbias, dout, N, OC, stream);
     return;
   }
   if (dinp != nullptr) {
     // dinp (N×C) += dout (N×OC) · weight (OC×C); column-major dinpᵀ (C×N) += weight_cm (C×OC) · doutᵀ (OC×N).
-    const Gemm g = gemm(false, false, C, N, OC, weight, C, dout, OC, dinp, C, 1.0f);
+    const Gemm g = gemm(false, false, C, N, OC, weight, C, dout, OC, dinp, C, overwrite_dinp ? 0.0f : 1.0f);
     run_gemm_or_throw(g, stream, "matmul_backward dinp");
   }
   if (dweight != nullptr) {
@@ -506,7 +509,7 @@ void release_matmul_resources() { thread_state().release(); }
   template void matmul_forward_gelu<Out, In>(Out*, Out*, const In*, const In*, const Out*, int64_t, int64_t,    \
                                              int64_t, cudaStream_t);                                           \
   template void matmul_backward<Out, In>(Out*, Out*, Out*, const In*, const In*, const In*, int64_t, int64_t,   \
-                                         int64_t, cudaStream_t);
+                                         int64_t, cudaStream_t, bool);
 
 MERIDIAN_INSTANTIATE_MATMUL(float, float)
 MERIDIAN_INSTANTIATE_MATMUL(__nv_bfloat16, __nv_bfloat16)

@@ -38,10 +38,11 @@ void matmul_forward_gelu(Out* out, Out* pre_gelu, const In* inp, const In* weigh
 
 // dinp += dout · weight;  dweight += doutᵀ · inp;  dbias += column sums of dout (deterministic
 // two-stage reduction: fixed row chunks, each summed in order). Any of dinp, dweight, dbias may be
-// null (that gradient is not needed).
+// null (that gradient is not needed). With overwrite_dinp, dinp = dout · weight (beta 0: dinp is
+// not read, so it may start uninitialised).
 template <class Out, class In>
 void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const In* inp, const In* weight,
-                     int64_t N, int64_t C, int64_t OC, cudaStream_t stream);
+                     int64_t N, int64_t C, int64_t OC, cudaStream_t stream, bool overwrite_dinp = false);
 
 // Strided-batched row-major products (attention's per-head products): for each i < batch,
 //   C_i (M×N) = alpha · op(A_i) · op(B_i) + beta · C_i,

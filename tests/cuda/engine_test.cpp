@@ -52,29 +52,47 @@ void expect_close(const Tensor& gpu, const Tensor& cpu, double tolerance, const 
   }
 }
 
-// Runs `function` on cpu inputs and on copies of them on the GPU (leaves that require grad stay
-// leaves that require grad), compares the outputs, backpropagates the same random upstream
-// gradient through both and compares every input gradient.
+// A fresh copy of each input (a leaf again when it required grad), on `device`.
+std::vector<Tensor> fresh_leaves(const std::vector<Tensor>& inputs, Device device) {
+  std::vector<Tensor> out;
+  for (const Tensor& input : inputs) {
+    Tensor copy = input.detach().clone().to(device);
+    if (input.requires_grad()) copy.set_requires_grad(true);
+    out.push_back(copy);
+  }
+  return out;
+}
+
+// Runs `function` on copies of the cpu inputs and on copies of them on the GPU, compares the
+// outputs, backpropagates the same random upstream gradient through both and compares every input
+// gradient. Twice: on the leaves themselves (gradients accumulate into .grad), and on each leaf
+// passed through fn::scale(·, 1) first, so that the function sees non-leaf inputs and, on the GPU,
+// fills fresh gradient buffers instead of adding into zeroed ones (BackwardContext::gradient_target).
 void check_function(const std::string& name, const std::vector<Tensor>& cpu_inputs,
                     const std::function<Tensor(const std::vector<Tensor>&)>& function, double tolerance,
                     std::mt19937& rng) {
-  std::vector<Tensor> gpu_inputs;
-  for (const Tensor& input : cpu_inputs) {
-    Tensor copy = input.to(kGpu);
-    if (input.requires_grad()) copy.set_requires_grad(true);
-    gpu_inputs.push_back(copy);
-  }
-  const Tensor cpu_out = function(cpu_inputs);
-  const Tensor gpu_out = function(gpu_inputs);
-  expect_close(gpu_out, cpu_out, tolerance, name + " forward");
-  const Tensor upstream = random_tensor(cpu_out.shape(), rng);
-  cpu_out.backward(upstream);
-  gpu_out.backward(upstream.to(kGpu));
-  for (size_t i = 0; i < cpu_inputs.size(); ++i) {
-    if (!cpu_inputs[i].requires_grad()) continue;
-    ASSERT_TRUE(gpu_inputs[i].grad().defined()) << name << " input " << i;
-    EXPECT_TRUE(gpu_inputs[i].grad().device() == kGpu) << name << " input " << i;
-    expect_close(gpu_inputs[i].grad(), cpu_inputs[i].grad(), tolerance, name + " gradient of input " + std::to_string(i));
+  for (const bool non_leaf : {false, true}) {
+    const std::string label = name + (non_leaf ? " (non-leaf inputs)" : "");
+    const std::vector<Tensor> cpu_leaves = fresh_leaves(cpu_inputs, Device::cpu());
+    const std::vector<Tensor> gpu_leaves = fresh_leaves(cpu_inputs, kGpu);
+    const auto arguments = [non_leaf](const std::vector<Tensor>& leaves) {
+      std::vector<Tensor> out;
+      for (const Tensor& t : leaves) out.push_back(non_leaf && t.requires_grad() ? fn::scale(t, 1.0f) : t);
+      return out;
+    };
+    const Tensor cpu_out = function(arguments(cpu_leaves));
+    const Tensor gpu_out = function(arguments(gpu_leaves));
+    expect_close(gpu_out, cpu_out, tolerance, label + " forward");
+    const Tensor upstream = random_tensor(cpu_out.shape(), rng);
+    cpu_out.backward(upstream);
+    gpu_out.backward(upstream.to(kGpu));
+    for (size_t i = 0; i < cpu_inputs.size(); ++i) {
+      if (!cpu_inputs[i].requires_grad()) continue;
+      ASSERT_TRUE(gpu_leaves[i].grad().defined()) << label << " input " << i;
+      EXPECT_TRUE(gpu_leaves[i].grad().device() == kGpu) << label << " input " << i;
+      expect_close(gpu_leaves[i].grad(), cpu_leaves[i].grad(), tolerance,
+                   label + " gradient of input " + std::to_string(i));
+    }
   }
 }
 

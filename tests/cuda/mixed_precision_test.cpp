@@ -47,28 +47,35 @@ struct Input {
   bool needs_grad = true;
 };
 
+// Twice, as tests/cuda/engine_test.cpp: on leaf inputs, and on inputs passed through
+// fn::scale(·, 1) so that the GPU fills fresh gradient buffers (BackwardContext::gradient_target).
 void check_function(const std::string& name, const std::vector<Input>& inputs,
                     const std::function<Tensor(const std::vector<Tensor>&)>& function, std::mt19937& rng) {
-  std::vector<Tensor> cpu, gpu;
-  for (const Input& input : inputs) {
-    Tensor host = input.activation ? input.values.to(DType::bf16) : input.values;
-    Tensor device = host.to(kGpu);
-    if (input.needs_grad) {
-      host.set_requires_grad(true);
-      device.set_requires_grad(true);
+  for (const bool non_leaf : {false, true}) {
+    const std::string label = name + (non_leaf ? " (non-leaf inputs)" : "");
+    std::vector<Tensor> cpu, gpu, cpu_arguments, gpu_arguments;
+    for (const Input& input : inputs) {
+      Tensor host = input.activation ? input.values.to(DType::bf16) : input.values.clone();
+      Tensor device = host.to(kGpu);
+      if (input.needs_grad) {
+        host.set_requires_grad(true);
+        device.set_requires_grad(true);
+      }
+      cpu.push_back(host);
+      gpu.push_back(device);
+      cpu_arguments.push_back(non_leaf && input.needs_grad ? fn::scale(host, 1.0f) : host);
+      gpu_arguments.push_back(non_leaf && input.needs_grad ? fn::scale(device, 1.0f) : device);
     }
-    cpu.push_back(host);
-    gpu.push_back(device);
-  }
-  const Tensor cpu_out = function(cpu), gpu_out = function(gpu);
-  expect_close(gpu_out, cpu_out, name + " forward");
-  const Tensor upstream = random_tensor(cpu_out.shape(), rng).to(cpu_out.dtype());
-  cpu_out.backward(upstream);
-  gpu_out.backward(upstream.to(kGpu));
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].needs_grad) continue;
-    ASSERT_TRUE(gpu[i].grad().defined()) << name << " input " << i;
-    expect_close(gpu[i].grad(), cpu[i].grad(), name + " gradient of input " + std::to_string(i));
+    const Tensor cpu_out = function(cpu_arguments), gpu_out = function(gpu_arguments);
+    expect_close(gpu_out, cpu_out, label + " forward");
+    const Tensor upstream = random_tensor(cpu_out.shape(), rng).to(cpu_out.dtype());
+    cpu_out.backward(upstream);
+    gpu_out.backward(upstream.to(kGpu));
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (!inputs[i].needs_grad) continue;
+      ASSERT_TRUE(gpu[i].grad().defined()) << label << " input " << i;
+      expect_close(gpu[i].grad(), cpu[i].grad(), label + " gradient of input " + std::to_string(i));
+    }
   }
 }
 
