@@ -33,6 +33,12 @@ void backward_on_cuda(const Saved& s, const autograd::BackwardContext::GradientT
                       const Tensor& dbias, const Tensor& dout) {
   const DType dtype = s.x.dtype();
   const Tensor dw = in_compute_dtype(dweight, dtype), db = in_compute_dtype(dbias, dtype);
+  // The parameter gradients' row-split partials (fp32), from the caching allocator.
+  const Tensor scratch = dw.defined() || db.defined()
+                             ? Tensor::empty({static_cast<int64_t>(
+                                                 ops::cuda::layernorm_backward_scratch_bytes(s.rows, s.channels) / 4)},
+                                             DType::f32, s.x.device())
+                             : Tensor();
   {
     const detail::CudaScope cuda(s.x.device());
     detail::dispatch_float(dtype, [&]<class E>() {
@@ -40,7 +46,8 @@ void backward_on_cuda(const Saved& s, const autograd::BackwardContext::GradientT
                                     detail::element_ptr<E>(db), detail::element_ptr<E>(dout),
                                     detail::element_ptr<E>(s.x), detail::element_ptr<E>(s.weight),
                                     detail::element_ptr<float>(s.mean), detail::element_ptr<float>(s.rstd), s.rows,
-                                    s.channels, cuda.stream(), dinp.overwrite);
+                                    s.channels, cuda.stream(), dinp.overwrite,
+                                    scratch.defined() ? scratch.raw_data() : nullptr);
     });
   }
   if (dw.defined() && !dw.same_impl(dweight)) ::meridian::detail::accumulate_gradient(dweight, dw);

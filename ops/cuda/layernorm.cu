@@ -92,7 +92,7 @@ __global__ void layernorm_input_gradient_kernel(T* __restrict__ dinp, const T* _
 // sums rows y, y + 32, … in order, then row-lane 0 adds the 32 partials in order: a fixed summation
 // order, so the result is the same bits on every run. Each row's 32 channels are one 128-byte load.
 // (One block per 32 channels: C = 768 gives 24 blocks, enough to be correct and deterministic but
-// not to fill an H200; a row-split with a second reduction pass is the faster form.)
+// not to fill an H200: the row-split form below is what the engine runs.)
 template <class T>
 __global__ void __launch_bounds__(kParameterGradientThreads)
     layernorm_parameter_gradients_kernel(T* __restrict__ dweight, T* __restrict__ dbias, const T* __restrict__ dout,
@@ -124,6 +124,63 @@ __global__ void __launch_bounds__(kParameterGradientThreads)
   if (dbias != nullptr) dbias[c] = from_float<T>(to_float(dbias[c]) + bias_sum);
 }
 
+// The row-split form. Pass 1, grid (channel blocks, row chunks): block (x, y) sums rows
+// y·kLayerNormRowsPerSplit … of its 32 channels as above (row lane l takes rows l, l + 32, … of the
+// chunk, then the 32 lanes are added in order) into weight_partials[y·C + c] and
+// bias_partials[y·C + c]. Pass 2: one thread per channel adds the chunks' partials in chunk order.
+template <class T>
+__global__ void __launch_bounds__(kParameterGradientThreads)
+    layernorm_parameter_partials_kernel(float* __restrict__ weight_partials, float* __restrict__ bias_partials,
+                                        const T* __restrict__ dout, const T* __restrict__ inp,
+                                        const float* __restrict__ mean, const float* __restrict__ rstd, int64_t N,
+                                        int64_t C) {
+  __shared__ float weight_lanes[kRowLanes][kChannelsPerBlock + 1];
+  __shared__ float bias_lanes[kRowLanes][kChannelsPerBlock + 1];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kChannelsPerBlock + threadIdx.x;
+  const int64_t first = static_cast<int64_t>(blockIdx.y) * kLayerNormRowsPerSplit;
+  const int64_t last = first + kLayerNormRowsPerSplit < N ? first + kLayerNormRowsPerSplit : N;
+  float weight_sum = 0.0f;
+  float bias_sum = 0.0f;
+  if (c < C) {
+    for (int64_t row = first + threadIdx.y; row < last; row += kRowLanes) {
+      const float dy = to_float(dout[row * C + c]);
+      weight_sum += dy * ((to_float(inp[row * C + c]) - mean[row]) * rstd[row]);
+      bias_sum += dy;
+    }
+  }
+  weight_lanes[threadIdx.y][threadIdx.x] = weight_sum;
+  bias_lanes[threadIdx.y][threadIdx.x] = bias_sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || c >= C) return;
+  weight_sum = 0.0f;
+  bias_sum = 0.0f;
+  for (int lane = 0; lane < kRowLanes; ++lane) {
+    weight_sum += weight_lanes[lane][threadIdx.x];
+    bias_sum += bias_lanes[lane][threadIdx.x];
+  }
+  weight_partials[static_cast<int64_t>(blockIdx.y) * C + c] = weight_sum;
+  bias_partials[static_cast<int64_t>(blockIdx.y) * C + c] = bias_sum;
+}
+
+template <class T>
+__global__ void layernorm_parameter_totals_kernel(T* __restrict__ dweight, T* __restrict__ dbias,
+                                                  const float* __restrict__ weight_partials,
+                                                  const float* __restrict__ bias_partials, int64_t splits,
+                                                  int64_t C) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float weight_sum = 0.0f;
+  float bias_sum = 0.0f;
+  for (int64_t split = 0; split < splits; ++split) {
+    weight_sum += weight_partials[split * C + c];
+    bias_sum += bias_partials[split * C + c];
+  }
+  if (dweight != nullptr) dweight[c] = from_float<T>(to_float(dweight[c]) + weight_sum);
+  if (dbias != nullptr) dbias[c] = from_float<T>(to_float(dbias[c]) + bias_sum);
+}
+
+int64_t row_splits(int64_t N) { return (N + kLayerNormRowsPerSplit - 1) / kLayerNormRowsPerSplit; }
+
 template <class T>
 void launch_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight, const T* bias, int64_t N,
                     int64_t C, float eps, cudaStream_t stream) {
@@ -136,7 +193,8 @@ void launch_forward(T* out, float* mean, float* rstd, const T* inp, const T* wei
 
 template <class T>
 void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const float* mean,
-                     const float* rstd, int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp) {
+                     const float* rstd, int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp,
+                     void* scratch) {
   if (N == 0 || C == 0) return;
   if (dinp != nullptr) {
     const auto blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
@@ -144,6 +202,21 @@ void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
         overwrite_dinp ? layernorm_input_gradient_kernel<T, true> : layernorm_input_gradient_kernel<T, false>;
     kernel<<<blocks, launch::kThreadsPerBlock, 0, stream>>>(dinp, dout, inp, weight, mean, rstd, N, C);
     MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (input gradient)");
+  }
+  if ((dweight != nullptr || dbias != nullptr) && scratch != nullptr) {
+    const int64_t splits = row_splits(N);
+    auto* weight_partials = static_cast<float*>(scratch);
+    float* bias_partials = weight_partials + splits * C;
+    const dim3 grid(static_cast<unsigned>((C + kChannelsPerBlock - 1) / kChannelsPerBlock),
+                    static_cast<unsigned>(splits));
+    layernorm_parameter_partials_kernel<T><<<grid, dim3(kChannelsPerBlock, kRowLanes), 0, stream>>>(
+        weight_partials, bias_partials, dout, inp, mean, rstd, N, C);
+    MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (parameter partials)");
+    layernorm_parameter_totals_kernel<T>
+        <<<static_cast<unsigned>((C + launch::kThreadsPerBlock - 1) / launch::kThreadsPerBlock),
+           launch::kThreadsPerBlock, 0, stream>>>(dweight, dbias, weight_partials, bias_partials, splits, C);
+    MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (parameter totals)");
+    return;
   }
   if (dweight != nullptr || dbias != nullptr) {
     const auto blocks = static_cast<unsigned>((C + kChannelsPerBlock - 1) / kChannelsPerBlock);
@@ -154,6 +227,10 @@ void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
 }
 
 }  // namespace
+
+size_t layernorm_backward_scratch_bytes(int64_t N, int64_t C) {
+  return static_cast<size_t>(2 * row_splits(N) * C) * sizeof(float);
+}
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
                        int64_t N, int64_t C, float eps, cudaStream_t stream) {
@@ -168,14 +245,14 @@ void layernorm_forward(__nv_bfloat16* out, float* mean, float* rstd, const __nv_
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C,
-                        cudaStream_t stream, bool overwrite_dinp) {
-  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream, overwrite_dinp);
+                        cudaStream_t stream, bool overwrite_dinp, void* scratch) {
+  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream, overwrite_dinp, scratch);
 }
 
 void layernorm_backward(__nv_bfloat16* dinp, __nv_bfloat16* dweight, __nv_bfloat16* dbias, const __nv_bfloat16* dout,
                         const __nv_bfloat16* inp, const __nv_bfloat16* weight, const float* mean, const float* rstd,
-                        int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp) {
-  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream, overwrite_dinp);
+                        int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp, void* scratch) {
+  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream, overwrite_dinp, scratch);
 }
 
 }  // namespace meridian::ops::cuda

@@ -152,6 +152,40 @@ TEST(CudaLayerNorm, Bfloat16BackwardMatchesCpu) {
   }
 }
 
+// The engine's form: the row-split parameter gradients (scratch given; N past several 512-row
+// chunks, and fewer rows than one) and the overwritten input gradient (dinp poisoned first).
+TEST(CudaLayerNorm, RowSplitParameterGradientsAndOverwrittenInputGradient) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  set_device(0);
+  std::mt19937 rng(6);
+  for (const Shape shape : {Shape{1300, 771}, Shape{37, 96}, Shape{1024, 768}}) {
+    const auto n = static_cast<size_t>(shape.rows * shape.channels);
+    const auto channels = static_cast<size_t>(shape.channels);
+    const std::vector<float> inp = random_floats(n, rng, -2.0f, 3.0f);
+    const std::vector<float> weight = random_floats(channels, rng, 0.5f, 1.5f);
+    const std::vector<float> bias = random_floats(channels, rng);
+    const std::vector<float> dout = random_floats(n, rng);
+    std::vector<float> out(n), mean(static_cast<size_t>(shape.rows)), rstd(mean.size());
+    cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), shape.rows,
+                           shape.channels, kEps);
+    std::vector<float> dinp(n, 0.0f);  // overwritten: the cpu's gradient added to zeros
+    std::vector<float> dweight = random_floats(channels, rng);
+    std::vector<float> dbias = random_floats(channels, rng);
+    DeviceBuffer<float> d_dinp(n), d_dweight(dweight), d_dbias(dbias);
+    d_dinp.poison();
+    cpu::layernorm_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(), weight.data(),
+                            mean.data(), rstd.data(), shape.rows, shape.channels);
+    DeviceBuffer<float> d_dout(dout), d_inp(inp), d_weight(weight), d_mean(mean), d_rstd(rstd);
+    DeviceBuffer<char> scratch(layernorm_backward_scratch_bytes(shape.rows, shape.channels));
+    layernorm_backward(d_dinp.get(), d_dweight.get(), d_dbias.get(), d_dout.get(), d_inp.get(), d_weight.get(),
+                       d_mean.get(), d_rstd.get(), shape.rows, shape.channels, compute_stream(),
+                       /*overwrite_dinp=*/true, scratch.get());
+    expect_close(d_dinp.download(), dinp, kFloat32, name("overwritten dinp", shape));
+    expect_close(d_dweight.download(), dweight, kFloat32, name("row-split dweight", shape));
+    expect_close(d_dbias.download(), dbias, kFloat32, name("row-split dbias", shape));
+  }
+}
+
 TEST(CudaLayerNorm, BackwardSkipsNullGradients) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   set_device(0);
