@@ -13,6 +13,7 @@
 
 #if MERIDIAN_CUDA
 #include "ops/cuda/elementwise.h"
+#include "ops/cuda/strided_copy.h"
 #endif
 
 namespace meridian {
@@ -89,12 +90,31 @@ void scatter(const Tensor& dst, const void* src) {
   });
 }
 
-// Fails naming the operation when `t` is a strided cuda tensor: the cuda paths below move whole
-// contiguous buffers only.
+// Fails naming the operation when `t` is a strided cuda tensor it would write: the cuda paths below
+// write whole contiguous buffers only (strided sources are gathered first, see dense_on_device).
 void require_contiguous_on_cuda(const Tensor& t, const char* what) {
   if (t.device().is_cuda() && !t.is_contiguous())
     MERIDIAN_FAIL(what, ": tensor '", t.name(), "' of shape ", shape_str(t.shape()), " on ", t.device().to_string(),
-                  " is not contiguous (strided copies on the GPU are not implemented)");
+                  " is not contiguous (writing into a strided view on the GPU is not implemented; copy into a "
+                  "contiguous tensor)");
+}
+
+// A strided cuda view gathered into a dense tensor on its device (one kernel); any other tensor as
+// it is.
+Tensor dense_on_device(const Tensor& t) {
+  if (!t.device().is_cuda() || t.is_contiguous()) return t;
+#if MERIDIAN_CUDA
+  if (t.ndim() > ops::cuda::kMaxStridedDims)
+    MERIDIAN_FAIL("copy of a strided cuda tensor of shape ", shape_str(t.shape()), ": more than ",
+                  ops::cuda::kMaxStridedDims, " dimensions");
+  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
+  const detail::CudaScope cuda(t.device());
+  ops::cuda::gather_strided(out.raw_data(), t.raw_data(), t.shape().data(), t.strides().data(),
+                            static_cast<int>(t.ndim()), dtype_size(t.dtype()), cuda.stream());
+  return out;
+#else
+  MERIDIAN_FAIL("a cuda tensor in a build without the CUDA backend");
+#endif
 }
 
 // dst (any strides) += src (contiguous, same shape), each f32 or bf16: the sum in fp32, rounded once
@@ -151,7 +171,8 @@ void copy_with_cuda(const Tensor& dst, const Tensor& src);
 // copy_ between dtypes with a cuda tensor on either side. On one device a kernel converts
 // (f32 ⇄ bf16, the pair mixed precision needs); between host and device the host side converts and
 // the copy moves one dtype.
-void convert_with_cuda(const Tensor& dst, const Tensor& src) {
+void convert_with_cuda(const Tensor& dst, const Tensor& strided_src) {
+  const Tensor src = dense_on_device(strided_src);
   if (src.device() != dst.device()) {
     if (dst.device().is_cuda()) {
       copy_with_cuda(dst, src.detach().to(dst.dtype()));
@@ -186,20 +207,23 @@ void convert_with_cuda(const Tensor& dst, const Tensor& src) {
 // (often a temporary, or a block the cpu allocator hands out again) must not change under the DMA.
 // Pinned staging buffers would make uploads asynchronous; the trainer's per-step uploads are two
 // small batches, so this waits rarely and briefly.
-void copy_with_cuda(const Tensor& dst, const Tensor& src) {
-  if (src.shape() != dst.shape())
-    MERIDIAN_FAIL("copy_: source shape ", shape_str(src.shape()), " does not match destination ",
+void copy_with_cuda(const Tensor& dst, const Tensor& strided_src) {
+  if (strided_src.shape() != dst.shape())
+    MERIDIAN_FAIL("copy_: source shape ", shape_str(strided_src.shape()), " does not match destination ",
                   shape_str(dst.shape()));
-  if (src.dtype() != dst.dtype()) {
-    convert_with_cuda(dst, src);
+  if (strided_src.dtype() != dst.dtype()) {
+    convert_with_cuda(dst, strided_src);
     return;
   }
-  require_contiguous_on_cuda(src, "copy_");
   require_contiguous_on_cuda(dst, "copy_");
-  if (src.device().is_cuda() && dst.device().is_cuda() && src.device() != dst.device())
-    MERIDIAN_FAIL("copy_: from ", src.device().to_string(), " to ", dst.device().to_string(),
-                  ": copies between GPUs are not implemented (go through the host)");
+  const Tensor src = dense_on_device(strided_src);
 #if MERIDIAN_CUDA
+  if (src.device().is_cuda() && dst.device().is_cuda() && src.device() != dst.device()) {
+    ops::cuda::copy_between_devices(dst.raw_data(), dst.device().index, ops::cuda::compute_stream(dst.device().index),
+                                    src.raw_data(), src.device().index, ops::cuda::compute_stream(src.device().index),
+                                    dst.nbytes());
+    return;
+  }
   if (dst.device().is_cuda() && src.device().is_cuda()) {
     const detail::CudaScope cuda(dst.device());
     ops::cuda::copy_on_device(dst.raw_data(), src.raw_data(), dst.nbytes(), cuda.stream());

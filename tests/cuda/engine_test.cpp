@@ -19,6 +19,7 @@
 #include "core/optim/optimizer.h"
 #include "core/tensor.h"
 #include "cuda_test_support.h"
+#include "ops/cuda/device.h"
 
 namespace meridian {
 namespace {
@@ -132,6 +133,47 @@ TEST_F(CudaEngine, TensorsLiveOnTheDeviceAndCopyBothWays) {
   for (float v : int_zeros.to_float_vector()) ASSERT_EQ(v, 0.0f);
 }
 
+// Strided views on the GPU are gathered by a kernel: contiguous(), copies to the host, to another
+// dtype and into a dense cuda tensor give the cpu's values exactly; writing into a strided view is
+// refused with a message that names it.
+TEST_F(CudaEngine, StridedViewsAreGathered) {
+  const Tensor host = random_tensor({3, 5, 7}, rng);
+  const Tensor device = host.to(kGpu);
+  const Tensor views[][2] = {{device.narrow(1, 1, 3), host.narrow(1, 1, 3)},
+                             {device.narrow(2, 2, 4), host.narrow(2, 2, 4)},
+                             {device.select(2).narrow(0, 1, 3), host.select(2).narrow(0, 1, 3)}};
+  for (const auto& [on_gpu, on_cpu] : views) {
+    ASSERT_FALSE(on_gpu.is_contiguous() && on_gpu.numel() > 1 && on_gpu.shape() != on_cpu.shape());
+    const Tensor dense = on_gpu.contiguous();
+    EXPECT_TRUE(dense.device() == kGpu);
+    EXPECT_TRUE(dense.is_contiguous());
+    EXPECT_EQ(dense.to_float_vector(), on_cpu.contiguous().to_float_vector());
+    EXPECT_EQ(on_gpu.to(Device::cpu()).to_float_vector(), on_cpu.contiguous().to_float_vector());
+    EXPECT_EQ(on_gpu.to(DType::bf16).to_float_vector(), on_cpu.contiguous().to(DType::bf16).to_float_vector());
+    Tensor target = Tensor::zeros(on_cpu.shape(), DType::f32, kGpu);
+    target.copy_(on_gpu);
+    EXPECT_EQ(target.to_float_vector(), on_cpu.contiguous().to_float_vector());
+  }
+  Tensor strided_target = Tensor::zeros({3, 5, 7}, DType::f32, kGpu).narrow(1, 1, 3);
+  try {
+    strided_target.copy_(device.narrow(1, 0, 3));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("writing into a strided view"), std::string::npos) << e.what();
+  }
+}
+
+// Two GPUs: a copy between them gives the same bits (skipped with one).
+TEST_F(CudaEngine, CopiesBetweenGpus) {
+  if (ops::cuda::device_count() < 2) GTEST_SKIP() << "needs two GPUs";
+  const Tensor host = random_tensor({1031}, rng);
+  const Tensor first = host.to(kGpu);
+  const Tensor second = first.to(Device::cuda(1));
+  EXPECT_TRUE(second.device() == Device::cuda(1));
+  EXPECT_EQ(second.to_float_vector(), host.to_float_vector());
+  EXPECT_EQ(second.to(kGpu).to_float_vector(), host.to_float_vector());
+}
+
 TEST_F(CudaEngine, Linear) {
   check_function("linear", {leaf(random_tensor({2, 37, 96}, rng)), leaf(random_tensor({67, 96}, rng)),
                             leaf(random_tensor({67}, rng))},
@@ -218,8 +260,9 @@ TEST_F(CudaEngine, AdamWAndGlobalNormMatchTheCpu) {
     cpu_params[i].set_grad(grad);
     gpu.set_grad(grad.to(kGpu));
     gpu_params.push_back(gpu);
-    cpu_list.push_back({"p" + std::to_string(i), cpu_params[i], i == 0});
-    gpu_list.push_back({"p" + std::to_string(i), gpu, i == 0});
+    const char* name = i == 0 ? "matrix" : "vector";
+    cpu_list.push_back({name, cpu_params[i], i == 0});
+    gpu_list.push_back({name, gpu, i == 0});
   }
   const double cpu_norm = optim::global_grad_norm({cpu_params[0].grad(), cpu_params[1].grad()});
   const double gpu_norm = optim::global_grad_norm({gpu_params[0].grad(), gpu_params[1].grad()});
