@@ -70,26 +70,42 @@ std::string describe(const ClassifierShape& s) {
   return "N=" + std::to_string(s.N) + " V=" + std::to_string(s.V) + " Vp=" + std::to_string(s.Vp);
 }
 
+// The case's inputs on the device, with losses and lse poisoned; dlogits starts as dlogits_start.
+template <class Element>
+struct DeviceClassifier {
+  DeviceBuffer<Element> logits;
+  DeviceBuffer<int32_t> targets;
+  DeviceBuffer<float> dlosses, losses, lse;
+  DeviceBuffer<Element> dlogits;
+  DeviceClassifier(const ClassifierCase& c, const ClassifierShape& s)
+      : logits(to_element<Element>(c.logits)),
+        targets(c.targets),
+        dlosses(c.dlosses),
+        losses(static_cast<size_t>(s.N)),
+        lse(static_cast<size_t>(s.N)),
+        dlogits(to_element<Element>(c.dlogits_start)) {
+    losses.poison();
+    lse.poison();
+  }
+  void expect_statistics(const ClassifierCase& c) const {
+    expect_close(losses.download(), c.losses, kFloat32, "losses");
+    expect_close(lse.download(), c.lse, kFloat32, "lse");
+  }
+};
+
 template <class Element>
 void check_separate_kernels(const ClassifierShape& s) {
   SCOPED_TRACE(describe(s));
   const ClassifierCase c = make_case<Element>(s);
   TestStream stream;
-  DeviceBuffer<Element> logits(to_element<Element>(c.logits));
-  DeviceBuffer<int32_t> targets(c.targets);
-  DeviceBuffer<float> dlosses(c.dlosses);
-  DeviceBuffer<float> losses(static_cast<size_t>(s.N));
-  DeviceBuffer<float> lse(static_cast<size_t>(s.N));
-  DeviceBuffer<Element> dlogits(to_element<Element>(c.dlogits_start));
-  losses.poison();
-  lse.poison();
-  cross_entropy_forward<Element>(losses.get(), lse.get(), logits.get(), targets.get(), s.N, s.V, s.Vp, stream.get());
-  cross_entropy_backward<Element>(dlogits.get(), dlosses.get(), logits.get(), lse.get(), targets.get(), s.N, s.V, s.Vp,
-                                  stream.get());
+  DeviceClassifier<Element> d(c, s);
+  cross_entropy_forward<Element>(d.losses.get(), d.lse.get(), d.logits.get(), d.targets.get(), s.N, s.V, s.Vp,
+                                 stream.get());
+  cross_entropy_backward<Element>(d.dlogits.get(), d.dlosses.get(), d.logits.get(), d.lse.get(), d.targets.get(), s.N,
+                                  s.V, s.Vp, stream.get());
   MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
-  expect_close(losses.download(), c.losses, kFloat32, "losses");
-  expect_close(lse.download(), c.lse, kFloat32, "lse");
-  const std::vector<float> result = testing::to_float(dlogits.download());
+  d.expect_statistics(c);
+  const std::vector<float> result = testing::to_float(d.dlogits.download());
   expect_close(result, c.dlogits, tolerance_for<Element>(), "dlogits");
   expect_untouched(result, c, s);
 }
@@ -99,20 +115,12 @@ void check_fused(const ClassifierShape& s) {
   SCOPED_TRACE(describe(s));
   const ClassifierCase c = make_case<Element>(s);
   TestStream stream;
-  DeviceBuffer<Element> logits(to_element<Element>(c.logits));
-  DeviceBuffer<int32_t> targets(c.targets);
-  DeviceBuffer<float> dlosses(c.dlosses);
-  DeviceBuffer<float> losses(static_cast<size_t>(s.N));
-  DeviceBuffer<float> lse(static_cast<size_t>(s.N));
-  DeviceBuffer<Element> dlogits(to_element<Element>(c.dlogits_start));
-  losses.poison();
-  lse.poison();
-  fused_classifier<Element>(losses.get(), lse.get(), dlogits.get(), dlosses.get(), logits.get(), targets.get(), s.N,
-                            s.V, s.Vp, stream.get());
+  DeviceClassifier<Element> d(c, s);
+  fused_classifier<Element>(d.losses.get(), d.lse.get(), d.dlogits.get(), d.dlosses.get(), d.logits.get(),
+                            d.targets.get(), s.N, s.V, s.Vp, stream.get());
   MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
-  expect_close(losses.download(), c.losses, kFloat32, "losses");
-  expect_close(lse.download(), c.lse, kFloat32, "lse");
-  const std::vector<float> result = testing::to_float(dlogits.download());
+  d.expect_statistics(c);
+  const std::vector<float> result = testing::to_float(d.dlogits.download());
   expect_close(result, c.dlogits, tolerance_for<Element>(), "dlogits");
   expect_untouched(result, c, s);
 }
@@ -128,21 +136,13 @@ void check_fused_overwrite(const ClassifierShape& s) {
   cpu::cross_entropy_backward(expected.data(), c.dlosses.data(), c.logits.data(), c.lse.data(), c.targets.data(), s.N,
                               s.V, s.Vp);
   TestStream stream;
-  DeviceBuffer<Element> logits(to_element<Element>(c.logits));
-  DeviceBuffer<int32_t> targets(c.targets);
-  DeviceBuffer<float> dlosses(c.dlosses);
-  DeviceBuffer<float> losses(static_cast<size_t>(s.N));
-  DeviceBuffer<float> lse(static_cast<size_t>(s.N));
-  DeviceBuffer<Element> dlogits(static_cast<size_t>(s.N * s.Vp));
-  losses.poison();
-  lse.poison();
-  dlogits.poison();
-  fused_classifier<Element>(losses.get(), lse.get(), dlogits.get(), dlosses.get(), logits.get(), targets.get(), s.N,
-                            s.V, s.Vp, stream.get(), /*overwrite=*/true);
+  DeviceClassifier<Element> d(c, s);
+  d.dlogits.poison();
+  fused_classifier<Element>(d.losses.get(), d.lse.get(), d.dlogits.get(), d.dlosses.get(), d.logits.get(),
+                            d.targets.get(), s.N, s.V, s.Vp, stream.get(), /*overwrite=*/true);
   MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
-  expect_close(losses.download(), c.losses, kFloat32, "losses");
-  expect_close(lse.download(), c.lse, kFloat32, "lse");
-  const std::vector<float> result = testing::to_float(dlogits.download());
+  d.expect_statistics(c);
+  const std::vector<float> result = testing::to_float(d.dlogits.download());
   expect_close(result, expected, tolerance_for<Element>(), "dlogits");
   int not_zero = 0;
   for (int64_t i = 0; i < s.N; ++i) {

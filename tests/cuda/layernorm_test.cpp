@@ -86,6 +86,23 @@ TEST(CudaLayerNorm, Bfloat16ForwardMatchesCpu) {
   }
 }
 
+// Random f32 inputs of a backward test and the forward's statistics, from the cpu kernel.
+struct BackwardCase {
+  std::vector<float> inp, weight, bias, dout, mean, rstd;
+};
+
+BackwardCase backward_case(Shape shape, std::mt19937& rng) {
+  const auto n = static_cast<size_t>(shape.rows * shape.channels);
+  const auto channels = static_cast<size_t>(shape.channels);
+  BackwardCase c{random_floats(n, rng, -2.0f, 3.0f), random_floats(channels, rng, 0.5f, 1.5f),
+                 random_floats(channels, rng), random_floats(n, rng), std::vector<float>(static_cast<size_t>(shape.rows)),
+                 std::vector<float>(static_cast<size_t>(shape.rows))};
+  std::vector<float> out(n);
+  cpu::layernorm_forward(out.data(), c.mean.data(), c.rstd.data(), c.inp.data(), c.weight.data(), c.bias.data(),
+                         shape.rows, shape.channels, kEps);
+  return c;
+}
+
 TEST(CudaLayerNorm, BackwardAccumulatesLikeCpu) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   set_device(0);
@@ -93,13 +110,8 @@ TEST(CudaLayerNorm, BackwardAccumulatesLikeCpu) {
   for (const Shape shape : kShapes) {
     const auto n = static_cast<size_t>(shape.rows * shape.channels);
     const auto channels = static_cast<size_t>(shape.channels);
-    const std::vector<float> inp = random_floats(n, rng, -2.0f, 3.0f);
-    const std::vector<float> weight = random_floats(channels, rng, 0.5f, 1.5f);
-    const std::vector<float> bias = random_floats(channels, rng);
-    const std::vector<float> dout = random_floats(n, rng);
-    std::vector<float> out(n), mean(static_cast<size_t>(shape.rows)), rstd(mean.size());
-    cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), shape.rows,
-                           shape.channels, kEps);
+    const BackwardCase c = backward_case(shape, rng);
+    const std::vector<float>&inp = c.inp, &weight = c.weight, &dout = c.dout, &mean = c.mean, &rstd = c.rstd;
     // Backward accumulates: start from non-zero gradients.
     std::vector<float> dinp = random_floats(n, rng);
     std::vector<float> dweight = random_floats(channels, rng);
@@ -161,13 +173,8 @@ TEST(CudaLayerNorm, RowSplitParameterGradientsAndOverwrittenInputGradient) {
   for (const Shape shape : {Shape{1300, 771}, Shape{37, 96}, Shape{1024, 768}}) {
     const auto n = static_cast<size_t>(shape.rows * shape.channels);
     const auto channels = static_cast<size_t>(shape.channels);
-    const std::vector<float> inp = random_floats(n, rng, -2.0f, 3.0f);
-    const std::vector<float> weight = random_floats(channels, rng, 0.5f, 1.5f);
-    const std::vector<float> bias = random_floats(channels, rng);
-    const std::vector<float> dout = random_floats(n, rng);
-    std::vector<float> out(n), mean(static_cast<size_t>(shape.rows)), rstd(mean.size());
-    cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), shape.rows,
-                           shape.channels, kEps);
+    const BackwardCase c = backward_case(shape, rng);
+    const std::vector<float>&inp = c.inp, &weight = c.weight, &dout = c.dout, &mean = c.mean, &rstd = c.rstd;
     std::vector<float> dinp(n, 0.0f);  // overwritten: the cpu's gradient added to zeros
     std::vector<float> dweight = random_floats(channels, rng);
     std::vector<float> dbias = random_floats(channels, rng);
