@@ -12,6 +12,7 @@
 #endif
 
 #include <atomic>
+#include <cstdint>
 
 namespace meridian::fn {
 
@@ -56,10 +57,12 @@ Tensor tensor_core_attention(const Tensor& qkv, int64_t B, int64_t T, int64_t C,
   return out;
 }
 
-// Whether bf16 attention on this device runs the tensor-core flash kernel.
+// Whether bf16 attention on this device runs the tensor-core flash kernel: its head sizes, and qkv
+// 16-byte aligned for its vector loads (a view at an odd offset takes the batched products instead).
 bool runs_flash_kernel(const Tensor& qkv, int64_t head_size) {
   return qkv.device().is_cuda() && qkv.dtype() == DType::bf16 &&
-         cuda_bf16_attention.load() == CudaBf16Attention::flash && ops::cuda::flash_attention_supports(head_size);
+         cuda_bf16_attention.load() == CudaBf16Attention::flash && ops::cuda::flash_attention_supports(head_size) &&
+         reinterpret_cast<uintptr_t>(qkv.raw_data()) % 16 == 0;
 }
 
 // The log-sum-exp kernels on a GPU: tensor-core flash for bf16 (`flash`), else the CUDA-core one.
@@ -85,11 +88,13 @@ void cuda_attention_forward(const Tensor& out, const Tensor& lse, const Tensor& 
 void cuda_attention_backward(autograd::BackwardContext& ctx, const Tensor& dout, const Tensor& qkv, const Tensor& out,
                              const Tensor& lse, bool flash, int64_t B, int64_t T, int64_t C, int64_t NH) {
   if (flash) {
+    // The kernel loads dout 16 bytes at a time: an upstream gradient at an odd offset is copied first.
+    const Tensor aligned_dout = reinterpret_cast<uintptr_t>(dout.raw_data()) % 16 == 0 ? dout : dout.clone();
     const autograd::BackwardContext::GradientTarget dqkv = ctx.gradient_target(0);
     const Tensor scratch = scratch_bytes(ops::cuda::flash_attention_backward_scratch_bytes(B, T, NH), qkv.device());
     const detail::CudaScope cuda(qkv.device());
     ops::cuda::flash_attention_backward(
-        detail::element_ptr<__nv_bfloat16>(dqkv.tensor), detail::element_ptr<__nv_bfloat16>(dout),
+        detail::element_ptr<__nv_bfloat16>(dqkv.tensor), detail::element_ptr<__nv_bfloat16>(aligned_dout),
         detail::element_ptr<__nv_bfloat16>(qkv), detail::element_ptr<__nv_bfloat16>(out), lse.data<float>(),
         scratch.raw_data(), B, T, C, NH, cuda.stream(), dqkv.overwrite);
     return;
