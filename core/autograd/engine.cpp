@@ -69,30 +69,33 @@ Tensor BackwardContext::input_grad(int index) {
   return slot;
 }
 
-bool BackwardContext::hand_over_input_grad(int index, const Tensor& gradient) {
+Tensor* BackwardContext::empty_slot(int index, const TensorMeta** meta) {
   const Edge& edge = node_.next_edges().at(static_cast<size_t>(index));
-  if (!edge.valid() || edge.node->is_leaf() || task_.options.retain_graph) return false;
+  if (!edge.valid() || edge.node->is_leaf() || task_.options.retain_graph) return nullptr;
   Tensor& slot = task_.grads_of(*edge.node).at(static_cast<size_t>(edge.output_nr));
-  const TensorMeta& meta = edge.node->output_meta(edge.output_nr);
-  if (slot.defined() || !gradient.defined() || gradient.shape() != meta.shape || gradient.dtype() != meta.dtype ||
-      gradient.device() != meta.device || !gradient.is_contiguous())
+  if (slot.defined()) return nullptr;
+  *meta = &edge.node->output_meta(edge.output_nr);
+  return &slot;
+}
+
+bool BackwardContext::hand_over_input_grad(int index, const Tensor& gradient) {
+  const TensorMeta* meta = nullptr;
+  Tensor* slot = empty_slot(index, &meta);
+  if (slot == nullptr || !gradient.defined() || gradient.shape() != meta->shape || gradient.dtype() != meta->dtype ||
+      gradient.device() != meta->device || !gradient.is_contiguous())
     return false;
-  slot = gradient.detach();
+  *slot = gradient.detach();
   return true;
 }
 
 BackwardContext::GradientTarget BackwardContext::gradient_target(int index) {
-  const Edge& edge = node_.next_edges().at(static_cast<size_t>(index));
-  MERIDIAN_CHECK(edge.valid(), node_.name(), ": input ", index, " does not require grad");
-  if (!edge.node->is_leaf() && !task_.options.retain_graph) {
-    Tensor& slot = task_.grads_of(*edge.node).at(static_cast<size_t>(edge.output_nr));
-    const TensorMeta& meta = edge.node->output_meta(edge.output_nr);
-    if (!slot.defined() && meta.device.is_cuda()) {
-      slot = Tensor::empty(meta.shape, meta.dtype, meta.device);
-      return {slot, true};
-    }
+  const TensorMeta* meta = nullptr;
+  Tensor* slot = empty_slot(index, &meta);
+  if (slot != nullptr && meta->device.is_cuda()) {
+    *slot = Tensor::empty(meta->shape, meta->dtype, meta->device);
+    return {*slot, true};
   }
-  return {input_grad(index), false};
+  return {input_grad(index), false};  // checks that the input requires grad
 }
 
 void FunctionNode::apply(BackwardContext& ctx) {

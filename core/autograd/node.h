@@ -60,6 +60,10 @@ class BackwardContext {
   std::shared_ptr<LeafNode> leaf_input(int index) const;
 
  private:
+  // Input `index`'s gradient slot when a gradient may be placed there whole (a non-leaf input,
+  // nothing accumulated yet, graph not retained), with its metadata; null otherwise.
+  Tensor* empty_slot(int index, const TensorMeta** meta);
+
   GraphTask& task_;
   Node& node_;
 };

@@ -73,13 +73,18 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   return lookup_rows("embedding", ids, table, 0, device);
 }
 
-Tensor embedding_slice(const Tensor& ids, const Tensor& table, int64_t first_row) {
+Tensor embedding_slice(const Tensor& ids, const Tensor& table, int64_t first_row, int64_t total_rows) {
   profiler::Scope scope("embedding_slice", "forward");
   const Device device = check_lookup("embedding_slice", ids, table);
   const Tensor checked_ids = host_ids(ids);
   const int32_t* id = checked_ids.data<int32_t>();
-  for (int64_t i = 0; i < ids.numel(); ++i)
+  for (int64_t i = 0; i < ids.numel(); ++i) {
     if (id[i] < 0) MERIDIAN_FAIL("embedding_slice: id ", id[i], " at position ", i, " is negative");
+    if (total_rows >= 0 && id[i] >= total_rows)
+      MERIDIAN_FAIL("embedding_slice: id ", id[i], " at position ", i, " is outside table '", table.name(),
+                    "' of ", total_rows, " rows (this slice holds rows ", first_row, "…", first_row + table.dim(0) - 1,
+                    ")");
+  }
   return lookup_rows("embedding_slice", ids, table, first_row, device);
 }
 

@@ -57,8 +57,9 @@ void set_cuda_bf16_attention(CudaBf16Attention kernel);
 Tensor embedding(const Tensor& ids, const Tensor& table);
 
 // The same for a table (R, C) that holds rows [first_row, first_row + R) of a larger one (a
-// vocabulary-parallel slice): ids outside the slice give zero rows and no gradient. Ids must be ≥ 0.
-Tensor embedding_slice(const Tensor& ids, const Tensor& table, int64_t first_row);
+// vocabulary-parallel slice): ids outside the slice give zero rows and no gradient. Ids must be ≥ 0,
+// and below `total_rows` (the whole table's rows) when that is given (≥ 0).
+Tensor embedding_slice(const Tensor& ids, const Tensor& table, int64_t first_row, int64_t total_rows = -1);
 
 // Mean softmax cross-entropy of `logits` (..., Vp) against `targets` (i32, logits' leading shape)
 // over the first `vocab_size` columns only (the rest is padding). Negative targets are ignored;

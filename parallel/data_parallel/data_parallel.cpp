@@ -144,9 +144,6 @@ DataParallel::DataParallel(const std::vector<nn::NamedParameter>& parameters,
     if (bucket.flat_params.device() != s.device)
       MERIDIAN_FAIL("data parallel: parameters on ", s.device.to_string(), " and ", bucket.flat_params.device().to_string(),
                     " (every parameter must live on one device)");
-  if (s.device.is_cuda() && s.tensor_parallel())
-    MERIDIAN_FAIL("data parallel: tensor parallelism with parameters on ", s.device.to_string(),
-                  " is not implemented (the tensor-parallel gradient sums run on the host)");
   s.flat_grads.resize(n);
   s.shard_grads.resize(n);
   s.pending.assign(n, 0);
@@ -258,6 +255,15 @@ Tensor DataParallel::owned_gradient(const std::string& name) {
   MERIDIAN_FAIL("data parallel: '", name, "' has no bucket of its own (list it in DataParallelOptions::own_bucket)");
 }
 
+namespace {
+
+// Where a collective over `group` takes its tensors: the device for NCCL, else the host.
+Device collective_device(const comm::Communicator& group, Device device) {
+  return group.backend() == "nccl" ? device : Device::cpu();
+}
+
+}  // namespace
+
 double DataParallel::grad_norm() {
   State& s = *state_;
   if (s.tensor_parallel()) return tensor_parallel_grad_norm();
@@ -274,22 +280,13 @@ double DataParallel::grad_norm() {
     for (const Tensor& t : owned) sum += ops::cpu::sum_of_squares(t.data<float>(), t.numel());
   }
   if (s.options.zero_stage > 0 && s.options.communicate) {
-    // The collective runs where the group's backend does: a one-element tensor on the buckets' device.
-    Tensor total = Tensor::full({1}, sum).to(s.device);
+    // The collective runs where the group's backend does.
+    Tensor total = Tensor::full({1}, sum).to(collective_device(*s.group, s.device));
     s.group->all_reduce(total, comm::ReduceOp::sum)->wait();
     sum = total.item<double>();
   }
   return std::sqrt(sum);
 }
-
-namespace {
-
-// Where a collective over `group` takes its tensors: the device for NCCL, else the host.
-Device collective_device(const comm::Communicator& group, Device device) {
-  return group.backend() == "nccl" ? device : Device::cpu();
-}
-
-}  // namespace
 
 double DataParallel::tensor_parallel_grad_norm() {
   State& s = *state_;

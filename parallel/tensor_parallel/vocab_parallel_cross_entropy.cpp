@@ -84,7 +84,8 @@ void slice_backward(const Tensor& dlogits, const Tensor& logits, const Tensor& l
                     const Slice& s) {
   if (logits.device().is_cuda()) {
 #if MERIDIAN_CUDA
-    const Tensor dlosses = Tensor::full({s.rows}, weight).to(logits.device());
+    Tensor dlosses = Tensor::empty({s.rows}, DType::f32, logits.device());
+    dlosses.fill_(weight);  // on the device: no upload and no wait
     const fn::detail::CudaScope cuda(logits.device());
     fn::detail::dispatch_float(logits.dtype(), [&]<class E>() {
       ops::cuda::vocab_slice_cross_entropy_backward(

@@ -1,6 +1,5 @@
 #include "parallel/tensor_parallel/vocab_parallel_embedding.h"
 
-#include "core/functions/checks.h"
 #include "core/functions/functions.h"
 #include "parallel/tensor_parallel/column_parallel_linear.h"
 #include "parallel/tensor_parallel/mappings.h"
@@ -21,15 +20,8 @@ VocabParallelEmbedding::VocabParallelEmbedding(int64_t rows, int64_t channels, f
 }
 
 Tensor VocabParallelEmbedding::forward(const Tensor& ids) const {
-  // ids may be on the host or on the table's device (checked here on the host, as fn::embedding does).
-  fn::detail::require_i32(ids, "vocabulary-parallel embedding", "ids");
-  const Tensor host_ids = ids.to(Device::cpu());
-  const int32_t* id = host_ids.data<int32_t>();
-  for (int64_t i = 0; i < ids.numel(); ++i)
-    if (id[i] < 0 || id[i] >= rows_)
-      MERIDIAN_FAIL("vocabulary-parallel embedding: id ", id[i], " at position ", i, " is outside table '",
-                    weight_.name(), "' with ", rows_, " rows");
-  const Tensor partial = fn::embedding_slice(ids, weight_, first_row_);
+  // embedding_slice checks the ids against the whole table (one host copy of them on a GPU).
+  const Tensor partial = fn::embedding_slice(ids, weight_, first_row_, rows_);
   return context_.sequence_parallel_enabled() ? reduce_scatter_to_sequence_parallel_region(partial, context_.group)
                                               : reduce_from_tensor_parallel_region(partial, context_.group);
 }
