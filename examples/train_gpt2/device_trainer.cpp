@@ -19,10 +19,7 @@
 #include "ops/cpu/parallel.h"
 #include "parallel/data_parallel/data_parallel.h"
 
-#if MERIDIAN_HAS_NCCL
-#include "ops/cuda/runtime.h"
-#include "parallel/comm/nccl_communicator.h"
-#endif
+#include "device_setup.h"
 #include "step_log.h"
 #include "tensor_parallel_setup.h"
 #include "training_setup.h"
@@ -33,31 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using launcher::log_info;
 
-// fp32 peak of one H100/H200 SXM without tensor cores (NVIDIA's datasheet: 67 TFLOP/s): the MFU
-// denominator for fp32 training unless --peak-tflops says otherwise.
-constexpr double kCudaFp32PeakTflops = 67.0;
-// Dense bf16 tensor-core peak of one H100/H200 SXM (NVIDIA's datasheet: 989 TFLOP/s), for --dtype bf16.
-// A large bf16 matmul measured about 790 TFLOP/s on the lent H200s (bench/gpu_train_bench.sh reports
-// MFU against both).
-constexpr double kCudaBf16PeakTflops = 989.0;
-
-// The group a parallel axis communicates over on the GPUs: NCCL on its ranks' GPUs (bootstrapped
-// over the axis's MPI group), or the MPI group itself when it has one rank (nothing is communicated
-// then). `axis` names it in the error of a build without NCCL.
-std::shared_ptr<comm::Communicator> device_group(const std::shared_ptr<comm::Communicator>& mpi_group,
-                                                 launcher::Runtime& runtime, Device device, const char* axis) {
-  if (mpi_group->size() == 1) return mpi_group;
-#if MERIDIAN_HAS_NCCL
-  (void)axis;
-  return comm::NcclCommunicator::create(
-      mpi_group, comm::NcclOptions{device.index, ops::cuda::compute_stream(device.index), runtime.watchdog()});
-#else
-  (void)runtime;
-  MERIDIAN_USAGE_ERROR("--device ", device.to_string(), " with ", mpi_group->size(), " ", axis,
-                       " ranks needs NCCL, and this build has none");
-#endif
-}
-
 }  // namespace
 
 int train_on_device(const TrainOptions& options, const launcher::ParallelConfig& parallel, launcher::Runtime& runtime,
@@ -66,13 +38,7 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
   const models::Gpt2Config config = resolve_model_config(options);
   const int tp = grid.shape().tp;
   check_tensor_parallel_layout(config, options, tp);
-  if (tp > 1 && (!options.checkpoint_out.empty() || options.sample_tokens > 0))
-    MERIDIAN_USAGE_ERROR("--checkpoint-out and --sample with --device ", device.to_string(), " --tp ", tp,
-                         ": gathering the tensor-parallel shards back to the host is not wired on GPUs "
-                         "(train on the cpu, or with --tp 1, to save or sample)");
-  if (options.optimizer != "adamw")
-    MERIDIAN_USAGE_ERROR("--optimizer ", options.optimizer, " with --device ", device.to_string(),
-                         ": only adamw has a CUDA kernel");
+  check_device_options(options, device, tp);
   io::TokenDataset data = load_data(options);
   data.check_fits_vocabulary(config.vocab_size);
   comm::Communicator& dp_group = grid.dp();
@@ -82,9 +48,9 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
   // Built and initialised (or loaded) on the host, then moved: the initial weights are the cpu
   // engine's, bit for bit.
   // Tensor parallelism: the maps and the vocabulary-parallel loss run over NCCL on the tp group.
-  const std::shared_ptr<comm::Communicator> tp_group =
-      device_group(grid.group_ptr(parallel::Axis::tp), runtime, device, "tensor-parallel");
-  models::Gpt2 model(config, {}, parallel::TensorParallelContext{tp_group, options.sequence_parallel});
+  const comm::TensorGroupFactory tensor_groups = tensor_groups_on(runtime, device);
+  const parallel::TensorParallelContext tensor_parallel = tensor_parallel_context(grid, options, tensor_groups);
+  models::Gpt2 model(config, {}, tensor_parallel);
   if (options.init_from.empty())
     model.initialize(options.seed);
   else
@@ -95,19 +61,16 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
   dp_options.bucket_bytes = parallel.bucket_bytes();
   dp_options.zero_stage = parallel.zero_stage;
   dp_options.communicate = options.dp_communicate && dp_group.size() > 1;
-  dp_options.tensor_parallel_group = tp_group;
+  dp_options.tensor_parallel_group = tensor_parallel.group;
   dp_options.sequence_parallel = options.sequence_parallel;
   parallel::DataParallel dp(model.named_parameters(),
-                            device_group(grid.group_ptr(parallel::Axis::dp), runtime, device, "data-parallel"),
+                            comm::tensor_group(tensor_groups, grid.group_ptr(parallel::Axis::dp)),
                             dp_options);
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, dp.optimizer_params());
 
-  const double default_peak = options.dtype == DType::bf16 ? kCudaBf16PeakTflops : kCudaFp32PeakTflops;
-  const double peak_tflops = options.peak_tflops > 0 ? options.peak_tflops : default_peak;
+  const double peak_tflops = peak_tflops_per_rank(options, device);
   StepReporter report(runtime.world_rank() == 0, options.log_jsonl,
-                      {options.steps, loader.tokens_per_step(),
-                       config.flops_per_token(options.seq_len) * static_cast<double>(loader.tokens_per_step()),
-                       peak_tflops * 1e12 * runtime.world_size()});
+                      step_rates(options, config, loader, runtime.world_size(), device));
   log_info("model: ", model.config().to_string());
   log_info("parameters: ", model.num_parameters(), " on ", device.to_string(), " (fp32), compute ",
            dtype_name(options.dtype), ", MFU against ", peak_tflops, " TFLOP/s");

@@ -15,6 +15,7 @@
 #include "parallel/pipeline/chrome_trace.h"
 #include "parallel/pipeline/pipeline_parallel.h"
 #include "parallel/pipeline/schedule_simulation.h"
+#include "device_setup.h"
 #include "step_log.h"
 #include "tensor_parallel_setup.h"
 #include "training_setup.h"
@@ -33,11 +34,12 @@ double theoretical_bubble(parallel::ScheduleKind kind, const parallel::ScheduleS
 }
 
 // Every rank's bubble, live micro-batches and memory, gathered to rank 0 and printed there.
+// On GPUs the timeline holds host times of kernel launches, not of kernels: no bubble is printed.
 void report_pipeline(comm::Communicator& world, const parallel::ProcessGrid& grid, parallel::PipelineParallel& pipeline,
-                     const optim::Optimizer& optimizer, int64_t steps, double theory) {
+                     const optim::Optimizer& optimizer, int64_t steps, double theory, Device device) {
   // Leave the first step (allocation, warm-up) out of the mean when there are others.
   const double bubble = pipeline.timeline().mean_bubble_fraction(steps > 1 ? 1 : 0);
-  const MemoryStats stats = allocator_for(Device::cpu()).stats();
+  const MemoryStats stats = allocator_for(device).stats();
   const parallel::DataParallelMemory m = pipeline.memory();
   constexpr double kMiB = 1024.0 * 1024.0;
   constexpr int kFields = 7;
@@ -53,27 +55,38 @@ void report_pipeline(comm::Communicator& world, const parallel::ProcessGrid& gri
   world.all_gather(local, all)->wait();
   if (world.rank() != 0) return;
   const float* v = all.data<float>();
+  const bool timed = !device.is_cuda();
   double mean = 0.0;
-  std::printf("pipeline per rank: stage | bubble | peak live micro-batches | memory (MiB): peak allocated | "
-              "parameters | gradients | optimizer state\n");
+  std::printf("pipeline per rank: stage | bubble | peak live micro-batches | memory on %s (MiB): peak allocated | "
+              "parameters | gradients | optimizer state\n",
+              device.to_string().c_str());
   for (int r = 0; r < world.size(); ++r) {
     const float* f = v + kFields * r;
     mean += f[0] / world.size();
-    std::printf("  rank %d: pp %d | %5.1f%% | %d | %10.1f | %10.1f | %9.1f | %15.1f\n", r, static_cast<int>(f[2]),
-                100.0 * f[0], static_cast<int>(f[1]), f[3], f[4], f[5], f[6]);
+    char bubble_text[16] = "n/a";
+    if (timed) std::snprintf(bubble_text, sizeof bubble_text, "%5.1f%%", 100.0 * f[0]);
+    std::printf("  rank %d: pp %d | %6s | %d | %10.1f | %10.1f | %9.1f | %15.1f\n", r, static_cast<int>(f[2]),
+                bubble_text, static_cast<int>(f[1]), f[3], f[4], f[5], f[6]);
   }
-  std::printf("pipeline bubble: %.1f%% measured (mean over ranks and steps%s), %.1f%% in theory for equal-cost stages\n",
-              100.0 * mean, steps > 1 ? " after the first" : "", 100.0 * theory);
+  if (timed)
+    std::printf("pipeline bubble: %.1f%% measured (mean over ranks and steps%s), %.1f%% in theory for equal-cost "
+                "stages\n",
+                100.0 * mean, steps > 1 ? " after the first" : "", 100.0 * theory);
+  else
+    std::printf("pipeline bubble: not measured on GPUs (the timeline records kernel launches, not kernels); "
+                "%.1f%% in theory for equal-cost stages\n",
+                100.0 * theory);
 }
 
 }  // namespace
 
 int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, const launcher::ParallelConfig& parallel,
-                    launcher::Runtime& runtime, parallel::ProcessGrid& grid) {
+                    launcher::Runtime& runtime, parallel::ProcessGrid& grid, Device device) {
   ops::cpu::set_num_threads(options.threads);
   const bool rank0 = runtime.world_rank() == 0;
   const models::Gpt2Config config = resolve_model_config(options);
   check_tensor_parallel_layout(config, options, grid.shape().tp);
+  if (device.is_cuda()) check_device_options(options, device, grid.shape().tp);
   const std::vector<parallel::StageBlocks> partition =
       check_pipeline_layout(flags, parallel, config.num_layers, options.batch, options.grad_accum);
   const int pp = grid.shape().pp, pp_rank = grid.coordinate(parallel::Axis::pp), V = flags.virtual_stages;
@@ -85,7 +98,10 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   io::DataLoader loader(data, {options.batch, options.seq_len, dp_group.size(), dp_group.rank(), options.grad_accum,
                                options.shuffle, options.seed});
 
-  const parallel::TensorParallelContext tensor_parallel = tensor_parallel_context(grid, options);
+  // On GPUs the tensors move over NCCL: the tp group here, the stage links, dp and tied groups in
+  // PipelineParallel.
+  const comm::TensorGroupFactory tensor_groups = tensor_groups_on(runtime, device);
+  const parallel::TensorParallelContext tensor_parallel = tensor_parallel_context(grid, options, tensor_groups);
   std::vector<std::unique_ptr<models::Gpt2PipelineChunk>> chunks;
   std::vector<parallel::PipelineChunk> pieces;
   for (int v = 0; v < V; ++v) {
@@ -95,6 +111,7 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
       model->initialize(options.seed);  // layout-independent: each stage gets the values one process would
     else
       models::load_llmc_weights(*model, options.init_from);
+    model->to(device);  // built and initialised on the host: the cpu run's initial weights, bit for bit
     model->set_compute_dtype(options.dtype);
     chunks.push_back(std::make_unique<models::Gpt2PipelineChunk>(std::move(model), options.recompute));
     pieces.push_back({chunks.back().get(), chunks.back()->model().named_parameters()});
@@ -109,14 +126,18 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   pipeline_options.activation_dtype = options.dtype;
   pipeline_options.tied_parameter = models::kGpt2TiedParameter;
   pipeline_options.data_parallel = {parallel.bucket_bytes(), parallel.zero_stage, options.dp_communicate};
-  pipeline_options.data_parallel.tensor_parallel_group = grid.group_ptr(parallel::Axis::tp);
+  // A one-rank dp group is an MPI group even on GPUs (tensor_groups_on): nothing to communicate.
+  if (device.is_cuda() && dp_group.size() == 1) pipeline_options.data_parallel.communicate = false;
+  pipeline_options.data_parallel.tensor_parallel_group = tensor_parallel.group;
   // Under sequence parallelism each tp rank's LayerNorm and bias gradients cover only its positions.
   pipeline_options.data_parallel.sequence_parallel = options.sequence_parallel;
   pipeline_options.keep_trace_events = !flags.trace.empty();
+  pipeline_options.device = device;
+  pipeline_options.tensor_groups = tensor_groups;
   parallel::PipelineParallel pipeline(grid, std::move(pieces), std::move(pipeline_options));
   std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(options, pipeline.optimizer_params());
   const int threads = ops::cpu::num_threads();
-  StepReporter report(rank0, options.log_jsonl, step_rates(options, config, loader, runtime.world_size()));
+  StepReporter report(rank0, options.log_jsonl, step_rates(options, config, loader, runtime.world_size(), device));
   const parallel::ScheduleShape shape{pp, V, micro_batches};
   log_info("model: ", config.to_string(), ", compute ", dtype_name(options.dtype));
   log_info("data: ", data.source(), ", ", data.size(), " tokens, ", loader.windows_per_epoch(), " steps per epoch of ",
@@ -126,7 +147,8 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   log_info("pipeline: pp ", pp, " x virtual stages ", V, " (blocks per stage ", split, "), schedule ",
            parallel::schedule_name(flags.schedule), ", ", micro_batches, " micro-batches of ",
            options.batch / flags.micro_batches, " sequences per step; dp ", dp_group.size(), ", ZeRO ",
-           parallel.zero_stage, ", ", threads, " threads per rank");
+           parallel.zero_stage, device.is_cuda() ? ", on " + device.to_string() + " (transfers and reductions over NCCL)"
+                                                 : ", " + std::to_string(threads) + " threads per rank");
 
   for (int64_t step = 0; step < options.steps; ++step) {
     if (!begin_step(options, runtime, step)) break;
@@ -134,7 +156,7 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
     std::vector<models::Gpt2MicroBatch> batches;
     for (int64_t i = 0; i < options.grad_accum; ++i) {
       const io::Batch batch = loader.batch(step, i);
-      batches.push_back({batch.inputs, batch.targets});
+      batches.push_back({batch.inputs.to(device), batch.targets.to(device)});
     }
     const auto micro = models::split_micro_batches(batches, flags.micro_batches);
     for (auto& chunk : chunks) chunk->set_micro_batches(micro);
@@ -155,7 +177,8 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   profiler::set_enabled(false);
   if (options.profile && rank0) print_profile(std::max<int64_t>(options.steps - 1, 1));
   report.print_mean();
-  report_pipeline(grid.world(), grid, pipeline, *optimizer, options.steps, theoretical_bubble(flags.schedule, shape));
+  report_pipeline(grid.world(), grid, pipeline, *optimizer, options.steps, theoretical_bubble(flags.schedule, shape),
+                  device);
   if (!flags.trace.empty()) {
     const int rank = runtime.world_rank();
     const auto& c = grid.coordinates();
@@ -168,7 +191,10 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   if (!options.checkpoint_out.empty() || options.sample_tokens > 0) {
     // The stages' pieces assembled into the whole model on rank 0, which writes and samples.
     std::vector<const models::Gpt2*> stage_models;
-    for (const auto& chunk : chunks) stage_models.push_back(&chunk->model());
+    for (const auto& chunk : chunks) {
+      chunk->model().to(Device::cpu());  // gathered over the MPI world (tp = 1 on GPUs: checked above)
+      stage_models.push_back(&chunk->model());
+    }
     const std::unique_ptr<models::Gpt2> whole = models::gather_pipelined_model(stage_models, grid);
     if (whole && !options.checkpoint_out.empty()) {
       models::save_llmc_weights(*whole, options.checkpoint_out);

@@ -20,8 +20,9 @@ void check_tensor_parallel_layout(const models::Gpt2Config& config, const TrainO
                          "token at a time, which --tp ", tp, " cannot split); sample from a --checkpoint-out instead");
 }
 
-parallel::TensorParallelContext tensor_parallel_context(const parallel::ProcessGrid& grid, const TrainOptions& options) {
-  return {grid.group_ptr(parallel::Axis::tp), options.sequence_parallel};
+parallel::TensorParallelContext tensor_parallel_context(const parallel::ProcessGrid& grid, const TrainOptions& options,
+                                                        const comm::TensorGroupFactory& tensor_groups) {
+  return {comm::tensor_group(tensor_groups, grid.group_ptr(parallel::Axis::tp)), options.sequence_parallel};
 }
 
 }  // namespace meridian::train

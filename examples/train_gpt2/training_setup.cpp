@@ -7,6 +7,7 @@
 #include "core/io/default_corpus.h"
 #include "core/io/tokenizer.h"
 #include "core/profiler.h"
+#include "device_setup.h"
 #include "launcher/log.h"
 #include "models/gpt2_sample.h"
 #include "ops/cpu/parallel.h"
@@ -50,12 +51,17 @@ void print_profile(int64_t steps) {
                 static_cast<long long>(entry.calls / std::max<int64_t>(steps, 1)));
 }
 
+double peak_tflops_per_rank(const TrainOptions& options, Device device) {
+  if (options.peak_tflops > 0) return options.peak_tflops;
+  if (device.is_cuda()) return options.dtype == DType::bf16 ? kCudaBf16PeakTflops : kCudaFp32PeakTflops;
+  return 0.1 * ops::cpu::num_threads();
+}
+
 StepReporter::Rates step_rates(const TrainOptions& options, const models::Gpt2Config& config,
-                               const io::DataLoader& loader, int world_size) {
-  const double per_rank_tflops = options.peak_tflops > 0 ? options.peak_tflops : 0.1 * ops::cpu::num_threads();
+                               const io::DataLoader& loader, int world_size, Device device) {
   return {options.steps, loader.tokens_per_step(),
           config.flops_per_token(options.seq_len) * static_cast<double>(loader.tokens_per_step()),
-          per_rank_tflops * 1e12 * world_size};
+          peak_tflops_per_rank(options, device) * 1e12 * world_size};
 }
 
 // Every rank of the model's tensor-parallel group samples (the forward pass is collective over it);

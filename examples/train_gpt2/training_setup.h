@@ -33,9 +33,12 @@ void print_profile(int64_t steps);
 // group must call it (the forward pass is collective over the group).
 void print_sample(const TrainOptions& options, const models::Gpt2& model, bool print);
 
-// What a step is worth: its tokens and flops (6N + 6·L·C·T per token) and the job's peak
-// (--peak-tflops, or 0.1 TFLOP/s per CPU thread, times the world size) for the MFU column.
+// The peak one rank's MFU is measured against: --peak-tflops; else on the cpu 0.1 TFLOP/s per
+// thread, on a GPU the bf16 or fp32 datasheet peak (device_setup.h).
+double peak_tflops_per_rank(const TrainOptions& options, Device device);
+// What a step is worth: its tokens and flops (6N + 6·L·C·T per token) and the job's peak (the
+// rank's, times the world size) for the MFU column.
 StepReporter::Rates step_rates(const TrainOptions& options, const models::Gpt2Config& config,
-                               const io::DataLoader& loader, int world_size);
+                               const io::DataLoader& loader, int world_size, Device device = Device::cpu());
 
 }  // namespace meridian::train

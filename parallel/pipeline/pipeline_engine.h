@@ -22,6 +22,7 @@
 #include "core/autograd/weight_grad_store.h"
 #include "core/tensor.h"
 #include "parallel/comm/communicator.h"
+#include "parallel/comm/tensor_groups.h"
 #include "parallel/data_parallel/data_parallel.h"
 #include "parallel/pipeline/pipeline_stage.h"
 #include "parallel/pipeline/schedule.h"
@@ -35,6 +36,8 @@ struct PipelineEngineOptions {
   ScheduleShape shape;
   Shape activation_shape;  // what crosses every stage boundary: (B/M, T, C) for GPT-2
   DType activation_dtype = DType::f32;  // the compute dtype: activations and their gradients share it
+  Device device = Device::cpu();        // where the chunks run
+  comm::TensorGroupFactory tensor_groups;  // the stage links' backend (empty: MPI, host tensors)
 };
 
 struct PipelineStepStats {
@@ -54,6 +57,8 @@ class PipelineEngine {
 
   // One step's schedule; collective over the pp group (it begins and ends with a barrier there, so
   // that the bubble is measured over the same window on every rank). Gradients accumulate into .grad.
+  // On a GPU the host only issues the work (nothing in the schedule waits for the device) and reads
+  // the losses back at the end.
   PipelineStepStats run_step();
 
   const std::vector<PipelineAction>& actions() const { return actions_; }
@@ -68,7 +73,7 @@ class PipelineEngine {
 
   bool is_first_stage(int chunk) const;
   bool is_last_stage(int chunk) const;
-  void run_forward(const PipelineAction& action, PipelineStepStats& stats);
+  void run_forward(const PipelineAction& action);
   void run_backward(const PipelineAction& action, size_t index);
   void run_weight_gradients(const PipelineAction& action, size_t index);
   void release(const PipelineAction& action);
@@ -85,6 +90,7 @@ class PipelineEngine {
   std::vector<size_t> last_gradient_action_;
   StageTransfers transfers_;
   std::map<std::pair<int, int>, InFlight> in_flight_;  // (chunk, micro-batch)
+  std::vector<Tensor> losses_;  // the last stage's micro-batch losses of this step, read at its end
   int live_ = 0;
   int peak_live_ = 0;
 };

@@ -17,7 +17,13 @@ const nn::NamedParameter* find_parameter(const PipelineChunk& chunk, const std::
   return nullptr;
 }
 
-double sum_of_squares(const Tensor& t) { return ops::cpu::sum_of_squares(t.data<float>(), t.numel()); }
+double sum_of_squares(const Tensor& t) {
+  if (t.device().is_cuda()) {
+    const double norm = optim::global_grad_norm({t});  // Σ g² in double on the device
+    return norm * norm;
+  }
+  return ops::cpu::sum_of_squares(t.data<float>(), t.numel());
+}
 
 }  // namespace
 
@@ -51,8 +57,10 @@ PipelineParallel::PipelineParallel(const ProcessGrid& grid, std::vector<Pipeline
     // Every world rank takes part in the split; only the two holders of a copy get a group.
     const bool member = pp_rank == 0 || pp_rank == pp - 1;
     const int dp_tp = grid.shape().dp * grid.shape().tp;
-    tied_group_ = grid.world().split(member ? grid.world().rank() % dp_tp : -1, pp_rank, "pp-tied");
+    tied_group_ = comm::tensor_group(
+        options_.tensor_groups, grid.world().split(member ? grid.world().rank() % dp_tp : -1, pp_rank, "pp-tied"));
   }
+  dp_group_ = comm::tensor_group(options_.tensor_groups, grid.group_ptr(Axis::dp));
 
   const bool split = splits_backward(options_.schedule);
   std::vector<DataParallel*> raw;
@@ -63,7 +71,7 @@ PipelineParallel::PipelineParallel(const ProcessGrid& grid, std::vector<Pipeline
     if (v == tied_first_chunk_ || v == tied_last_chunk_) dp_options.own_bucket.push_back(tied);
     dp_options.launch_from_hooks = !split;
     data_parallel_.push_back(
-        std::make_unique<DataParallel>(chunk.parameters, grid.group_ptr(Axis::dp), std::move(dp_options)));
+        std::make_unique<DataParallel>(chunk.parameters, dp_group_, std::move(dp_options)));
     raw.push_back(data_parallel_.back().get());
     const auto& params = data_parallel_.back()->optimizer_params();
     optimizer_params_.insert(optimizer_params_.end(), params.begin(), params.end());
@@ -73,7 +81,9 @@ PipelineParallel::PipelineParallel(const ProcessGrid& grid, std::vector<Pipeline
   for (const auto& chunk : chunks_) stages.push_back(chunk.stage);
   engine_ = std::make_unique<PipelineEngine>(
       grid.pp(), std::move(stages),
-      PipelineEngineOptions{options_.schedule, shape, options_.activation_shape, options_.activation_dtype}, timeline_, std::move(raw));
+      PipelineEngineOptions{options_.schedule, shape, options_.activation_shape, options_.activation_dtype,
+                            options_.device, options_.tensor_groups},
+      timeline_, std::move(raw));
 }
 
 double PipelineParallel::forward_backward() {

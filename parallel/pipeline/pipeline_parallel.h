@@ -26,6 +26,7 @@
 
 #include "core/nn/module.h"
 #include "core/optim/optimizer.h"
+#include "parallel/comm/tensor_groups.h"
 #include "parallel/data_parallel/data_parallel.h"
 #include "parallel/pipeline/pipeline_engine.h"
 #include "parallel/pipeline/pipeline_stage.h"
@@ -45,6 +46,12 @@ struct PipelineParallelOptions {
   // For every chunk's DataParallel (own_bucket and launch_from_hooks are set by the pipeline).
   DataParallelOptions data_parallel;
   bool keep_trace_events = false;  // store every timeline event, for write_chrome_trace
+  // Where the chunks' parameters and activations live, and the backend that moves them: empty for
+  // host tensors over the grid's MPI groups; on GPUs a factory of NCCL communicators, applied to
+  // the stage links, the dp group and the tied-weight group (the loss and the norm, host numbers,
+  // stay on the MPI groups).
+  Device device = Device::cpu();
+  comm::TensorGroupFactory tensor_groups;
 };
 
 struct PipelineChunk {
@@ -92,6 +99,7 @@ class PipelineParallel {
   int tied_last_chunk_ = -1;
   bool tied_is_tensor_parallel_shard_ = false;
   std::shared_ptr<comm::Communicator> tied_group_;
+  std::shared_ptr<comm::Communicator> dp_group_;  // the gradients' dp group (NCCL on GPUs)
 };
 
 }  // namespace meridian::parallel

@@ -7,76 +7,84 @@ namespace meridian::parallel {
 
 namespace {
 
-enum Direction : int { activation = 0, gradient = 1 };
+// In a link's communicator the sender is rank 0 and the receiver rank 1; one tag for the link.
+constexpr int kLinkSender = 0, kLinkReceiver = 1, kLinkTag = 0;
 
 bool is_backward(PassKind pass) { return pass == PassKind::backward || pass == PassKind::backward_input; }
 
-std::tuple<int, int, int> key_of(const PipelineAction& action) {
-  // B and a whole backward take the same input: the gradient of the stage's output.
-  const PassKind pass = is_backward(action.pass) ? PassKind::backward : action.pass;
-  return {static_cast<int>(pass), action.chunk, action.micro_batch};
+std::tuple<int, int, int> key_of(const StageMessage& message) {
+  return {static_cast<int>(message.pass), message.chunk, message.micro_batch};
 }
 
 }  // namespace
 
-StageTransfers::StageTransfers(comm::Communicator& pp_group, const ScheduleShape& shape, Shape activation_shape,
-                               DType activation_dtype, Timeline& timeline)
-    : group_(pp_group),
-      shape_(shape),
-      activation_shape_(std::move(activation_shape)),
-      activation_dtype_(activation_dtype),
-      timeline_(timeline),
-      rank_(pp_group.rank()) {
-  MERIDIAN_CHECK(group_.size() == shape_.pipeline_size, "stage transfers: pp group of ", group_.size(),
-                 " ranks for pp ", shape_.pipeline_size);
-  // 32767 is the smallest tag bound MPI allows.
-  const int64_t largest_tag = (static_cast<int64_t>(shape_.micro_batches) * shape_.virtual_stages) * 2 + 1;
-  if (largest_tag > 32767)
-    MERIDIAN_FAIL("pipeline: ", shape_.micro_batches, " micro-batches x ", shape_.virtual_stages,
-                  " virtual stages need more than the 32767 message tags MPI guarantees");
+StageTransfers::StageTransfers(comm::Communicator& pp_group, StageTransferOptions options, Timeline& timeline)
+    : options_(std::move(options)), timeline_(timeline), rank_(pp_group.rank()) {
+  MERIDIAN_CHECK(pp_group.size() == options_.shape.pipeline_size, "stage transfers: pp group of ", pp_group.size(),
+                 " ranks for pp ", options_.shape.pipeline_size);
+  const std::vector<StageLink> links = pipeline_links(options_.schedule, options_.shape);
+  // Every pp rank splits every link (a collective over the group), then the two members of each
+  // turn it into the tensors' group, all in the links' order, so that bootstraps that block until
+  // both members arrive (NCCL) are reached in the same order everywhere.
+  std::vector<std::shared_ptr<comm::Communicator>> host_links;
+  for (const StageLink& link : links) {
+    const bool member = rank_ == link.sender || rank_ == link.receiver;
+    host_links.push_back(pp_group.split(member ? 0 : -1, rank_ == link.sender ? kLinkSender : kLinkReceiver,
+                                        "pp-link " + std::to_string(link.sender) + ">" + std::to_string(link.receiver)));
+  }
+  for (size_t i = 0; i < links.size(); ++i) {
+    if (host_links[i] == nullptr) continue;
+    std::shared_ptr<comm::Communicator> group = comm::tensor_group(options_.tensor_groups, host_links[i]);
+    if (links[i].sender == rank_)
+      outgoing_[links[i].receiver] = std::move(group);
+    else
+      incoming_[links[i].sender] = Incoming{std::move(group), links[i].messages, 0};
+  }
 }
 
 int StageTransfers::stage_of(const PipelineAction& action) const {
-  return action.chunk * shape_.pipeline_size + rank_;
+  return action.chunk * options_.shape.pipeline_size + rank_;
 }
 
 bool StageTransfers::receives_input(const PipelineAction& action) const {
-  const int stage = stage_of(action);
-  if (action.pass == PassKind::forward) return stage > 0;
-  return is_backward(action.pass) && stage < shape_.stages() - 1;
+  StageMessage message{};
+  int sender = 0;
+  return consumed_message(action, options_.shape, rank_, message, sender);
 }
 
-// The tag names the receiving stage's chunk, so sender and receiver compute the same number.
-StageTransfers::Route StageTransfers::input_route(const PipelineAction& action) const {
-  const int p = shape_.pipeline_size, V = shape_.virtual_stages;
-  const bool forward = action.pass == PassKind::forward;
-  const int peer = forward ? (rank_ + p - 1) % p : (rank_ + 1) % p;
-  return {peer, (action.micro_batch * V + action.chunk) * 2 + (forward ? activation : gradient)};
-}
-
-StageTransfers::Route StageTransfers::output_route(const PipelineAction& action) const {
-  const int p = shape_.pipeline_size, V = shape_.virtual_stages;
-  const bool forward = action.pass == PassKind::forward;
-  const int target_stage = stage_of(action) + (forward ? 1 : -1);
-  const int target_chunk = target_stage / p;
-  const int peer = target_stage % p;
-  return {peer, (action.micro_batch * V + target_chunk) * 2 + (forward ? activation : gradient)};
+int StageTransfers::output_peer(const PipelineAction& action) const {
+  const int target = stage_of(action) + (action.pass == PassKind::forward ? 1 : -1);
+  return target % options_.shape.pipeline_size;
 }
 
 void StageTransfers::post_receive(const PipelineAction& action) {
-  if (!receives_input(action)) return;
-  const auto key = key_of(action);
-  if (receives_.count(key)) return;
-  const Route route = input_route(action);
-  PendingReceive pending{Tensor::empty(activation_shape_, activation_dtype_), nullptr};
-  pending.handle = group_.recv(pending.buffer, route.peer, route.tag);
-  receives_.emplace(key, std::move(pending));
+  StageMessage wanted{};
+  int sender = 0;
+  if (!consumed_message(action, options_.shape, rank_, wanted, sender)) return;
+  if (receives_.count(key_of(wanted))) return;
+  auto link = incoming_.find(sender);
+  MERIDIAN_CHECK(link != incoming_.end(), "pipeline: ", to_string(action), " on pp rank ", rank_,
+                 " needs data from pp rank ", sender, ", which the schedule never sends to it");
+  Incoming& in = link->second;
+  // The link delivers in the sender's order; every schedule consumes each link's messages in that
+  // order too (pipeline_links checks it), so this receive is the link's next message.
+  MERIDIAN_CHECK(in.posted < in.messages.size() && in.messages[in.posted] == wanted, "pipeline: ", to_string(action),
+                 " on pp rank ", rank_, " is not the next message pp rank ", sender, " sends it");
+  PendingReceive pending{Tensor::empty(options_.activation_shape, options_.activation_dtype, options_.device),
+                         nullptr};
+  pending.handle = in.group->recv(pending.buffer, kLinkSender, kLinkTag);
+  receives_.emplace(key_of(wanted), std::move(pending));
+  ++in.posted;
 }
 
 Tensor StageTransfers::take_input(const PipelineAction& action) {
-  MERIDIAN_CHECK(receives_input(action), "pipeline: ", to_string(action), " has no input to receive");
+  StageMessage wanted{};
+  int sender = 0;
+  MERIDIAN_CHECK(consumed_message(action, options_.shape, rank_, wanted, sender), "pipeline: ", to_string(action),
+                 " has no input to receive");
   post_receive(action);
-  auto it = receives_.find(key_of(action));
+  auto it = receives_.find(key_of(wanted));
+  MERIDIAN_CHECK(it != receives_.end(), "pipeline: the input of ", to_string(action), " was received already");
   PendingReceive pending = std::move(it->second);
   receives_.erase(it);
   const int64_t start = Timeline::now_ns();
@@ -84,11 +92,10 @@ Tensor StageTransfers::take_input(const PipelineAction& action) {
     profiler::Scope scope("pipeline.wait_recv");
     pending.handle->wait();
   }
-  const Route route = input_route(action);
   const bool forward = action.pass == PassKind::forward;
   timeline_.record(std::string("recv ") + (forward ? "activation " : "gradient ") + to_string(action),
                    TimelineCategory::recv, TimelineTrack::communication, start, Timeline::now_ns(),
-                   {{"peer", route.peer}, {"micro_batch", action.micro_batch}, {"chunk", action.chunk},
+                   {{"peer", sender}, {"micro_batch", action.micro_batch}, {"chunk", action.chunk},
                     {"bytes", pending.buffer.nbytes()}});
   return pending.buffer;
 }
@@ -96,21 +103,28 @@ Tensor StageTransfers::take_input(const PipelineAction& action) {
 void StageTransfers::send_output(const PipelineAction& action, const Tensor& tensor) {
   const int stage = stage_of(action);
   const bool forward = action.pass == PassKind::forward;
-  if (forward ? stage == shape_.stages() - 1 : stage == 0) return;
-  if (tensor.shape() != activation_shape_)
+  if (forward ? stage == options_.shape.stages() - 1 : stage == 0) return;
+  MERIDIAN_CHECK(forward || is_backward(action.pass), "pipeline: ", to_string(action), " sends nothing");
+  if (tensor.shape() != options_.activation_shape)
     MERIDIAN_FAIL("pipeline: stage ", stage, " produced shape ", shape_str(tensor.shape()), " for ",
-                  to_string(action), " but stages exchange ", shape_str(activation_shape_));
-  if (tensor.dtype() != activation_dtype_)
+                  to_string(action), " but stages exchange ", shape_str(options_.activation_shape));
+  if (tensor.dtype() != options_.activation_dtype)
     MERIDIAN_FAIL("pipeline: stage ", stage, " produced ", dtype_name(tensor.dtype()), " for ", to_string(action),
-                  " but stages exchange ", dtype_name(activation_dtype_));
+                  " but stages exchange ", dtype_name(options_.activation_dtype));
+  if (tensor.device() != options_.device)
+    MERIDIAN_FAIL("pipeline: stage ", stage, " produced a tensor on ", tensor.device().to_string(), " for ",
+                  to_string(action), " but stages exchange tensors on ", options_.device.to_string());
   MERIDIAN_CHECK(tensor.is_contiguous(), "pipeline: ", to_string(action), " output must be contiguous");
-  const Route route = output_route(action);
+  const int peer = output_peer(action);
+  auto link = outgoing_.find(peer);
+  MERIDIAN_CHECK(link != outgoing_.end(), "pipeline: ", to_string(action), " on pp rank ", rank_,
+                 " sends to pp rank ", peer, ", which the schedule's links do not include");
   const int64_t start = Timeline::now_ns();
   release_completed_sends();
-  sends_.push_back(group_.send(tensor, route.peer, route.tag));
+  sends_.push_back(link->second->send(tensor, kLinkReceiver, kLinkTag));
   timeline_.record(std::string("send ") + (forward ? "activation " : "gradient ") + to_string(action),
                    TimelineCategory::send, TimelineTrack::communication, start, Timeline::now_ns(),
-                   {{"peer", route.peer}, {"micro_batch", action.micro_batch}, {"chunk", action.chunk},
+                   {{"peer", peer}, {"micro_batch", action.micro_batch}, {"chunk", action.chunk},
                     {"bytes", tensor.nbytes()}});
 }
 
@@ -122,6 +136,15 @@ void StageTransfers::release_completed_sends() {
   });
 }
 
+void StageTransfers::end_step() {
+  MERIDIAN_CHECK(receives_.empty(), "pipeline: ", receives_.size(), " received inputs were never taken");
+  for (auto& [sender, in] : incoming_) {
+    MERIDIAN_CHECK(in.posted == in.messages.size(), "pipeline: pp rank ", rank_, " received ", in.posted, " of the ",
+                   in.messages.size(), " messages pp rank ", sender, " sent this step");
+    in.posted = 0;
+  }
+}
+
 void StageTransfers::wait_for_sends() {
   profiler::Scope scope("pipeline.wait_sends");
   for (auto& handle : sends_) handle->wait();
@@ -129,4 +152,3 @@ void StageTransfers::wait_for_sends() {
 }
 
 }  // namespace meridian::parallel
-

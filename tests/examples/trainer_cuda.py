@@ -11,7 +11,11 @@ Cases:
   tp2_matches_one_gpu, tp2_sp_matches_one_gpu
                     --tp 2 (and with --sequence-parallel) on two GPUs, the maps and the vocabulary-parallel
                     loss over NCCL, against one GPU on the same batch (relative 1e-4, fp32).
-  refuses_pp        --device cuda with --pp 2 ends every rank with a usage error (no GPU needed).
+  pp2_1f1b_matches_one_gpu, pp2_zbh1_matches_one_gpu
+                    --pp 2 on two GPUs (4 micro-batches, 1F1B; ZB-H1 with its deferred weight gradients),
+                    activations and gradients over NCCL stage links, the tied embedding's gradients
+                    summed over NCCL, against one GPU on the same batch (relative 1e-4, fp32).
+  refuses_trace     --device cuda with --pp 2 --trace ends every rank with a usage error (no GPU needed).
 Exits 77 (ctest: skipped) when the trainer says no GPU (or too few GPUs) is usable or the build has no
 CUDA backend.
 """
@@ -89,9 +93,14 @@ def main():
         return compare_two_gpus(args, "tp2", ["--tp", "2"], 4)
     if args.case == "tp2_sp_matches_one_gpu":
         return compare_two_gpus(args, "tp2 sp", ["--tp", "2", "--sequence-parallel"], 4)
-    if args.case == "refuses_pp":
-        command = args.mpiexec + ["-np", "2", args.trainer, "--device", "cuda", "--pp", "2", "--steps", "1"]
-        return tt.check_usage_error(command, ["--device cuda with --pp 2", "pipeline parallelism runs on the cpu"])
+    if args.case == "pp2_1f1b_matches_one_gpu":
+        return compare_two_gpus(args, "pp2 1f1b", ["--pp", "2", "--micro-batches", "4"], 4)
+    if args.case == "pp2_zbh1_matches_one_gpu":
+        return compare_two_gpus(args, "pp2 zb-h1", ["--pp", "2", "--micro-batches", "4", "--schedule", "zb-h1"], 4)
+    if args.case == "refuses_trace":
+        command = args.mpiexec + ["-np", "2", args.trainer, "--device", "cuda", "--pp", "2", "--trace", "t.json",
+                                  "--steps", "1"]
+        return tt.check_usage_error(command, ["--trace with --device cuda", "kernel launches"])
     print(f"unknown case {args.case}")
     return 2
 
