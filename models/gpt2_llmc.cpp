@@ -133,8 +133,9 @@ void save_llmc_weights(const Gpt2& model, const std::filesystem::path& path) {
     for (int64_t layer = 0; layer < pieces; ++layer) {
       const nn::NamedParameter& param = params.at(layer_name(m.parameter, layer));
       // With tp > 1 every rank of the group takes part in gathering each logical tensor.
+      // The values come to the host (from a model on a GPU too).
       const Tensor logical = tensor_parallel.enabled() ? parallel::gather_logical_tensor(param, *tensor_parallel.group)
-                                                       : param.tensor;
+                                                       : param.tensor.to(Device::cpu());
       MERIDIAN_CHECK(logical.numel() == per_piece, "parameter ", param.name, " does not fit llm.c tensor ", spec.name);
       std::copy_n(logical.data<float>(), per_piece, out.values.begin() + layer * per_piece);
     }

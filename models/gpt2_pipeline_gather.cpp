@@ -34,7 +34,7 @@ std::vector<std::pair<std::string, Tensor>> logical_tensors(const Gpt2& chunk) {
   const parallel::TensorParallelContext& tensor_parallel = chunk.tensor_parallel();
   for (const nn::NamedParameter& p : chunk.named_parameters())
     out.emplace_back(p.name, tensor_parallel.enabled() ? parallel::gather_logical_tensor(p, *tensor_parallel.group)
-                                                       : p.tensor);
+                                                       : p.tensor.to(Device::cpu()));  // host values, from a GPU too
   return out;
 }
 

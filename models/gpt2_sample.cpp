@@ -14,13 +14,15 @@ std::vector<int32_t> sample(const Gpt2& model, std::vector<int32_t> prompt, cons
   const int64_t context = options.context > 0 ? std::min(options.context, config.max_seq_len) : config.max_seq_len;
   const uint64_t key = random::stream_key(options.seed, "sample");
   NoGradGuard no_grad;
+  const Device device = model.named_parameters().front().tensor.device();
   std::vector<int32_t> generated;
   std::vector<double> probabilities(static_cast<size_t>(config.vocab_size));
   for (int64_t i = 0; i < options.num_tokens; ++i) {
     const int64_t length = std::min<int64_t>(static_cast<int64_t>(prompt.size()), context);
     Tensor tokens = Tensor::empty({1, length}, DType::i32);
     std::copy(prompt.end() - length, prompt.end(), tokens.data<int32_t>());
-    Tensor logits = model.forward(tokens).to(DType::f32);  // bf16 logits under mixed precision
+    // On the model's device (a GPU model samples there); bf16 logits under mixed precision.
+    const Tensor logits = model.forward(tokens.to(device)).to(DType::f32).to(Device::cpu());
     const float* last = logits.data<float>() + (length - 1) * config.padded_vocab_size;
     const float max_logit = *std::max_element(last, last + config.vocab_size);
     double total = 0.0;

@@ -24,11 +24,7 @@ comm::TensorGroupFactory tensor_groups_on(launcher::Runtime& runtime, Device dev
   };
 }
 
-void check_device_options(const TrainOptions& options, Device device, int tp) {
-  if (tp > 1 && (!options.checkpoint_out.empty() || options.sample_tokens > 0))
-    MERIDIAN_USAGE_ERROR("--checkpoint-out and --sample with --device ", device.to_string(), " --tp ", tp,
-                         ": gathering the tensor-parallel shards back to the host is not wired on GPUs "
-                         "(train on the cpu, or with --tp 1, to save or sample)");
+void check_device_options(const TrainOptions& options, Device device) {
   if (options.optimizer != "adamw")
     MERIDIAN_USAGE_ERROR("--optimizer ", options.optimizer, " with --device ", device.to_string(),
                          ": only adamw has a CUDA kernel");

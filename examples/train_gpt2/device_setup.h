@@ -23,9 +23,8 @@ inline constexpr double kCudaBf16PeakTflops = 989.0;
 // group.
 comm::TensorGroupFactory tensor_groups_on(launcher::Runtime& runtime, Device device);
 
-// Usage errors for what a GPU run cannot do: an optimizer other than adamw (the only one with a
-// CUDA kernel), and --checkpoint-out / --sample with --tp > 1 (gathering the shards back to the
-// host is not wired on GPUs).
-void check_device_options(const TrainOptions& options, Device device, int tp);
+// A usage error for what a GPU run cannot do: an optimizer other than adamw (the only one with a
+// CUDA kernel).
+void check_device_options(const TrainOptions& options, Device device);
 
 }  // namespace meridian::train

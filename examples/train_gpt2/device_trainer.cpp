@@ -38,7 +38,7 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
   const models::Gpt2Config config = resolve_model_config(options);
   const int tp = grid.shape().tp;
   check_tensor_parallel_layout(config, options, tp);
-  check_device_options(options, device, tp);
+  check_device_options(options, device);
   io::TokenDataset data = load_data(options);
   data.check_fits_vocabulary(config.vocab_size);
   comm::Communicator& dp_group = grid.dp();
@@ -129,15 +129,15 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
               static_cast<double>(stats.reserved_bytes) / (1024.0 * 1024.0),
               static_cast<double>(optimizer->state_bytes()) / (1024.0 * 1024.0));
 
-  // Saving and sampling run on the host, on the first replica: the weights come back (the step timings
-  // are done).
+  // One data-parallel replica saves and samples, from the GPUs: the weights are gathered to the host
+  // (over the tp group's NCCL communicator when tp > 1, whose every rank takes part) and the
+  // sampler runs the model where it is.
   if (dp_group.rank() != 0) return 0;
-  if (!options.checkpoint_out.empty() || options.sample_tokens > 0) model.to(Device::cpu());
   if (!options.checkpoint_out.empty()) {
     models::save_llmc_weights(model, options.checkpoint_out);
     log_info("wrote ", options.checkpoint_out);
   }
-  if (options.sample_tokens > 0) print_sample(options, model, true);
+  if (options.sample_tokens > 0) print_sample(options, model, runtime.world_rank() == 0);
   return 0;
 }
 

@@ -86,7 +86,7 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   const bool rank0 = runtime.world_rank() == 0;
   const models::Gpt2Config config = resolve_model_config(options);
   check_tensor_parallel_layout(config, options, grid.shape().tp);
-  if (device.is_cuda()) check_device_options(options, device, grid.shape().tp);
+  if (device.is_cuda()) check_device_options(options, device);
   const std::vector<parallel::StageBlocks> partition =
       check_pipeline_layout(flags, parallel, config.num_layers, options.batch, options.grad_accum);
   const int pp = grid.shape().pp, pp_rank = grid.coordinate(parallel::Axis::pp), V = flags.virtual_stages;
@@ -126,8 +126,6 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   pipeline_options.activation_dtype = options.dtype;
   pipeline_options.tied_parameter = models::kGpt2TiedParameter;
   pipeline_options.data_parallel = {parallel.bucket_bytes(), parallel.zero_stage, options.dp_communicate};
-  // A one-rank dp group is an MPI group even on GPUs (tensor_groups_on): nothing to communicate.
-  if (device.is_cuda() && dp_group.size() == 1) pipeline_options.data_parallel.communicate = false;
   pipeline_options.data_parallel.tensor_parallel_group = tensor_parallel.group;
   // Under sequence parallelism each tp rank's LayerNorm and bias gradients cover only its positions.
   pipeline_options.data_parallel.sequence_parallel = options.sequence_parallel;
@@ -191,10 +189,7 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   if (!options.checkpoint_out.empty() || options.sample_tokens > 0) {
     // The stages' pieces assembled into the whole model on rank 0, which writes and samples.
     std::vector<const models::Gpt2*> stage_models;
-    for (const auto& chunk : chunks) {
-      chunk->model().to(Device::cpu());  // gathered over the MPI world (tp = 1 on GPUs: checked above)
-      stage_models.push_back(&chunk->model());
-    }
+    for (const auto& chunk : chunks) stage_models.push_back(&chunk->model());  // values come to the host
     const std::unique_ptr<models::Gpt2> whole = models::gather_pipelined_model(stage_models, grid);
     if (whole && !options.checkpoint_out.empty()) {
       models::save_llmc_weights(*whole, options.checkpoint_out);

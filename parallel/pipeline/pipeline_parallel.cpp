@@ -70,6 +70,8 @@ PipelineParallel::PipelineParallel(const ProcessGrid& grid, std::vector<Pipeline
     DataParallelOptions dp_options = options_.data_parallel;
     if (v == tied_first_chunk_ || v == tied_last_chunk_) dp_options.own_bucket.push_back(tied);
     dp_options.launch_from_hooks = !split;
+    // A one-rank dp group stays an MPI group on GPUs (nothing to communicate, and MPI takes host tensors).
+    if (options_.device.is_cuda() && dp_group_->size() == 1) dp_options.communicate = false;
     data_parallel_.push_back(
         std::make_unique<DataParallel>(chunk.parameters, dp_group_, std::move(dp_options)));
     raw.push_back(data_parallel_.back().get());

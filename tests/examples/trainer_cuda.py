@@ -15,6 +15,10 @@ Cases:
                     --pp 2 on two GPUs (4 micro-batches, 1F1B; ZB-H1 with its deferred weight gradients),
                     activations and gradients over NCCL stage links, the tied embedding's gradients
                     summed over NCCL, against one GPU on the same batch (relative 1e-4, fp32).
+  checkpoints_from_gpus
+                    --steps 0 --checkpoint-out from one GPU, from --tp 2 (shards gathered over NCCL) and
+                    from --pp 2 on two GPUs: each file byte-identical to the cpu's (the initial weights
+                    go to the GPUs and come back unchanged); --sample 8 runs on the tp2 model's GPUs.
   refuses_trace     --device cuda with --pp 2 --trace ends every rank with a usage error (no GPU needed).
 Exits 77 (ctest: skipped) when the trainer says no GPU (or too few GPUs) is usable or the build has no
 CUDA backend.
@@ -81,6 +85,42 @@ def compare_two_gpus(args, label, layout, batch):
     return tt.compare_logs(tt.read_log(one_log), tt.read_log(two_log), 20, label + " cuda", 1e-4, 1e-4)
 
 
+def checkpoints_from_gpus(args):
+    def path(name):
+        return os.path.join(args.work_dir, name + ".bin")
+    zero = COMMON + ["--batch", "4", "--steps", "0"]
+    one = tt.run([args.trainer] + zero + ["--device", "cuda", "--checkpoint-out", path("one_gpu")])
+    if no_gpu(one):
+        print("skipped: no usable GPU\n" + one.stderr)
+        return SKIP
+    cpu = tt.run([args.trainer] + zero + ["--device", "cpu", "--checkpoint-out", path("cpu")])
+    if tt.failed("one GPU", one) or tt.failed("cpu", cpu):
+        return 1
+    files = ["one_gpu"]
+    tp2 = tt.run(args.mpiexec + ["-np", "2", args.trainer] + zero +
+                 ["--device", "cuda", "--tp", "2", "--checkpoint-out", path("tp2"), "--sample", "8"])
+    if no_gpu(tp2):
+        print("two GPUs are not usable: only the one-GPU checkpoint is checked\n" + tp2.stderr)
+    else:
+        pp2 = tt.run(args.mpiexec + ["-np", "2", args.trainer] + zero +
+                     ["--device", "cuda", "--pp", "2", "--checkpoint-out", path("pp2")])
+        if tt.failed("--tp 2", tp2) or tt.failed("--pp 2", pp2):
+            return 1
+        if "--- sample (8 tokens" not in tp2.stdout:
+            print("--tp 2 on GPUs printed no sample of 8 tokens:\n" + tp2.stdout)
+            return 1
+        files += ["tp2", "pp2"]
+    with open(path("cpu"), "rb") as f:
+        want = f.read()
+    failures = 0
+    for name in files:
+        with open(path(name), "rb") as f:
+            same = f.read() == want
+        print(f"{name}.bin {'equals' if same else 'DIFFERS FROM'} cpu.bin")
+        failures += not same
+    return 1 if failures else 0
+
+
 def main():
     args = tt.parse_args()
     if args.case == "matches_cpu":
@@ -97,6 +137,8 @@ def main():
         return compare_two_gpus(args, "pp2 1f1b", ["--pp", "2", "--micro-batches", "4"], 4)
     if args.case == "pp2_zbh1_matches_one_gpu":
         return compare_two_gpus(args, "pp2 zb-h1", ["--pp", "2", "--micro-batches", "4", "--schedule", "zb-h1"], 4)
+    if args.case == "checkpoints_from_gpus":
+        return checkpoints_from_gpus(args)
     if args.case == "refuses_trace":
         command = args.mpiexec + ["-np", "2", args.trainer, "--device", "cuda", "--pp", "2", "--trace", "t.json",
                                   "--steps", "1"]
