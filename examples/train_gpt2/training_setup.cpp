@@ -7,10 +7,11 @@
 #include "core/io/default_corpus.h"
 #include "core/io/tokenizer.h"
 #include "core/profiler.h"
-#include "device_setup.h"
 #include "launcher/log.h"
 #include "models/gpt2_sample.h"
 #include "ops/cpu/parallel.h"
+
+#include "device_setup.h"
 
 namespace meridian::train {
 

@@ -29,6 +29,24 @@ bool consumed_message(const PipelineAction& action, const ScheduleShape& shape, 
   return false;
 }
 
+bool produced_message(const PipelineAction& action, const ScheduleShape& shape, int rank, StageMessage& message,
+                      int& receiver) {
+  const int p = shape.pipeline_size;
+  const int stage = action.chunk * p + rank;
+  int target = -1;  // the global stage that consumes this action's output
+  PassKind consumer = PassKind::forward;
+  if (action.pass == PassKind::forward && stage < shape.stages() - 1) {
+    target = stage + 1;
+  } else if (is_backward_input(action.pass) && stage > 0) {
+    target = stage - 1;
+    consumer = PassKind::backward;
+  }
+  if (target < 0) return false;
+  message = {consumer, target / p, action.micro_batch};
+  receiver = target % p;
+  return true;
+}
+
 std::vector<StageLink> pipeline_links(ScheduleKind kind, const ScheduleShape& shape) {
   std::vector<std::vector<PipelineAction>> schedules;
   for (int rank = 0; rank < shape.pipeline_size; ++rank) schedules.push_back(build_schedule(kind, shape, rank));
@@ -43,17 +61,9 @@ std::vector<StageLink> pipeline_links(const std::vector<std::vector<PipelineActi
   std::map<std::pair<int, int>, std::vector<StageMessage>> by_pair;
   for (int rank = 0; rank < p; ++rank) {
     for (const PipelineAction& action : schedules[static_cast<size_t>(rank)]) {
-      const int stage = action.chunk * p + rank;
-      int target = -1;  // the global stage that consumes this action's output
-      PassKind consumer = PassKind::forward;
-      if (action.pass == PassKind::forward && stage < shape.stages() - 1) {
-        target = stage + 1;
-      } else if (is_backward_input(action.pass) && stage > 0) {
-        target = stage - 1;
-        consumer = PassKind::backward;
-      }
-      if (target < 0) continue;
-      by_pair[{rank, target % p}].push_back({consumer, target / p, action.micro_batch});
+      StageMessage message{};
+      int receiver = 0;
+      if (produced_message(action, shape, rank, message, receiver)) by_pair[{rank, receiver}].push_back(message);
     }
   }
   std::vector<StageLink> links;

@@ -46,5 +46,10 @@ std::vector<StageLink> pipeline_links(const std::vector<std::vector<PipelineActi
 // stage but the first, a backward or B of any stage but the last. `sender` is set to its peer.
 bool consumed_message(const PipelineAction& action, const ScheduleShape& shape, int rank, StageMessage& message,
                       int& sender);
+// The message `action` (on pp rank `rank`) produces, if it sends one: a forward of any global stage
+// but the last (its activation), a backward or B of any stage but the first (its input gradient).
+// `receiver` is set to the consuming rank.
+bool produced_message(const PipelineAction& action, const ScheduleShape& shape, int rank, StageMessage& message,
+                      int& receiver);
 
 }  // namespace meridian::parallel

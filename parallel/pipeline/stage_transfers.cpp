@@ -10,8 +10,6 @@ namespace {
 // In a link's communicator the sender is rank 0 and the receiver rank 1; one tag for the link.
 constexpr int kLinkSender = 0, kLinkReceiver = 1, kLinkTag = 0;
 
-bool is_backward(PassKind pass) { return pass == PassKind::backward || pass == PassKind::backward_input; }
-
 std::tuple<int, int, int> key_of(const StageMessage& message) {
   return {static_cast<int>(message.pass), message.chunk, message.micro_batch};
 }
@@ -40,21 +38,6 @@ StageTransfers::StageTransfers(comm::Communicator& pp_group, StageTransferOption
     else
       incoming_[links[i].sender] = Incoming{std::move(group), links[i].messages, 0};
   }
-}
-
-int StageTransfers::stage_of(const PipelineAction& action) const {
-  return action.chunk * options_.shape.pipeline_size + rank_;
-}
-
-bool StageTransfers::receives_input(const PipelineAction& action) const {
-  StageMessage message{};
-  int sender = 0;
-  return consumed_message(action, options_.shape, rank_, message, sender);
-}
-
-int StageTransfers::output_peer(const PipelineAction& action) const {
-  const int target = stage_of(action) + (action.pass == PassKind::forward ? 1 : -1);
-  return target % options_.shape.pipeline_size;
 }
 
 void StageTransfers::post_receive(const PipelineAction& action) {
@@ -101,10 +84,11 @@ Tensor StageTransfers::take_input(const PipelineAction& action) {
 }
 
 void StageTransfers::send_output(const PipelineAction& action, const Tensor& tensor) {
-  const int stage = stage_of(action);
+  StageMessage message{};
+  int peer = 0;
+  if (!produced_message(action, options_.shape, rank_, message, peer)) return;
+  const int stage = action.chunk * options_.shape.pipeline_size + rank_;
   const bool forward = action.pass == PassKind::forward;
-  if (forward ? stage == options_.shape.stages() - 1 : stage == 0) return;
-  MERIDIAN_CHECK(forward || is_backward(action.pass), "pipeline: ", to_string(action), " sends nothing");
   if (tensor.shape() != options_.activation_shape)
     MERIDIAN_FAIL("pipeline: stage ", stage, " produced shape ", shape_str(tensor.shape()), " for ",
                   to_string(action), " but stages exchange ", shape_str(options_.activation_shape));
@@ -115,7 +99,6 @@ void StageTransfers::send_output(const PipelineAction& action, const Tensor& ten
     MERIDIAN_FAIL("pipeline: stage ", stage, " produced a tensor on ", tensor.device().to_string(), " for ",
                   to_string(action), " but stages exchange tensors on ", options_.device.to_string());
   MERIDIAN_CHECK(tensor.is_contiguous(), "pipeline: ", to_string(action), " output must be contiguous");
-  const int peer = output_peer(action);
   auto link = outgoing_.find(peer);
   MERIDIAN_CHECK(link != outgoing_.end(), "pipeline: ", to_string(action), " on pp rank ", rank_,
                  " sends to pp rank ", peer, ", which the schedule's links do not include");

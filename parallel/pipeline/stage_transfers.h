@@ -45,9 +45,6 @@ class StageTransfers {
   // Collective over the pp group (it splits off the links, and the factory may bootstrap them).
   StageTransfers(comm::Communicator& pp_group, StageTransferOptions options, Timeline& timeline);
 
-  // Whether `action` takes its input from a neighbour: a forward of any stage but the first, a
-  // backward (or B) of any stage but the last.
-  bool receives_input(const PipelineAction& action) const;
   // Posts the receive of `action`'s input, once; nothing for an action without one. Receives must
   // be posted in the rank's action order (each link's messages then arrive in the order sent).
   void post_receive(const PipelineAction& action);
@@ -83,9 +80,6 @@ class StageTransfers {
     comm::WorkHandle handle;
   };
   using Key = std::tuple<int, int, int>;  // (pass, chunk, micro-batch) of the consuming action
-
-  int stage_of(const PipelineAction& action) const;
-  int output_peer(const PipelineAction& action) const;
 
   StageTransferOptions options_;
   Timeline& timeline_;
