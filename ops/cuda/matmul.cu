@@ -173,6 +173,17 @@ std::string describe(const char* caller, const Gemm& g) {
          " batch=" + std::to_string(g.batch) + ")";
 }
 
+// The alignment cuBLASLt may assume for an operand: the largest power of two (at most 256) dividing
+// its address and, in a strided batch, every batch's stride in bytes.
+uint32_t alignment_bytes(const void* pointer, int64_t batch, int64_t stride, size_t element_bytes) {
+  uint64_t bits = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(pointer)) | 256u;
+  if (batch > 1) bits |= static_cast<uint64_t>(stride) * element_bytes;
+  return static_cast<uint32_t>(bits & (~bits + 1));
+}
+
+// Whether a pointer (null counts as aligned: nothing is read through it) is a multiple of `bytes`.
+bool is_aligned(const void* pointer, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(pointer) % bytes == 0; }
+
 // Runs the product. Returns false, having launched nothing, when cuBLASLt's heuristic offers no
 // algorithm for this combination (the caller then falls back to a plainer epilogue); throws on any
 // other failure.
@@ -232,13 +243,31 @@ bool run_gemm(const Gemm& g, cudaStream_t stream, const char* caller) {
                                                     &workspace_bytes, sizeof(workspace_bytes)),
                "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", context);
 
+  // Tell the heuristic how aligned the operands really are (its default assumes 256 bytes); in a
+  // strided batch every batch's start counts, so the stride's bytes take part too.
+  const size_t in_bytes = g.input_type == CUDA_R_16BF ? 2 : 4;
+  const size_t out_bytes = g.output_type == CUDA_R_16BF ? 2 : 4;
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_bytes(g.a, g.batch, g.stride_a, in_bytes)},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_bytes(g.b, g.batch, g.stride_b, in_bytes)},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_bytes(g.d, g.batch, g.stride_d, out_bytes)},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_bytes(g.d, g.batch, g.stride_d, out_bytes)}};
+  for (const auto& [attribute, bytes] : alignments) {
+    check_cublas(cublasLtMatmulPreferenceSetAttribute(raw_preference, attribute, &bytes, sizeof(bytes)),
+                 "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)", context);
+  }
+
   // The heuristic's first choice. (Caching it per shape would save a few microseconds per call.)
   cublasLtMatmulHeuristicResult_t heuristic{};
   int found = 0;
   const cublasStatus_t heuristic_status =
       cublasLtMatmulAlgoGetHeuristic(handle, raw_desc, a_layout.get(), b_layout.get(), d_layout.get(), d_layout.get(),
                                      raw_preference, 1, &heuristic, &found);
-  if (heuristic_status == CUBLAS_STATUS_NOT_SUPPORTED || (heuristic_status == CUBLAS_STATUS_SUCCESS && found == 0)) {
+  // A fused epilogue cuBLASLt rejects (NOT_SUPPORTED, or INVALID_VALUE as seen for 1-row/1-column
+  // operands with a bias epilogue) falls back to the plain product plus our own kernel.
+  const bool fused = g.epilogue != CUBLASLT_EPILOGUE_DEFAULT;
+  if (heuristic_status == CUBLAS_STATUS_NOT_SUPPORTED || (fused && heuristic_status == CUBLAS_STATUS_INVALID_VALUE) ||
+      (heuristic_status == CUBLAS_STATUS_SUCCESS && (found == 0 || heuristic.state != CUBLAS_STATUS_SUCCESS))) {
     return false;
   }
   check_cublas(heuristic_status, "cublasLtMatmulAlgoGetHeuristic", context);
@@ -399,11 +428,19 @@ void forward_impl(Out* out, Out* pre_gelu, const In* inp, const In* weight, cons
     return;
   }
   Gemm g = forward_gemm(out, inp, weight, N, C, OC);
+  // The epilogue reads the bias and writes the GELU input through vector accesses: a pointer that is
+  // not 16-byte aligned (a view at an odd offset) takes the plain product and our own pass instead.
+  const bool epilogue_pointers_aligned = is_aligned(bias, 16) && is_aligned(pre_gelu, 16);
   // GELU goes into the epilogue only for bf16 outputs: cuBLASLt's GELU is not documented to be
   // exact fp32 (it may use a fast tanh), which is far below bf16's rounding but could exceed the
   // 1e-5 that fp32 must match the CPU to. Saving the GELU input (aux) also needs OC divisible by 8.
   const bool fuse_gelu =
       apply_gelu && std::is_same_v<Out, __nv_bfloat16> && (pre_gelu == nullptr || OC % 8 == 0);
+  if (!epilogue_pointers_aligned) {
+    run_gemm_or_throw(g, stream, caller);
+    if (bias != nullptr || apply_gelu) launch_bias_gelu(out, pre_gelu, bias, N, OC, apply_gelu, stream, caller);
+    return;
+  }
   g.bias = bias;
   if (fuse_gelu && pre_gelu != nullptr) {
     g.epilogue = bias != nullptr ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;

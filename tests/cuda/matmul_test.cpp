@@ -112,6 +112,7 @@ void check_backward(const MatmulShape& s, bool want_dinp, bool want_dweight, boo
 constexpr MatmulShape kAwkward{37, 129, 771};     // OC not divisible by 8: GELU's saved input via the separate pass
 constexpr MatmulShape kAuxAligned{37, 129, 200};  // OC divisible by 8: cuBLASLt's GELU_AUX epilogue
 constexpr MatmulShape kTallRows{1000, 65, 97};    // several row chunks in the dbias reduction
+constexpr MatmulShape kOneRow{1, 129, 200};       // one token (sampling): a one-column cuBLASLt product
 
 using bf16 = __nv_bfloat16;
 
@@ -149,6 +150,18 @@ TEST(CudaMatmul, ForwardGeluBf16) {
     check_forward<bf16, bf16>(s, true, true, true);
     check_forward<bf16, bf16>(s, false, true, false);
   }
+}
+
+// cuBLASLt has refused bias epilogues on one-column products in some versions; whatever it does,
+// the result must be right (through the plain product and our own bias/GELU pass if need be).
+TEST(CudaMatmul, OneRowOfInput) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  check_forward<float, float>(kOneRow, true, false, false);
+  check_forward<float, float>(kOneRow, true, true, true);
+  check_forward<bf16, bf16>(kOneRow, true, false, false);
+  check_forward<bf16, bf16>(kOneRow, true, true, true);
+  check_backward<float, float>(kOneRow, true, true, true);
+  check_backward<bf16, bf16>(kOneRow, true, true, true);
 }
 
 TEST(CudaMatmul, BackwardFp32) {
