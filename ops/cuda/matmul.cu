@@ -3,8 +3,10 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -36,6 +38,10 @@ struct StreamWorkspace {
 struct ThreadMatmulState {
   std::map<int, cublasLtHandle_t> handles;                              // per device
   std::map<std::pair<int, cudaStream_t>, StreamWorkspace> workspaces;  // per (device, stream)
+  // The heuristic's answer per product description (the key in run_gemm): an algorithm, or none (the
+  // caller falls back to a plainer epilogue). A training step repeats a few dozen shapes, so after
+  // the first step no product asks the heuristic again (it costs tens of microseconds of host time).
+  std::map<std::array<int64_t, 21>, std::optional<cublasLtMatmulAlgo_t>> algorithms;
   bool allow_tf32 = false;
 
   void release() {
@@ -53,6 +59,7 @@ struct ThreadMatmulState {
     workspaces.clear();
     for (auto& entry : handles) cublasLtDestroy(entry.second);
     handles.clear();
+    algorithms.clear();
     if (restore) cudaSetDevice(original_device);
     cudaGetLastError();
   }
@@ -184,6 +191,44 @@ uint32_t alignment_bytes(const void* pointer, int64_t batch, int64_t stride, siz
 // Whether a pointer (null counts as aligned: nothing is read through it) is a multiple of `bytes`.
 bool is_aligned(const void* pointer, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(pointer) % bytes == 0; }
 
+// cuBLASLt's first choice for a product, or none when it offers no algorithm for the combination
+// (NOT_SUPPORTED, nothing found, or for a fused epilogue INVALID_VALUE, which some versions answer
+// for one-row or one-column operands with a bias); throws on any other failure. The alignments tell
+// the heuristic what the operands really allow (by default it assumes 256 bytes).
+std::optional<cublasLtMatmulAlgo_t> ask_heuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
+                                                  cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                                  cublasLtMatrixLayout_t d, cublasLtEpilogue_t epilogue,
+                                                  uint32_t alignment_a, uint32_t alignment_b, uint32_t alignment_d,
+                                                  const std::string& context) {
+  cublasLtMatmulPreference_t raw_preference = nullptr;
+  check_cublas(cublasLtMatmulPreferenceCreate(&raw_preference), "cublasLtMatmulPreferenceCreate", context);
+  Preference preference(raw_preference);
+  const size_t workspace_bytes = kWorkspaceBytes;
+  check_cublas(cublasLtMatmulPreferenceSetAttribute(raw_preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                    &workspace_bytes, sizeof(workspace_bytes)),
+               "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", context);
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_d},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_d}};
+  for (const auto& [attribute, bytes] : alignments) {
+    check_cublas(cublasLtMatmulPreferenceSetAttribute(raw_preference, attribute, &bytes, sizeof(bytes)),
+                 "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)", context);
+  }
+  cublasLtMatmulHeuristicResult_t heuristic{};
+  int found = 0;
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, raw_preference, 1, &heuristic, &found);
+  const bool fused = epilogue != CUBLASLT_EPILOGUE_DEFAULT;
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED || (fused && status == CUBLAS_STATUS_INVALID_VALUE) ||
+      (status == CUBLAS_STATUS_SUCCESS && (found == 0 || heuristic.state != CUBLAS_STATUS_SUCCESS))) {
+    return std::nullopt;
+  }
+  check_cublas(status, "cublasLtMatmulAlgoGetHeuristic", context);
+  return heuristic.algo;
+}
+
 // Runs the product. Returns false, having launched nothing, when cuBLASLt's heuristic offers no
 // algorithm for this combination (the caller then falls back to a plainer epilogue); throws on any
 // other failure.
@@ -235,47 +280,30 @@ bool run_gemm(const Gemm& g, cudaStream_t stream, const char* caller) {
     }
   }
 
-  cublasLtMatmulPreference_t raw_preference = nullptr;
-  check_cublas(cublasLtMatmulPreferenceCreate(&raw_preference), "cublasLtMatmulPreferenceCreate", context);
-  Preference preference(raw_preference);
-  const size_t workspace_bytes = kWorkspaceBytes;
-  check_cublas(cublasLtMatmulPreferenceSetAttribute(raw_preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                    &workspace_bytes, sizeof(workspace_bytes)),
-               "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", context);
-
-  // Tell the heuristic how aligned the operands really are (its default assumes 256 bytes); in a
-  // strided batch every batch's start counts, so the stride's bytes take part too.
   const size_t in_bytes = g.input_type == CUDA_R_16BF ? 2 : 4;
   const size_t out_bytes = g.output_type == CUDA_R_16BF ? 2 : 4;
-  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_bytes(g.a, g.batch, g.stride_a, in_bytes)},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_bytes(g.b, g.batch, g.stride_b, in_bytes)},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_bytes(g.d, g.batch, g.stride_d, out_bytes)},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_bytes(g.d, g.batch, g.stride_d, out_bytes)}};
-  for (const auto& [attribute, bytes] : alignments) {
-    check_cublas(cublasLtMatmulPreferenceSetAttribute(raw_preference, attribute, &bytes, sizeof(bytes)),
-                 "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)", context);
+  const uint32_t alignment_a = alignment_bytes(g.a, g.batch, g.stride_a, in_bytes);
+  const uint32_t alignment_b = alignment_bytes(g.b, g.batch, g.stride_b, in_bytes);
+  const uint32_t alignment_d = alignment_bytes(g.d, g.batch, g.stride_d, out_bytes);
+  // Everything the heuristic sees (pointers only through their alignment; beta not at all).
+  const std::array<int64_t, 21> key{device,       compute,      g.trans_a,   g.trans_b,   g.m,
+                                    g.n,          g.k,          g.lda,       g.ldb,       g.ldd,
+                                    g.input_type, g.output_type, g.epilogue, g.bias != nullptr,
+                                    g.aux_ld,     g.batch,      g.stride_a,  g.stride_b,  g.stride_d,
+                                    alignment_a | (int64_t{alignment_b} << 16), alignment_d};
+  auto cached = thread_state().algorithms.find(key);
+  if (cached == thread_state().algorithms.end()) {
+    const std::optional<cublasLtMatmulAlgo_t> algorithm =
+        ask_heuristic(handle, raw_desc, a_layout.get(), b_layout.get(), d_layout.get(), g.epilogue, alignment_a,
+                      alignment_b, alignment_d, context);
+    cached = thread_state().algorithms.emplace(key, algorithm).first;
   }
-
-  // The heuristic's first choice. (Caching it per shape would save a few microseconds per call.)
-  cublasLtMatmulHeuristicResult_t heuristic{};
-  int found = 0;
-  const cublasStatus_t heuristic_status =
-      cublasLtMatmulAlgoGetHeuristic(handle, raw_desc, a_layout.get(), b_layout.get(), d_layout.get(), d_layout.get(),
-                                     raw_preference, 1, &heuristic, &found);
-  // A fused epilogue cuBLASLt rejects (NOT_SUPPORTED, or INVALID_VALUE as seen for 1-row/1-column
-  // operands with a bias epilogue) falls back to the plain product plus our own kernel.
-  const bool fused = g.epilogue != CUBLASLT_EPILOGUE_DEFAULT;
-  if (heuristic_status == CUBLAS_STATUS_NOT_SUPPORTED || (fused && heuristic_status == CUBLAS_STATUS_INVALID_VALUE) ||
-      (heuristic_status == CUBLAS_STATUS_SUCCESS && (found == 0 || heuristic.state != CUBLAS_STATUS_SUCCESS))) {
-    return false;
-  }
-  check_cublas(heuristic_status, "cublasLtMatmulAlgoGetHeuristic", context);
+  if (!cached->second.has_value()) return false;
 
   const float alpha = g.alpha;
   // C is D itself: beta = 0 overwrites (D's old contents are not read), beta = 1 accumulates.
   check_cublas(cublasLtMatmul(handle, raw_desc, &alpha, g.a, a_layout.get(), g.b, b_layout.get(), &g.beta, g.d,
-                              d_layout.get(), g.d, d_layout.get(), &heuristic.algo, workspace, kWorkspaceBytes,
+                              d_layout.get(), g.d, d_layout.get(), &*cached->second, workspace, kWorkspaceBytes,
                               stream),
                "cublasLtMatmul", context);
   return true;

@@ -42,8 +42,18 @@ MatmulInputs make_inputs(const MatmulShape& s, unsigned seed) {
   return inputs;
 }
 
+// The values preceded by `offset` unused elements: uploaded, they start past the aligned allocation.
+template <class T>
+std::vector<T> pad_front(std::vector<T> values, size_t offset) {
+  values.insert(values.begin(), offset, T{});
+  return values;
+}
+
+// offset > 0 places every operand that many elements past an aligned allocation (as a view would
+// be), so the pointers are only element-aligned.
 template <class Out, class In>
-void check_forward(const MatmulShape& s, bool with_bias, bool with_gelu, bool keep_pre_gelu) {
+void check_forward(const MatmulShape& s, bool with_bias, bool with_gelu, bool keep_pre_gelu, size_t offset = 0,
+                   bool release_afterwards = true) {
   const MatmulInputs inputs = make_inputs<Out, In>(s, 11);
   const size_t out_size = static_cast<size_t>(s.N * s.OC);
   std::vector<float> expected(out_size);
@@ -52,27 +62,32 @@ void check_forward(const MatmulShape& s, bool with_bias, bool with_gelu, bool ke
   std::vector<float> expected_pre_gelu = expected;
   if (with_gelu) cpu::gelu_forward(expected.data(), expected_pre_gelu.data(), static_cast<int64_t>(out_size));
 
-  DeviceBuffer<In> inp(to_element<In>(inputs.inp));
-  DeviceBuffer<In> weight(to_element<In>(inputs.weight));
-  DeviceBuffer<Out> bias(to_element<Out>(inputs.bias));
-  DeviceBuffer<Out> out(out_size);
-  DeviceBuffer<Out> pre_gelu(out_size);
+  DeviceBuffer<In> inp(pad_front(to_element<In>(inputs.inp), offset));
+  DeviceBuffer<In> weight(pad_front(to_element<In>(inputs.weight), offset));
+  DeviceBuffer<Out> bias(pad_front(to_element<Out>(inputs.bias), offset));
+  DeviceBuffer<Out> out(out_size + offset);
+  DeviceBuffer<Out> pre_gelu(out_size + offset);
   out.poison();
   pre_gelu.poison();
   TestStream stream;
+  Out* bias_or_null = with_bias ? bias.get() + offset : nullptr;
   if (with_gelu) {
-    matmul_forward_gelu<Out, In>(out.get(), keep_pre_gelu ? pre_gelu.get() : nullptr, inp.get(), weight.get(),
-                                 with_bias ? bias.get() : nullptr, s.N, s.C, s.OC, stream.get());
+    matmul_forward_gelu<Out, In>(out.get() + offset, keep_pre_gelu ? pre_gelu.get() + offset : nullptr,
+                                 inp.get() + offset, weight.get() + offset, bias_or_null, s.N, s.C, s.OC,
+                                 stream.get());
   } else {
-    matmul_forward<Out, In>(out.get(), inp.get(), weight.get(), with_bias ? bias.get() : nullptr, s.N, s.C, s.OC,
-                            stream.get());
+    matmul_forward<Out, In>(out.get() + offset, inp.get() + offset, weight.get() + offset, bias_or_null, s.N, s.C,
+                            s.OC, stream.get());
   }
   MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
-  expect_close(testing::to_float(out.download()), expected, tolerance_for<Out>(), "out");
+  const auto written = [offset](const std::vector<Out>& all) {
+    return testing::to_float(std::vector<Out>(all.begin() + static_cast<std::ptrdiff_t>(offset), all.end()));
+  };
+  expect_close(written(out.download()), expected, tolerance_for<Out>(), "out");
   if (with_gelu && keep_pre_gelu) {
-    expect_close(testing::to_float(pre_gelu.download()), expected_pre_gelu, tolerance_for<Out>(), "pre_gelu");
+    expect_close(written(pre_gelu.download()), expected_pre_gelu, tolerance_for<Out>(), "pre_gelu");
   }
-  release_matmul_resources();
+  if (release_afterwards) release_matmul_resources();
 }
 
 // Gradients accumulate: they start from random values (so an unwritten element fails) and the
@@ -162,6 +177,19 @@ TEST(CudaMatmul, OneRowOfInput) {
   check_forward<bf16, bf16>(kOneRow, true, true, true);
   check_backward<float, float>(kOneRow, true, true, true);
   check_backward<bf16, bf16>(kOneRow, true, true, true);
+}
+
+// The algorithm chosen for aligned operands is remembered per shape; the same shape on operands that
+// are only element-aligned (views) must get its own (cuBLASLt's wide loads would fault or misread),
+// and a misaligned bias or GELU input must stay out of the epilogue.
+TEST(CudaMatmul, SameShapeOnMisalignedViews) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  for (size_t offset : {size_t{0}, size_t{1}, size_t{0}}) {
+    SCOPED_TRACE("offset=" + std::to_string(offset));
+    check_forward<bf16, bf16>(kAuxAligned, true, true, true, offset, false);
+    check_forward<float, float>(kAuxAligned, true, false, false, offset, false);
+  }
+  release_matmul_resources();
 }
 
 TEST(CudaMatmul, BackwardFp32) {
