@@ -55,10 +55,13 @@ using FragmentBTransposed = wmma::fragment<wmma::matrix_b, kFragment, kFragment,
 using Accumulator = wmma::fragment<wmma::accumulator, kFragment, kFragment, kFragment, float>;
 
 // Consecutive 128-byte aligned regions of dynamic shared memory (WMMA wants 32-byte aligned
-// fragments). The host runs the same carving from address 0 to learn the size.
+// fragments). The host runs the same carving from address 0 (Base = uintptr_t) to learn the size;
+// kernels carve from the shared array itself (Base = unsigned char*), so that the compiler sees
+// shared-memory pointers and emits ld/st.shared rather than generic accesses.
+template <class Base>
 class SharedCarver {
  public:
-  __host__ __device__ explicit SharedCarver(uintptr_t base) : base_(base) {}
+  __host__ __device__ explicit SharedCarver(Base base) : base_(base) {}
   template <class T>
   __host__ __device__ T* take(int count) {
     T* region = reinterpret_cast<T*>(base_ + used_);
@@ -68,7 +71,7 @@ class SharedCarver {
   __host__ __device__ size_t used() const { return used_; }
 
  private:
-  uintptr_t base_;
+  Base base_;
   size_t used_ = 0;
 };
 
@@ -76,16 +79,17 @@ struct ForwardShared {
   bf16 *q, *k, *v, *p;
   float *s, *o, *row_max, *row_sum;
   size_t bytes;
-  __host__ __device__ ForwardShared(uintptr_t base, int head_size) {
-    SharedCarver carve(base);
-    q = carve.take<bf16>(kTile * head_ld(head_size));
-    k = carve.take<bf16>(kTile * head_ld(head_size));
-    v = carve.take<bf16>(kTile * head_ld(head_size));
-    p = carve.take<bf16>(kTile * kProbabilitiesLd);
-    s = carve.take<float>(kTile * kScoresLd);
-    o = carve.take<float>(kTile * output_ld(head_size));
-    row_max = carve.take<float>(kTile);
-    row_sum = carve.take<float>(kTile);
+  template <class Base>
+  __host__ __device__ ForwardShared(Base base, int head_size) {
+    SharedCarver<Base> carve(base);
+    q = carve.template take<bf16>(kTile * head_ld(head_size));
+    k = carve.template take<bf16>(kTile * head_ld(head_size));
+    v = carve.template take<bf16>(kTile * head_ld(head_size));
+    p = carve.template take<bf16>(kTile * kProbabilitiesLd);
+    s = carve.template take<float>(kTile * kScoresLd);
+    o = carve.template take<float>(kTile * output_ld(head_size));
+    row_max = carve.template take<float>(kTile);
+    row_sum = carve.template take<float>(kTile);
     bytes = carve.used();
   }
 };
@@ -94,19 +98,20 @@ struct BackwardShared {
   bf16 *q, *k, *v, *dout, *p, *ds;
   float *s, *dp, *lse, *delta, *staging;
   size_t bytes;
-  __host__ __device__ BackwardShared(uintptr_t base, int head_size) {
-    SharedCarver carve(base);
-    q = carve.take<bf16>(kTile * head_ld(head_size));
-    k = carve.take<bf16>(kTile * head_ld(head_size));
-    v = carve.take<bf16>(kTile * head_ld(head_size));
-    dout = carve.take<bf16>(kTile * head_ld(head_size));
-    p = carve.take<bf16>(kTile * kProbabilitiesLd);
-    ds = carve.take<bf16>(kTile * kProbabilitiesLd);
-    s = carve.take<float>(kTile * kScoresLd);
-    dp = carve.take<float>(kTile * kScoresLd);
-    lse = carve.take<float>(kTile);
-    delta = carve.take<float>(kTile);
-    staging = carve.take<float>(kWarps * kFragment * kFragment);
+  template <class Base>
+  __host__ __device__ BackwardShared(Base base, int head_size) {
+    SharedCarver<Base> carve(base);
+    q = carve.template take<bf16>(kTile * head_ld(head_size));
+    k = carve.template take<bf16>(kTile * head_ld(head_size));
+    v = carve.template take<bf16>(kTile * head_ld(head_size));
+    dout = carve.template take<bf16>(kTile * head_ld(head_size));
+    p = carve.template take<bf16>(kTile * kProbabilitiesLd);
+    ds = carve.template take<bf16>(kTile * kProbabilitiesLd);
+    s = carve.template take<float>(kTile * kScoresLd);
+    dp = carve.template take<float>(kTile * kScoresLd);
+    lse = carve.template take<float>(kTile);
+    delta = carve.template take<float>(kTile);
+    staging = carve.template take<float>(kWarps * kFragment * kFragment);
     bytes = carve.used();
   }
 };
@@ -235,7 +240,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
                                                                  int64_t C, int64_t NH, float scale) {
   constexpr int kHeadSize = kHeadFragments * kFragment;
   extern __shared__ __align__(128) unsigned char shared_memory[];
-  const ForwardShared sh(reinterpret_cast<uintptr_t>(shared_memory), kHeadSize);
+  const ForwardShared sh(shared_memory, kHeadSize);
   const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
   const int64_t first_query = query_tile * kTile, row_stride = 3 * C;
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
@@ -349,7 +354,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kHeadSize = kHeadFragments * kFragment;
   constexpr int ld = head_ld(kHeadSize);
   extern __shared__ __align__(128) unsigned char shared_memory[];
-  const BackwardShared sh(reinterpret_cast<uintptr_t>(shared_memory), kHeadSize);
+  const BackwardShared sh(shared_memory, kHeadSize);
   const int64_t tiles = (T + kTile - 1) / kTile;
   const auto [b, h, key_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/false);
   const int64_t first_key = key_tile * kTile, row_stride = 3 * C;
@@ -412,7 +417,7 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kHeadSize = kHeadFragments * kFragment;
   constexpr int ld = head_ld(kHeadSize);
   extern __shared__ __align__(128) unsigned char shared_memory[];
-  const BackwardShared sh(reinterpret_cast<uintptr_t>(shared_memory), kHeadSize);
+  const BackwardShared sh(shared_memory, kHeadSize);
   const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
   const int64_t first_query = query_tile * kTile, row_stride = 3 * C;
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
@@ -497,7 +502,7 @@ void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t B, 
   const std::string what = shape_text("flash_forward_kernel", s);
   dispatch_head_fragments(s.head_size, [&](auto fragments) {
     constexpr int kHeadFragments = decltype(fragments)::value;
-    const size_t bytes = ForwardShared(0, kHeadFragments * kFragment).bytes;
+    const size_t bytes = ForwardShared(uintptr_t{0}, kHeadFragments * kFragment).bytes;
     allow_shared_memory(flash_forward_kernel<kHeadFragments>, bytes, what);
     flash_forward_kernel<kHeadFragments><<<dim3(tiles_along(T), static_cast<unsigned>(B * NH)), kThreads, bytes,
                                            stream>>>(out, lse, qkv, T, C, NH, s.scale);
@@ -529,7 +534,7 @@ void flash_attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, con
   const std::string query_what = shape_text("flash_backward_query_kernel", s);
   dispatch_head_fragments(s.head_size, [&](auto fragments) {
     constexpr int kHeadFragments = decltype(fragments)::value;
-    const size_t bytes = BackwardShared(0, kHeadFragments * kFragment).bytes;
+    const size_t bytes = BackwardShared(uintptr_t{0}, kHeadFragments * kFragment).bytes;
     allow_shared_memory(flash_backward_key_kernel<kHeadFragments>, bytes, key_what);
     flash_backward_key_kernel<kHeadFragments>
         <<<grid, kThreads, bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);

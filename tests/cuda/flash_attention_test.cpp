@@ -31,9 +31,11 @@ struct Shape4 {
   int64_t B, T, C, NH;
 };
 
-void check(const Shape4& s) {
+// With overwrite (as training runs it, into a fresh gradient buffer), dqkv starts poisoned and must
+// be fully written; otherwise it starts from random values that backward adds to.
+void check(const Shape4& s, bool overwrite = false) {
   SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-               " NH=" + std::to_string(s.NH));
+               " NH=" + std::to_string(s.NH) + " overwrite=" + std::to_string(overwrite));
   std::mt19937 rng(static_cast<unsigned>(s.T * 31 + s.C));
   const size_t qkv_size = static_cast<size_t>(s.B * s.T * 3 * s.C), out_size = static_cast<size_t>(s.B * s.T * s.C);
   const size_t lse_size = static_cast<size_t>(s.B * s.NH * s.T);
@@ -44,7 +46,7 @@ void check(const Shape4& s) {
 
   std::vector<float> out_expected(out_size), lse_expected(lse_size);
   cpu::attention_forward(out_expected.data(), lse_expected.data(), qkv.data(), s.B, s.T, s.C, s.NH);
-  std::vector<float> dqkv_expected = dqkv_start;
+  std::vector<float> dqkv_expected = overwrite ? std::vector<float>(qkv_size, 0.0f) : dqkv_start;
   cpu::attention_backward(dqkv_expected.data(), dout.data(), qkv.data(), out_expected.data(), lse_expected.data(),
                           s.B, s.T, s.C, s.NH);
 
@@ -63,19 +65,27 @@ void check(const Shape4& s) {
   // Backward from the GPU's own out and lse, as in training.
   DeviceBuffer<bf16> dout_device(to_element<bf16>(dout));
   DeviceBuffer<bf16> dqkv(to_element<bf16>(dqkv_start));
+  if (overwrite) dqkv.poison();
   DeviceBuffer<char> scratch(flash_attention_backward_scratch_bytes(s.B, s.T, s.NH));
   flash_attention_backward(dqkv.get(), dout_device.get(), qkv_device.get(), out.get(), lse.get(), scratch.get(), s.B,
-                           s.T, s.C, s.NH, stream.get());
+                           s.T, s.C, s.NH, stream.get(), overwrite);
   MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
   expect_close(testing::to_float(dqkv.download()), dqkv_expected, kBfloat16, "dqkv");
 }
 
 TEST(CudaFlashAttention, ForwardBackwardBf16) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
-  // Head sizes 16, 32, 64 (GPT-2), 48, 96, 128 and tile edges: T = 1, 63, 64, 65, 130, 200.
-  const Shape4 shapes[] = {{3, 37, 48, 3}, {2, 130, 128, 2}, {1, 200, 192, 3}, {2, 1, 64, 1},
-                           {1, 63, 96, 1}, {1, 64, 128, 1},  {2, 65, 256, 2},  {1, 100, 64, 2}};
+  // Every instantiated head size, 16 to 128 (64 is GPT-2's), and tile edges: T = 1, 63, 64, 65, 130, 200.
+  const Shape4 shapes[] = {{3, 37, 48, 3},   {2, 130, 128, 2}, {1, 200, 192, 3}, {2, 1, 64, 1},
+                           {1, 63, 96, 1},   {1, 64, 128, 1},  {2, 65, 256, 2},  {1, 100, 64, 2},
+                           {1, 70, 144, 3},  {1, 129, 80, 1},  {1, 97, 224, 2}};
   for (const Shape4& s : shapes) check(s);
+}
+
+TEST(CudaFlashAttention, BackwardOverwritesAFreshGradient) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  check({1, 97, 224, 2}, true);
+  check({2, 130, 128, 2}, true);
 }
 
 TEST(CudaFlashAttention, BackwardIsDeterministic) {
