@@ -37,6 +37,7 @@ __device__ float row_log_sum_exp(const Element* row, int64_t V) {
   RunningSum running{-INFINITY, 0.0f};
   for (int64_t j = threadIdx.x; j < V; j += kThreads) {
     const float x = to_float(row[j]);
+    if (x == -INFINITY) continue;  // adds exp(−∞) = 0; folding it would compute exp(−∞ − (−∞)) = NaN
     if (x > running.max) {
       running.sum = running.sum * expf(running.max - x) + 1.0f;  // exp(−∞) = 0 the first time
       running.max = x;

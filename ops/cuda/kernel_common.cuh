@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "ops/cuda/runtime.h"
+
 namespace meridian::ops::cuda::detail {
 
 // Kernels read fp32 or bf16 storage and always compute in fp32.
@@ -40,16 +42,22 @@ __device__ __forceinline__ float warp_max(float value) {
 }
 
 // Throws if the launch just made failed (bad configuration, too much shared memory, a sticky
-// error from an earlier kernel). `what` names the kernel and its shapes.
+// error from an earlier kernel). `what` names the kernel and its shapes; the message also names the
+// device and the rank (error_context).
 inline void check_launch(const std::string& what) {
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) {
-    throw std::runtime_error(what + ": kernel launch failed: " + cudaGetErrorString(status));
+    throw std::runtime_error(what + ": kernel launch failed: " + cudaGetErrorString(status) + error_context());
   }
 }
 
+// Throws naming `what`, the error, the device and the rank. The error is cleared first: a non-sticky
+// one (out of memory) must not resurface as the failure of the next, unrelated launch.
 inline void check_cuda(cudaError_t status, const std::string& what) {
-  if (status != cudaSuccess) throw std::runtime_error(what + ": " + cudaGetErrorString(status));
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error(what + ": " + cudaGetErrorString(status) + error_context());
+  }
 }
 
 }  // namespace meridian::ops::cuda::detail

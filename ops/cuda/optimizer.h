@@ -16,7 +16,8 @@ using cpu::adamw_scalars;
 // that share the hyper-parameters — weight decay included, so decayed and non-decayed parameters
 // take one call each). The per-step scalars are formed in double on the host exactly as the CPU
 // kernel forms them, and the kernel does the CPU's operations in the CPU's order with no fused
-// multiply-add, so it matches the CPU to rounding.
+// multiply-add. It matches the CPU to an ulp or so, not bit for bit: the CPU build (-march=native)
+// lets the compiler contract its multiply-adds into FMAs.
 void adamw_update(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWHyper& hyper,
                   cudaStream_t stream);
 

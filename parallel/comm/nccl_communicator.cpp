@@ -67,9 +67,10 @@ ncclRedOp_t nccl_reduce_op(ReduceOp op) {
 // Work whose completion is a CUDA event on the comm stream.
 class NcclWork final : public Work {
  public:
-  NcclWork(WorkInfo info, ncclComm_t comm, std::shared_ptr<const std::atomic<bool>> comm_alive,
+  NcclWork(WorkInfo info, int device, ncclComm_t comm, std::shared_ptr<const std::atomic<bool>> comm_alive,
            cudaStream_t compute_stream, std::vector<Tensor> buffers)
       : Work(std::move(info)),
+        device_(device),
         comm_(comm),
         comm_alive_(std::move(comm_alive)),
         compute_stream_(compute_stream),
@@ -77,6 +78,7 @@ class NcclWork final : public Work {
     MERIDIAN_COMM_CUDA_CHECK(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
   }
   ~NcclWork() override {
+    use_device();
     if (const cudaError_t status = cudaEventDestroy(done_); status != cudaSuccess)
       report_cleanup_failure("cudaEventDestroy", cudaGetErrorString(status));
   }
@@ -97,6 +99,7 @@ class NcclWork final : public Work {
   bool is_completed() const override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!failure_.empty() || completed_) return true;
+    use_device();
     const cudaError_t status = cudaEventQuery(done_);
     if (status == cudaErrorNotReady) return false;
     if (status != cudaSuccess) {
@@ -120,6 +123,19 @@ class NcclWork final : public Work {
     if (!failure_.empty()) throw Error(failure_);
   }
 
+  // The watchdog thread polls (and may destroy) this work. A thread starts on device 0, and its first
+  // CUDA call there would create a context on GPU 0 in every rank's process (about 0.5 GiB each,
+  // taken from rank 0's memory; an error on GPUs in exclusive mode). So switch to the work's device,
+  // without switching back: going back to 0 would create that context all the same (cudaSetDevice
+  // creates it). On the issuing thread the device is already current and nothing changes.
+  void use_device() const {
+    int current = -1;
+    if (cudaGetDevice(&current) != cudaSuccess || current != device_) {
+      if (cudaSetDevice(device_) != cudaSuccess) cudaGetLastError();
+    }
+  }
+
+  int device_;
   ncclComm_t comm_;
   std::shared_ptr<const std::atomic<bool>> comm_alive_;
   cudaStream_t compute_stream_;
@@ -198,7 +214,7 @@ WorkHandle NcclCommunicator::issue(std::string_view op, size_t bytes, std::vecto
 
   auto work =
       std::make_shared<NcclWork>(WorkInfo{std::string(op), name(), ++sequence_, size_, bytes},
-                                 comm_, comm_alive_, compute_stream_, std::move(buffers));
+                                 options_.device_index, comm_, comm_alive_, compute_stream_, std::move(buffers));
   // The comm stream starts after everything already queued on the compute stream.
   cudaEvent_t ready = nullptr;
   MERIDIAN_COMM_CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));

@@ -9,6 +9,8 @@
 #if MERIDIAN_HAS_NCCL
 #include <cuda_runtime_api.h>
 
+#include <thread>
+
 #include "parallel/comm/nccl_communicator.h"
 #endif
 
@@ -139,6 +141,22 @@ TEST_F(Nccl, SplitBuildsANcclGroup) {
   expect_elements(
       to_host(ones), [&](int64_t) { return static_cast<float>(half->size()); },
       "nccl split all_reduce");
+}
+
+// The watchdog polls NCCL work from its own thread. That thread must end on the work's device, not
+// create a context on GPU 0 (every rank but 0 would then hold memory on rank 0's GPU). Meaningful
+// on ranks whose device is not 0, i.e. with two or more GPUs.
+TEST_F(Nccl, PollingFromAnotherThreadStaysOnTheWorksDevice) {
+  Tensor ones = to_device(Tensor::full({1024}, 1.0), device_);
+  auto work = nccl_->all_reduce(ones, ReduceOp::sum);
+  int polled_on = -1;
+  std::thread poller([&] {
+    while (!work->is_completed()) std::this_thread::yield();
+    if (cudaGetDevice(&polled_on) != cudaSuccess) polled_on = -2;
+  });
+  poller.join();
+  work->wait();
+  EXPECT_EQ(polled_on, device_);
 }
 
 #else

@@ -4,6 +4,8 @@
 // was, as must the rows with an ignored (negative) target.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "cuda_test_support.h"
 #include "ops/cpu/cross_entropy.h"
 #include "ops/cuda/cross_entropy.h"
@@ -21,6 +23,7 @@ using testing::tolerance_for;
 
 struct ClassifierShape {
   int64_t N, V, Vp;
+  bool masked = false;  // some logits −∞ (a masked vocabulary), among them each thread's first column
 };
 
 struct ClassifierCase {
@@ -39,9 +42,16 @@ ClassifierCase make_case(const ClassifierShape& s) {
   for (int64_t i = 0; i < s.N; ++i) {
     for (int64_t j = s.V; j < s.Vp; ++j) logits[static_cast<size_t>(i * s.Vp + j)] = 50.0f;
   }
-  c.logits = rounded_to<Element>(logits);
   std::uniform_int_distribution<int32_t> target(0, static_cast<int32_t>(s.V - 1));
   for (int64_t i = 0; i < s.N; ++i) c.targets.push_back(i % 5 == 3 ? -1 : target(rng));  // every 5th row ignored
+  if (s.masked) {
+    for (int64_t i = 0; i < s.N; ++i) {
+      for (int64_t j = 0; j < s.V; j += 3) {
+        if (j != c.targets[static_cast<size_t>(i)]) logits[static_cast<size_t>(i * s.Vp + j)] = -INFINITY;
+      }
+    }
+  }
+  c.logits = rounded_to<Element>(logits);
   c.dlosses = testing::random_floats(static_cast<size_t>(s.N), rng, 0.0f, 1.0f);
   c.dlogits_start = rounded_to<Element>(testing::random_floats(static_cast<size_t>(s.N * s.Vp), rng));
   c.losses.resize(static_cast<size_t>(s.N));
@@ -67,7 +77,8 @@ void expect_untouched(const std::vector<float>& dlogits, const ClassifierCase& c
 }
 
 std::string describe(const ClassifierShape& s) {
-  return "N=" + std::to_string(s.N) + " V=" + std::to_string(s.V) + " Vp=" + std::to_string(s.Vp);
+  return "N=" + std::to_string(s.N) + " V=" + std::to_string(s.V) + " Vp=" + std::to_string(s.Vp) +
+         (s.masked ? " masked" : "");
 }
 
 // The case's inputs on the device, with losses and lse poisoned; dlogits starts as dlogits_start.
@@ -179,6 +190,15 @@ TEST(CudaCrossEntropy, FusedOverwriteFp32AndBf16) {
     check_fused_overwrite<float>(s);
     check_fused_overwrite<__nv_bfloat16>(s);
   }
+}
+
+// Logits of −∞ add nothing to the sum and get a zero gradient (no NaN from exp(−∞ − (−∞))).
+TEST(CudaCrossEntropy, MinusInfinityLogits) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  const ClassifierShape masked{37, 1001, 1088, true};
+  check_separate_kernels<float>(masked);
+  check_fused<float>(masked);
+  check_fused<__nv_bfloat16>(masked);
 }
 
 TEST(CudaCrossEntropy, FusedBf16) {
