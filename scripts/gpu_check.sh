@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# Runs on a lent GPU machine (the device tool runs commands in the repository root): the CUDA tests
-# from the bundle scripts/gpu_bundle.sh made here, against the image's CUDA 13 runtime and cuBLASLt.
-# Full output goes to $OUT/cuda_tests.txt (and an XML report); the last lines printed are the summary.
+# Runs on a lent GPU machine (the device tool runs commands in the repository root), from the bundle
+# scripts/gpu_bundle.sh made here, against the image's CUDA 13 runtime, cuBLASLt and NCCL.
+#
+#   scripts/gpu_check.sh [stage...]     stages: tests trainer bench (default: all three, in that order)
+#
+#   tests    the CUDA kernel and engine tests (cuda_tests)     → $OUT/cuda_tests.{txt,xml}
+#   trainer  train_gpt2 --device cuda against --device cpu in f32 and bf16 (tests/examples/trainer_cuda.py,
+#            20 steps each), then a bf16 GPT-2 124M run of 20 steps on the built-in corpus
+#                                                              → $OUT/trainer.txt
+#   bench    bench/gpu_train_bench (GPT-2 124M, T = 1024, bf16; tokens/s, MFU, per-op table) with the
+#            flash kernel and with the batched-product attention → $OUT/gpu_train_bench*.txt
+#
+# The last lines printed are each stage's summary. Exit status: non-zero if any stage failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bundle=build-gpu/bundle
 out="${OUT:-/tmp/meridian-gpu-check}"
 mkdir -p "$out"
-[ -x "$bundle/bin/cuda_tests" ] || { echo "no $bundle/bin/cuda_tests: run scripts/gpu_bundle.sh first and carry $bundle"; exit 2; }
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(tests trainer bench)
 
-# The image ships CUDA's libraries as Python packages (nvidia-cublas, nvidia-cuda-runtime) and/or
-# under /usr/local/cuda*; take the first folder that holds each library.
+bundle=build-gpu/bundle
+if [ -f build-gpu/carry/bundle.tar.xz ]; then
+  rm -rf "$bundle" && tar -C build-gpu -xJf build-gpu/carry/bundle.tar.xz
+fi
+[ -x "$bundle/bin/cuda_tests" ] || { echo "no $bundle: run scripts/gpu_bundle.sh first and carry build-gpu/carry"; exit 2; }
+
+# The image ships CUDA's libraries as Python packages (nvidia-cublas, nvidia-cuda-runtime, nvidia-nccl-cu13)
+# and/or under /usr/local/cuda*; take the first folder that holds each library.
 find_lib_dir() {
   local name=$1 dir site
   local dirs=(/usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda-13*/lib64)
@@ -23,28 +39,56 @@ find_lib_dir() {
   return 1
 }
 cuda_dirs=""
-for lib in libcudart.so.13 libcublasLt.so.13; do
+for lib in libcudart.so.13 libcublasLt.so.13 libnccl.so.2; do
   dir=$(find_lib_dir "$lib") || { echo "cannot find $lib on this machine"; exit 2; }
   cuda_dirs="$cuda_dirs:$dir"
 done
 export LD_LIBRARY_PATH="$PWD/$bundle/lib${cuda_dirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Open MPI from the bundle, as a one-rank singleton: its components and help texts where the bundle put
+# them, no orted to start, and no complaint about the network components the bundle leaves out.
+export OMPI_MCA_mca_base_component_path="$PWD/$bundle/ompi-components"
+export OPAL_PKGDATADIR="$PWD/$bundle/ompi-share"
+export OMPI_MCA_ess_singleton_isolated=1
+export OMPI_MCA_mca_base_component_show_load_errors=0
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-ldd "$bundle/bin/cuda_tests" "$bundle/bin/gpu_train_bench" | grep -E "not found" && { echo "missing libraries (above)"; exit 2; }
-"$bundle/bin/cuda_tests" --gtest_output="xml:$out/cuda_tests.xml" > "$out/cuda_tests.txt" 2>&1
-status=$?
-grep -E "^\[  (FAILED|SKIPPED) |^\[==========\]|^\[  PASSED  \]" "$out/cuda_tests.txt" | tail -40
-echo "cuda_tests exit $status (full output: cuda_tests.txt)"
+ldd "$bundle"/bin/* | grep -E "not found" && { echo "missing libraries (above)"; exit 2; }
 
-# The speed figures (GPT-2 124M, T = 1024, bf16): skipped with MERIDIAN_GPU_CHECK_SKIP_BENCH=1.
-if [ "${MERIDIAN_GPU_CHECK_SKIP_BENCH:-0}" != 1 ]; then
-  timeout 300 "$bundle/bin/gpu_train_bench" ${MERIDIAN_GPU_BENCH_ARGS:-} > "$out/gpu_train_bench.txt" 2>&1
-  echo "gpu_train_bench exit $? (output: gpu_train_bench.txt)"
-  cat "$out/gpu_train_bench.txt"
-  # The same model with the batched-product attention (T×T probabilities saved), to compare.
-  timeout 150 "$bundle/bin/gpu_train_bench" --attention batched_matmul --batches 16 --profile-steps 1 \
-    > "$out/gpu_train_bench_batched_matmul.txt" 2>&1
-  echo "gpu_train_bench --attention batched_matmul exit $? (output: gpu_train_bench_batched_matmul.txt)"
-  cat "$out/gpu_train_bench_batched_matmul.txt"
-fi
-exit $status
+failed=0
+for stage in "${stages[@]}"; do
+  case "$stage" in
+    tests)
+      "$bundle/bin/cuda_tests" --gtest_output="xml:$out/cuda_tests.xml" > "$out/cuda_tests.txt" 2>&1
+      status=$?
+      grep -E "^\[  (FAILED|SKIPPED) |^\[==========\]|^\[  PASSED  \]" "$out/cuda_tests.txt" | tail -40
+      echo "cuda_tests exit $status (full output: cuda_tests.txt)"
+      [ $status -eq 0 ] || failed=1
+      ;;
+    trainer)
+      {
+        for case in matches_cpu bf16_matches_cpu; do
+          OMP_NUM_THREADS=4 timeout 240 python3 tests/examples/trainer_cuda.py --trainer "$bundle/bin/train_gpt2" \
+            --mpiexec none --work-dir "/tmp/meridian-trainer-$case" --case "$case"
+          echo "trainer_cuda $case exit $?"
+        done
+        timeout 240 "$bundle/bin/train_gpt2" --device cuda --dtype bf16 --model gpt2-124m --batch 16 \
+          --seq-len 1024 --steps 20
+        echo "train_gpt2 gpt2-124m bf16 exit $?"
+      } > "$out/trainer.txt" 2>&1
+      grep -E "exit|FAIL|step +(1|20)/|tokens/s" "$out/trainer.txt" | tail -20
+      grep -E "exit [^0]" "$out/trainer.txt" > /dev/null && failed=1
+      ;;
+    bench)
+      timeout 300 "$bundle/bin/gpu_train_bench" ${MERIDIAN_GPU_BENCH_ARGS:-} > "$out/gpu_train_bench.txt" 2>&1
+      echo "gpu_train_bench exit $? (output: gpu_train_bench.txt)"
+      cat "$out/gpu_train_bench.txt"
+      # The same model with the batched-product attention (T×T probabilities saved), to compare.
+      timeout 150 "$bundle/bin/gpu_train_bench" --attention batched_matmul --batches 16 --profile-steps 1 \
+        > "$out/gpu_train_bench_batched_matmul.txt" 2>&1
+      echo "gpu_train_bench --attention batched_matmul exit $? (output: gpu_train_bench_batched_matmul.txt)"
+      cat "$out/gpu_train_bench_batched_matmul.txt"
+      ;;
+    *) echo "unknown stage $stage (tests, trainer, bench)"; exit 2 ;;
+  esac
+done
+exit $failed
