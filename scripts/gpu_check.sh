@@ -4,7 +4,7 @@
 #
 #   scripts/gpu_check.sh [stage...]     stages: tests trainer bench (default: all three, in that order)
 #
-#   tests    the CUDA kernel and engine tests (cuda_tests)     → $OUT/cuda_tests.{txt,xml}
+#   tests    the CUDA kernel and engine tests (cuda_tests), a process per suite → $OUT/cuda_tests.txt
 #   trainer  train_gpt2 --device cuda against --device cpu in f32 and bf16 (tests/examples/trainer_cuda.py,
 #            20 steps each), then a bf16 GPT-2 124M run of 20 steps on the built-in corpus
 #                                                              → $OUT/trainer.txt
@@ -58,11 +58,19 @@ failed=0
 for stage in "${stages[@]}"; do
   case "$stage" in
     tests)
-      "$bundle/bin/cuda_tests" --gtest_output="xml:$out/cuda_tests.xml" > "$out/cuda_tests.txt" 2>&1
-      status=$?
-      grep -E "^\[  (FAILED|SKIPPED) |^\[==========\]|^\[  PASSED  \]" "$out/cuda_tests.txt" | tail -40
-      echo "cuda_tests exit $status (full output: cuda_tests.txt)"
-      [ $status -eq 0 ] || failed=1
+      # One process per test suite, each under a time limit: a crash or a hung kernel costs its own
+      # suite, not the report of every suite after it.
+      : > "$out/cuda_tests.txt"
+      suites=$("$bundle/bin/cuda_tests" --gtest_list_tests | grep -E '^[A-Za-z]' | sed 's/\.$//')
+      for suite in $suites; do
+        timeout 300 "$bundle/bin/cuda_tests" --gtest_filter="$suite.*" >> "$out/cuda_tests.txt" 2>&1
+        status=$?
+        echo "suite $suite exit $status" | tee -a "$out/cuda_tests.txt"
+        [ $status -eq 0 ] || failed=1
+      done
+      count() { grep -cE "^\[ +$1 +\] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \(" "$out/cuda_tests.txt"; }
+      grep -E "^\[  FAILED  \] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \(" "$out/cuda_tests.txt" | tail -40
+      echo "cuda_tests: $(count OK) passed, $(count FAILED) failed, $(count SKIPPED) skipped (full output: cuda_tests.txt)"
       ;;
     trainer)
       {
