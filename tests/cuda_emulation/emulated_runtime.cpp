@@ -1,0 +1,549 @@
+// Host emulation of the CUDA runtime: fibers for CUDA threads, host memory for device memory.
+#include "emu_cuda.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define EMU_ASAN 1
+#else
+#define EMU_ASAN 0
+#endif
+
+extern "C" void emu_ctx_switch(void** save_sp, void* new_sp);
+asm(R"(
+.text
+.globl emu_ctx_switch
+.type emu_ctx_switch,@function
+emu_ctx_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size emu_ctx_switch, .-emu_ctx_switch
+)");
+
+namespace emu {
+thread_local Fiber* cur = nullptr;
+namespace {
+thread_local void* sched_sp = nullptr;
+thread_local Entry g_entry = nullptr;
+thread_local void* g_closure = nullptr;
+cudaError_t g_last_error = cudaSuccess;
+int g_device = 0;
+constexpr size_t kStackBytes = 256 * 1024;
+constexpr size_t kPage = 4096;
+std::vector<char*> g_stacks;  // each kStackBytes + guard page below
+
+char* stack_at(size_t i) {
+  while (g_stacks.size() <= i) {
+    void* p = mmap(nullptr, kStackBytes + kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) { std::perror("mmap"); std::abort(); }
+    mprotect(p, kPage, PROT_NONE);
+    g_stacks.push_back(static_cast<char*>(p) + kPage);
+  }
+  return g_stacks[i];
+}
+
+void warn(const std::string& message) {
+  static std::set<std::string> warned;
+  if (warned.insert(message).second) std::fprintf(stderr, "EMU WARNING: %s\n", message.c_str());
+}
+
+void release_block_barrier(Block& b) {
+  b.arrived = 0;
+  for (auto& f : *b.fibers) if (f.state == 1) f.state = 0;
+}
+void release_warp(Block& b, unsigned w) {
+  (*b.warps)[w].arrived = 0;
+  auto& fs = *b.fibers;
+  for (unsigned i = w * 32; i < std::min<size_t>(fs.size(), w * 32 + 32); ++i) if (fs[i].state == 2) fs[i].state = 0;
+}
+
+void yield_to_scheduler() {
+  Fiber* f = cur;
+  emu_ctx_switch(&f->sp, sched_sp);
+  cur = f;
+}
+
+const void* g_barrier_site = nullptr;
+
+}  // namespace
+
+extern "C" void emu_fiber_main() {
+  Fiber* f = cur;
+  g_entry(g_closure);
+  Block& b = *f->block;
+  f->state = 3;
+  b.live--;
+  Warp& w = (*b.warps)[f->linear / 32];
+  w.live--;
+  if (b.arrived > 0 && b.arrived == b.live) release_block_barrier(b);
+  if (w.arrived > 0 && w.arrived == w.live) {
+    warn(std::string("kernel ") + b.kernel_name + ": a lane exited while its warp waited in a warp collective");
+    release_warp(b, f->linear / 32);
+  }
+  emu_ctx_switch(&f->sp, sched_sp);
+  std::abort();
+}
+
+__attribute__((noinline)) void syncthreads() {
+  Block& b = *cur->block;
+  const void* site = __builtin_return_address(0);
+  if (b.arrived == 0) g_barrier_site = site;
+  else if (site != g_barrier_site)
+    warn(std::string("kernel ") + b.kernel_name + ": threads of a block wait at different __syncthreads calls (UB)");
+  // A warp's lanes must not be split between a warp collective and __syncthreads.
+  b.arrived++;
+  if (b.arrived == b.live) { release_block_barrier(b); return; }
+  cur->state = 1;
+  yield_to_scheduler();
+}
+
+void warp_sync(const char* what, unsigned mask) {
+  Block& b = *cur->block;
+  const unsigned wi = cur->linear / 32;
+  Warp& w = (*b.warps)[wi];
+  if (mask == 0xffffffffu && w.live != 32)
+    warn(std::string("kernel ") + b.kernel_name + ": " + what + " with a full mask while the warp has " +
+         std::to_string(w.live) + " live lanes (of " + std::to_string(w.exists) + "): undefined on a GPU");
+  if (mask != 0xffffffffu) warn(std::string("kernel ") + b.kernel_name + ": " + what + " with a partial mask (emulated as the live lanes)");
+  w.arrived++;
+  if (w.arrived == w.live) { release_warp(b, wi); return; }
+  cur->state = 2;
+  yield_to_scheduler();
+}
+
+void device_trap(const char* what) {
+  std::fprintf(stderr, "EMU DEVICE FAULT: %s\n", what);
+  std::abort();
+}
+
+void set_launch_error(cudaError_t e) { g_last_error = e; }
+
+// Static __shared__ arrays are function-static thread_locals: the first thread of each block to pass the
+// declaration fills them with 0xFF (NaN), as uninitialised shared memory would hold garbage.
+thread_local std::set<void*>* g_fresh = nullptr;
+void fresh_shared(void* p, size_t bytes) {
+  if (g_fresh->insert(p).second) std::memset(p, 0xFF, bytes);
+}
+
+bool device_range_ok(const void* p, size_t bytes);
+void check_kernel_pointer(const char* kernel, int index, const void* p) {
+  if (p == nullptr) return;
+  if (!device_range_ok(p, 0) && !device_range_ok(static_cast<const char*>(p) - 1, 1))
+    warn(std::string("kernel ") + kernel + ": pointer argument " + std::to_string(index) + " is not device memory");
+}
+
+std::map<std::string, long>& launch_counts() { static auto* m = new std::map<std::string, long>; return *m; }
+struct StatsPrinter {
+  ~StatsPrinter() {
+    if (!std::getenv("EMU_STATS")) return;
+    for (auto& [k, v] : launch_counts()) std::fprintf(stderr, "EMU launches %-45s %ld\n", k.c_str(), v);
+  }
+} g_stats_printer;
+
+struct FuncInfo { int max_dynamic = 48 * 1024; };
+static std::map<const void*, FuncInfo>& func_info() { static std::map<const void*, FuncInfo> m; return m; }
+
+cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t,
+                     Entry entry, void* closure) {
+  const unsigned long long nthreads = 1ull * block.x * block.y * block.z;
+  if (nthreads == 0 || nthreads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 || grid.x == 0 ||
+      grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
+    warn(std::string("launch of ") + name + " with an invalid configuration grid=(" + std::to_string(grid.x) + "," +
+         std::to_string(grid.y) + "," + std::to_string(grid.z) + ") block=(" + std::to_string(block.x) + "," +
+         std::to_string(block.y) + "," + std::to_string(block.z) + ")");
+    g_last_error = cudaErrorInvalidConfiguration;
+    return g_last_error;
+  }
+  auto found = func_info().find(kernel_id);
+  const int max_dynamic = found == func_info().end() ? 48 * 1024 : found->second.max_dynamic;
+  if (smem > static_cast<size_t>(max_dynamic)) {
+    warn(std::string("launch of ") + name + " with " + std::to_string(smem) + " B dynamic shared memory > allowed " +
+         std::to_string(max_dynamic));
+    g_last_error = cudaErrorInvalidValue;
+    return g_last_error;
+  }
+  static const bool reverse = std::getenv("EMU_REVERSE") != nullptr;
+  launch_counts()[name]++;
+  std::set<void*> fresh;
+  g_fresh = &fresh;
+  const unsigned n = static_cast<unsigned>(nthreads);
+  const unsigned nwarps = (n + 31) / 32;
+  std::vector<Fiber> fibers(n);
+  std::vector<Warp> warps(nwarps);
+  std::vector<unsigned char> shared_storage(smem + 256);
+  unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(shared_storage.data()) + 127) & ~uintptr_t{127});
+  Fiber* const saved_cur = cur;
+  void* const saved_sched = sched_sp;
+  Entry const saved_entry = g_entry;
+  void* const saved_closure = g_closure;
+  if (saved_cur != nullptr) { std::fprintf(stderr, "emu: kernel launch from device code\n"); std::abort(); }
+  g_entry = entry;
+  g_closure = closure;
+  for (unsigned bz_ = 0; bz_ < grid.z; ++bz_)
+    for (unsigned by_ = 0; by_ < grid.y; ++by_)
+      for (unsigned bx_ = 0; bx_ < grid.x; ++bx_) {
+        const unsigned bz = reverse ? grid.z - 1 - bz_ : bz_;
+        const unsigned by = reverse ? grid.y - 1 - by_ : by_;
+        const unsigned bx = reverse ? grid.x - 1 - bx_ : bx_;
+        Block b;
+        b.idx = {bx, by, bz};
+        b.dim = block;
+        b.grid = grid;
+        b.nthreads = n;
+        b.live = n;
+        b.dyn_shared = smem ? shared : nullptr;
+        b.dyn_bytes = smem;
+        b.fibers = &fibers;
+        b.warps = &warps;
+        b.kernel_name = name;
+        if (smem) std::memset(shared, 0xFF, smem);  // garbage: NaN in f32 and bf16
+        fresh.clear();
+        for (unsigned w = 0; w < nwarps; ++w) {
+          warps[w].exists = std::min(32u, n - 32 * w);
+          warps[w].live = warps[w].exists;
+          warps[w].arrived = 0;
+        }
+        for (unsigned t = 0; t < n; ++t) {
+          Fiber& f = fibers[t];
+          f.linear = t;
+          f.tid = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+          f.state = 0;
+          f.block = &b;
+#if EMU_ASAN
+          __asan_unpoison_memory_region(stack_at(t), kStackBytes);
+#endif
+          char* top = stack_at(t) + kStackBytes;
+          auto* sp = reinterpret_cast<uint64_t*>(top - 16);
+          sp[0] = reinterpret_cast<uint64_t>(&emu_fiber_main);  // return address slot (16-aligned)
+          sp[1] = 0;
+          sp -= 6;
+          for (int r = 0; r < 6; ++r) sp[r] = 0;
+          sp -= 1;
+          uint32_t ctrl[2] = {0x1F80u, 0x037Fu};
+          std::memcpy(sp, ctrl, 8);
+          f.sp = sp;
+        }
+        unsigned remaining = n;
+        while (remaining > 0) {
+          bool any = false;
+          for (unsigned k = 0; k < n; ++k) {
+            Fiber& f = fibers[reverse ? n - 1 - k : k];
+            if (f.state != 0) continue;
+            any = true;
+            cur = &f;
+            emu_ctx_switch(&sched_sp, f.sp);
+            cur = nullptr;
+            if (f.state == 3) --remaining;
+          }
+          if (!any) {
+            unsigned at_block = 0, at_warp = 0;
+            for (auto& f : fibers) { at_block += f.state == 1; at_warp += f.state == 2; }
+            std::fprintf(stderr, "EMU DEADLOCK in kernel %s block (%u,%u,%u): %u threads at __syncthreads, %u at warp collectives\n",
+                         name, bx, by, bz, at_block, at_warp);
+            std::abort();
+          }
+        }
+      }
+  cur = saved_cur;
+  sched_sp = saved_sched;
+  g_entry = saved_entry;
+  g_closure = saved_closure;
+  return cudaSuccess;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+namespace {
+std::mutex g_mem_mutex;
+std::map<uintptr_t, size_t> g_device_allocs;  // base → bytes
+std::map<uintptr_t, size_t> g_pinned_allocs;
+size_t g_allocated = 0;
+constexpr size_t kTotalMemory = size_t{143771} << 20;  // H200: ~140 GiB
+
+// The allocation containing [p, p + bytes), or -1 if p is not device memory, -2 if it overruns.
+int classify(const void* p, size_t bytes, const std::map<uintptr_t, size_t>& m) {
+  const auto u = reinterpret_cast<uintptr_t>(p);
+  auto it = m.upper_bound(u);
+  if (it == m.begin()) return -1;
+  --it;
+  if (u >= it->first + std::max<size_t>(it->second, 1)) return -1;
+  if (u + bytes > it->first + it->second) return -2;
+  return 0;
+}
+}  // namespace
+
+bool is_device_pointer(const void* p) {
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  return classify(p, 0, g_device_allocs) == 0;
+}
+
+bool device_range_ok(const void* p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  return classify(p, bytes, g_device_allocs) == 0;
+}
+
+}  // namespace emu
+
+using emu::g_last_error;
+
+static cudaError_t fail(cudaError_t e) {
+  g_last_error = e;
+  return e;
+}
+
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInitializationError: return "cudaErrorInitializationError";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
+  }
+  return "cudaErrorUnknown";
+}
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    default: return cudaGetErrorName(e);
+  }
+}
+cudaError_t cudaGetLastError() { auto e = g_last_error; g_last_error = cudaSuccess; return e; }
+cudaError_t cudaPeekAtLastError() { return g_last_error; }
+cudaError_t cudaGetDeviceCount(int* count) {
+  static const bool none = std::getenv("EMU_NO_DEVICE") != nullptr;
+  if (none) { *count = 0; return fail(cudaErrorNoDevice); }
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice);
+  emu::g_device = device;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int* device) { *device = emu::g_device; return cudaSuccess; }
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice);
+  std::memset(prop, 0, sizeof *prop);
+  std::strcpy(prop->name, "NVIDIA H200 (emulated)");
+  prop->totalGlobalMem = emu::kTotalMemory;
+  prop->sharedMemPerBlock = 48 * 1024;
+  prop->regsPerBlock = 65536;
+  prop->warpSize = 32;
+  prop->maxThreadsPerBlock = 1024;
+  prop->maxThreadsDim[0] = 1024; prop->maxThreadsDim[1] = 1024; prop->maxThreadsDim[2] = 64;
+  prop->maxGridSize[0] = 2147483647; prop->maxGridSize[1] = 65535; prop->maxGridSize[2] = 65535;
+  prop->major = 9; prop->minor = 0;
+  prop->multiProcessorCount = 132;
+  prop->sharedMemPerMultiprocessor = 228 * 1024;
+  prop->sharedMemPerBlockOptin = 227 * 1024;
+  prop->maxThreadsPerMultiProcessor = 2048;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice);
+  switch (attr) {
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 227 * 1024; break;
+    case cudaDevAttrMultiProcessorCount: *value = 132; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; break;
+    default: return fail(cudaErrorInvalidValue);
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
+  if (bytes > emu::kTotalMemory - emu::g_allocated) { *ptr = nullptr; return fail(cudaErrorMemoryAllocation); }
+  if (bytes == 0) { *ptr = nullptr; return cudaSuccess; }
+  void* p = nullptr;
+  if (posix_memalign(&p, 256, bytes) != 0) return fail(cudaErrorMemoryAllocation);
+  std::memset(p, 0xFF, bytes);  // uninitialised device memory: garbage (NaN in f32 and bf16)
+  emu::g_device_allocs[reinterpret_cast<uintptr_t>(p)] = bytes;
+  emu::g_allocated += bytes;
+  *ptr = p;
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void* ptr) {
+  if (ptr == nullptr) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
+  auto it = emu::g_device_allocs.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == emu::g_device_allocs.end()) {
+    emu::warn("cudaFree of a pointer that is not a live cudaMalloc allocation");
+    return fail(cudaErrorInvalidValue);
+  }
+  emu::g_allocated -= it->second;
+  emu::g_device_allocs.erase(it);
+  std::free(ptr);
+  return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
+  void* p = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+  std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
+  emu::g_pinned_allocs[reinterpret_cast<uintptr_t>(p)] = bytes;
+  *ptr = p;
+  return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void* ptr) {
+  std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
+  emu::g_pinned_allocs.erase(reinterpret_cast<uintptr_t>(ptr));
+  std::free(ptr);
+  return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
+  *total_bytes = emu::kTotalMemory;
+  *free_bytes = emu::kTotalMemory - emu::g_allocated;
+  return cudaSuccess;
+}
+
+static cudaError_t check_range(const void* p, size_t bytes, bool want_device, const char* call, const char* which) {
+  std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
+  const int c = emu::classify(p, bytes, emu::g_device_allocs);
+  if (want_device) {
+    if (c == -1) {
+      emu::warn(std::string(call) + ": " + which + " is not device memory");
+      return fail(cudaErrorInvalidValue);
+    }
+    if (c == -2) {
+      emu::warn(std::string(call) + ": " + which + " range runs past its allocation");
+      return fail(cudaErrorInvalidValue);
+    }
+  } else if (c != -1) {
+    emu::warn(std::string(call) + ": " + which + " expected host memory but is device memory");
+  }
+  return cudaSuccess;
+}
+
+static cudaError_t copy_checked(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, const char* call) {
+  if (bytes == 0) return cudaSuccess;
+  if (kind == cudaMemcpyDefault) {
+    std::memmove(dst, src, bytes);
+    return cudaSuccess;
+  }
+  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  if (auto e = check_range(dst, bytes, dst_dev, call, "destination"); e != cudaSuccess) return e;
+  if (auto e = check_range(src, bytes, src_dev, call, "source"); e != cudaSuccess) return e;
+  std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  return copy_checked(dst, src, bytes, kind, "cudaMemcpy");
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  return copy_checked(dst, src, bytes, kind, "cudaMemcpyAsync");
+}
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind kind, cudaStream_t) {
+  if (width > dpitch || width > spitch) return fail(cudaErrorInvalidValue);  // documented: invalid pitch
+  if (height == 0 || width == 0) return cudaSuccess;
+  for (size_t r = 0; r < height; ++r) {
+    auto e = copy_checked(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width, kind,
+                          "cudaMemcpy2DAsync");
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t bytes, cudaStream_t) {
+  if (dst_device != 0 || src_device != 0) return fail(cudaErrorInvalidDevice);
+  return copy_checked(dst, src, bytes, cudaMemcpyDeviceToDevice, "cudaMemcpyPeerAsync");
+}
+cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
+  if (bytes == 0) return cudaSuccess;
+  if (auto e = check_range(ptr, bytes, true, "cudaMemset", "destination"); e != cudaSuccess) return e;
+  std::memset(ptr, value, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) {
+  if (bytes == 0) return cudaSuccess;
+  if (auto e = check_range(ptr, bytes, true, "cudaMemsetAsync", "destination"); e != cudaSuccess) return e;
+  std::memset(ptr, value, bytes);
+  return cudaSuccess;
+}
+struct CUstream_st { unsigned flags; };
+struct CUevent_st { int recorded; };
+static std::set<cudaStream_t>& live_streams() { static std::set<cudaStream_t> s; return s; }
+cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, 0); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
+  *stream = new CUstream_st{flags};
+  live_streams().insert(*stream);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  if (!live_streams().erase(stream)) return fail(cudaErrorInvalidResourceHandle);
+  delete stream;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  if (stream != nullptr && stream != cudaStreamLegacy && stream != cudaStreamPerThread && !live_streams().count(stream))
+    return fail(cudaErrorInvalidResourceHandle);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+cudaError_t cudaEventCreate(cudaEvent_t* event) { *event = new CUevent_st{0}; return cudaSuccess; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) { *event = new CUevent_st{0}; return cudaSuccess; }
+cudaError_t cudaEventDestroy(cudaEvent_t event) { delete event; return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) { event->recorded = 1; return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) { *ms = 0.0f; return cudaSuccess; }
+cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* ptr) {
+  std::memset(a, 0, sizeof *a);
+  if (emu::is_device_pointer(ptr)) {
+    a->type = cudaMemoryTypeDevice;
+    a->device = 0;
+    a->devicePointer = const_cast<void*>(ptr);
+  } else {
+    a->type = cudaMemoryTypeUnregistered;
+    a->device = -2;
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceCanAccessPeer(int* can, int, int) { *can = 0; return cudaSuccess; }
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || value > 227 * 1024) return fail(cudaErrorInvalidValue);
+    emu::func_info()[func].max_dynamic = value;
+  }
+  return cudaSuccess;
+}
