@@ -10,66 +10,81 @@
 namespace meridian::ops::cuda {
 namespace {
 
-using detail::from_float;
-using detail::to_float;
+using detail::grid_stride;
+using detail::GridStride;
+using detail::map_elements;
+using detail::vector_aligned;
 
-// Every kernel here is one grid-stride loop, 256 threads a block (launch.cuh). No __restrict__:
-// outputs may alias inputs (element i reads and writes only index i).
-#define MERIDIAN_GRID_STRIDE_LOOP(i, n)                                                  \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
+// Every kernel here is one grid-stride walk (kernel_common.cuh's map_elements), 256 threads a block,
+// by 16-byte vectors when every pointer allows it. No __restrict__: outputs may alias inputs
+// (element i is read and written by one thread).
 template <class T>
-__global__ void add_kernel(T* out, const T* a, const T* b, int64_t n) {
-  MERIDIAN_GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(to_float(a[i]) + to_float(b[i]));
+__global__ void add_kernel(T* out, const T* a, const T* b, int64_t n, bool vectorized) {
+  map_elements(out, n, vectorized, [](float x, float y) { return x + y; }, a, b);
 }
 
 // Dst and Src may differ: an fp32 master gradient accumulates a bf16 one (mixed precision).
 template <class Dst, class Src>
-__global__ void axpy_kernel(Dst* dst, const Src* src, float alpha, int64_t n) {
-  MERIDIAN_GRID_STRIDE_LOOP(i, n) dst[i] = from_float<Dst>(to_float(dst[i]) + alpha * to_float(src[i]));
+__global__ void axpy_kernel(Dst* dst, const Src* src, float alpha, int64_t n, bool vectorized) {
+  map_elements(dst, n, vectorized, [alpha](float y, float x) { return y + alpha * x; }, static_cast<const Dst*>(dst),
+               src);
 }
 
 template <class T>
-__global__ void scaled_copy_kernel(T* out, const T* x, float alpha, int64_t n) {
-  MERIDIAN_GRID_STRIDE_LOOP(i, n) out[i] = from_float<T>(alpha * to_float(x[i]));
+__global__ void scaled_copy_kernel(T* out, const T* x, float alpha, int64_t n, bool vectorized) {
+  map_elements(out, n, vectorized, [alpha](float value) { return alpha * value; }, x);
 }
 
 // Round to nearest even (bf16) or widen exactly (fp32), as the cpu's convert_elements.
 template <class Out, class In>
-__global__ void convert_kernel(Out* out, const In* in, int64_t n) {
-  MERIDIAN_GRID_STRIDE_LOOP(i, n) out[i] = from_float<Out>(to_float(in[i]));
+__global__ void convert_kernel(Out* out, const In* in, int64_t n, bool vectorized) {
+  map_elements(out, n, vectorized, [](float value) { return value; }, in);
 }
 
-__global__ void fill_kernel(float* x, float value, int64_t n) { MERIDIAN_GRID_STRIDE_LOOP(i, n) x[i] = value; }
+__global__ void fill_kernel(float* x, float value, int64_t n) {
+  const GridStride walk = grid_stride();
+  for (int64_t i = walk.first; i < n; i += walk.step) x[i] = value;
+}
 
-#undef MERIDIAN_GRID_STRIDE_LOOP
+// Whether every pointer allows 16-byte vectors.
+template <class... Pointers>
+bool all_vector_aligned(const Pointers*... pointers) {
+  return (vector_aligned(pointers) && ...);
+}
 
 template <class T>
 void launch_add(T* out, const T* a, const T* b, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  add_kernel<T><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(out, a, b, n);
+  const bool vectorized = all_vector_aligned(out, a, b);
+  add_kernel<T><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(out, a, b, n,
+                                                                                                 vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("add_forward");
 }
 
 template <class Dst, class Src>
 void launch_axpy(Dst* dst, const Src* src, float alpha, int64_t n, cudaStream_t stream, const char* name) {
   if (n == 0) return;
-  axpy_kernel<Dst, Src><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(dst, src, alpha, n);
+  const bool vectorized = all_vector_aligned(dst, src);
+  axpy_kernel<Dst, Src><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
+      dst, src, alpha, n, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH(name);
 }
 
 template <class T>
 void launch_scaled_copy(T* out, const T* x, float alpha, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  scaled_copy_kernel<T><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(out, x, alpha, n);
+  const bool vectorized = all_vector_aligned(out, x);
+  scaled_copy_kernel<T><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
+      out, x, alpha, n, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("scaled_copy");
 }
 
 template <class Out, class In>
 void launch_convert(Out* out, const In* in, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  convert_kernel<Out, In><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(out, in, n);
+  const bool vectorized = all_vector_aligned(out, in);
+  convert_kernel<Out, In><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
+      out, in, n, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("convert");
 }
 

@@ -10,8 +10,8 @@
 namespace meridian::ops::cuda {
 namespace {
 
-using detail::from_float;
-using detail::to_float;
+using detail::map_elements;
+using detail::vector_aligned;
 
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kCubicCoefficient = 0.044715f;
@@ -22,42 +22,47 @@ __device__ __forceinline__ float tanh_argument(float x) { return kSqrt2OverPi * 
 // the faster __expf) keeps it within a few ulp of the CPU's polynomial exp.
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-// Grid-stride loops, 256 threads a block (launch.cuh); one element per thread for all but huge n.
-template <class T>
-__global__ void gelu_forward_kernel(T* out, const T* inp, int64_t n) {  // in place allowed: no __restrict__
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float x = to_float(inp[i]);
-    out[i] = from_float<T>(x * sigmoid(2.0f * tanh_argument(x)));
-  }
+__device__ __forceinline__ float gelu(float x) { return x * sigmoid(2.0f * tanh_argument(x)); }
+
+// With s = sigmoid(2u): d/dx [x·s] = s + x · 2s(1 − s) · du/dx.
+__device__ __forceinline__ float gelu_derivative(float x) {
+  const float s = sigmoid(2.0f * tanh_argument(x));
+  const float du_dx = kSqrt2OverPi * (1.0f + 3.0f * kCubicCoefficient * x * x);
+  return s + 2.0f * x * s * (1.0f - s) * du_dx;
 }
 
+// Grid-stride walks (map_elements), 256 threads a block, by 16-byte vectors when the pointers allow.
 template <class T>
-__global__ void gelu_backward_kernel(T* __restrict__ dinp, const T* __restrict__ inp, const T* __restrict__ dout,
-                                     int64_t n, bool overwrite) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float x = to_float(inp[i]);
-    // With s = sigmoid(2u): d/dx [x·s] = s + x · 2s(1 − s) · du/dx.
-    const float s = sigmoid(2.0f * tanh_argument(x));
-    const float du_dx = kSqrt2OverPi * (1.0f + 3.0f * kCubicCoefficient * x * x);
-    const float grad = to_float(dout[i]) * (s + 2.0f * x * s * (1.0f - s) * du_dx);
-    dinp[i] = from_float<T>(overwrite ? grad : to_float(dinp[i]) + grad);
+__global__ void gelu_forward_kernel(T* out, const T* inp, int64_t n, bool vectorized) {  // in place allowed
+  map_elements(out, n, vectorized, [](float x) { return gelu(x); }, inp);
+}
+
+// With overwrite dinp is written without being read (it may start uninitialised).
+template <class T>
+__global__ void gelu_backward_kernel(T* dinp, const T* inp, const T* dout, int64_t n, bool overwrite, bool vectorized) {
+  if (overwrite) {
+    map_elements(dinp, n, vectorized, [](float x, float d) { return d * gelu_derivative(x); }, inp, dout);
+  } else {
+    map_elements(dinp, n, vectorized, [](float x, float d, float old) { return old + d * gelu_derivative(x); }, inp,
+                 dout, static_cast<const T*>(dinp));
   }
 }
 
 template <class T>
 void launch_forward(T* out, const T* inp, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  gelu_forward_kernel<T><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(out, inp, n);
+  const bool vectorized = vector_aligned(out) && vector_aligned(inp);
+  gelu_forward_kernel<T><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
+      out, inp, n, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("gelu_forward");
 }
 
 template <class T>
 void launch_backward(T* dinp, const T* inp, const T* dout, int64_t n, cudaStream_t stream, bool overwrite) {
   if (n == 0) return;
-  gelu_backward_kernel<T><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(dinp, inp, dout, n,
-                                                                                              overwrite);
+  const bool vectorized = vector_aligned(dinp) && vector_aligned(inp) && vector_aligned(dout);
+  gelu_backward_kernel<T><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
+      dinp, inp, dout, n, overwrite, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("gelu_backward");
 }
 

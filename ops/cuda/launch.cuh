@@ -17,4 +17,9 @@ inline unsigned grid_stride_blocks(int64_t n) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, int64_t{1} << 16));
 }
 
+// Blocks for a vectorized grid-stride loop (kernel_common.cuh's Vector): a thread per vector of 8.
+inline unsigned vector_grid_blocks(int64_t n, bool vectorized) {
+  return grid_stride_blocks(vectorized ? (n + 7) / 8 : n);
+}
+
 }  // namespace meridian::ops::cuda::launch

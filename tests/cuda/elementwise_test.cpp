@@ -110,5 +110,42 @@ TEST(CudaElementwise, EmptyInputsLaunchNothing) {
   synchronize(compute_stream());
 }
 
+// 16-byte vectors where every pointer allows them, single elements otherwise: the residual add, the
+// gradient axpy (fp32 += bf16, as mixed precision accumulates) and the conversion on views at element
+// offsets 1, 3 (one by one) and 8 (vectors again), with a tail.
+TEST(CudaElementwise, ViewsAtAnyOffsetMatchCpu) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  set_device(0);
+  std::mt19937 rng(21);
+  constexpr int64_t kViewLength = 1003;
+  for (const int64_t offset : {int64_t{1}, int64_t{8}, int64_t{3}}) {
+    SCOPED_TRACE("offset " + std::to_string(offset));
+    const size_t total = static_cast<size_t>(kViewLength + offset);
+    const auto view = [offset](const std::vector<float>& all) {
+      return std::vector<float>(all.begin() + offset, all.end());
+    };
+    const std::vector<float> a = random_floats(total, rng), b = random_floats(total, rng);
+    std::vector<float> sum(static_cast<size_t>(kViewLength));
+    cpu::add_forward(sum.data(), view(a).data(), view(b).data(), kViewLength);
+    DeviceBuffer<float> d_a(a), d_b(b), d_sum(total);
+    d_sum.poison();
+    add_forward(d_sum.get() + offset, d_a.get() + offset, d_b.get() + offset, kViewLength, compute_stream());
+    expect_close(view(d_sum.download()), sum, kExact, "add_forward view");
+
+    const std::vector<float> grad = testing::rounded_to<__nv_bfloat16>(random_floats(total, rng));
+    std::vector<float> master = view(a);
+    for (size_t i = 0; i < master.size(); ++i) master[i] += 0.5f * view(grad)[i];
+    DeviceBuffer<__nv_bfloat16> d_grad(testing::to_bf16(grad));
+    axpy(d_a.get() + offset, d_grad.get() + offset, 0.5f, kViewLength, compute_stream());
+    expect_close(view(d_a.download()), master, kFloat32, "axpy fp32 += bf16 view");
+
+    DeviceBuffer<__nv_bfloat16> d_rounded(total);
+    d_rounded.poison();
+    convert(d_rounded.get() + offset, d_b.get() + offset, kViewLength, compute_stream());
+    expect_close(view(testing::from_bf16(d_rounded.download())), testing::rounded_to<__nv_bfloat16>(view(b)), kExact,
+                 "convert view");
+  }
+}
+
 }  // namespace
 }  // namespace meridian::ops::cuda
