@@ -11,12 +11,18 @@ namespace meridian::ops::cuda {
 namespace {
 
 using detail::from_float;
+using detail::kVectorElements;
 using detail::kWarpSize;
+using detail::load_vector;
+using detail::store_vector;
 using detail::to_float;
+using detail::Vector;
+using detail::vector_aligned;
 using detail::warp_sum;
 
 // Forward and the input gradient: one warp per row, 8 rows (256 threads) per block. A row of
-// GPT-2's C = 768…1600 is 24–50 loads per lane, and the row sums stay in registers and shuffles.
+// GPT-2's C = 768…1600 is 3–7 16-byte loads per lane (24–50 elements; single elements when C is not a
+// multiple of 8 or a pointer is not 16-byte aligned), and the row sums stay in registers and shuffles.
 constexpr int kRowsPerBlock = launch::kThreadsPerBlock / kWarpSize;
 
 // Parameter gradients: a block owns 32 channels (one warp across them) and 32 row lanes (warps).
@@ -24,7 +30,36 @@ constexpr int kChannelsPerBlock = 32;
 constexpr int kRowLanes = 32;
 constexpr int kParameterGradientThreads = kChannelsPerBlock * kRowLanes;
 
-template <class T>
+// The columns of a row a lane handles, kWidth (1, or 8 for 16-byte vectors) at a time: the warp walks
+// the row in steps of 32·kWidth columns, the lane taking columns [c, c + kWidth). With kWidth = 8 the
+// row length is a multiple of 8 and the pointers 16-byte aligned (checked by the launcher).
+template <int kWidth, class Visit>
+__device__ __forceinline__ void for_lane_columns(int64_t C, int lane, Visit visit) {
+  for (int64_t c = int64_t{lane} * kWidth; c < C; c += int64_t{kWarpSize} * kWidth) visit(c);
+}
+
+template <int kWidth, class T>
+__device__ __forceinline__ void load_floats(float (&values)[kWidth], const T* pointer) {
+  if constexpr (kWidth == kVectorElements) {
+    const Vector<T> vector = load_vector(pointer);
+    for (int k = 0; k < kWidth; ++k) values[k] = to_float(vector.values[k]);
+  } else {
+    for (int k = 0; k < kWidth; ++k) values[k] = to_float(pointer[k]);
+  }
+}
+
+template <int kWidth, class T>
+__device__ __forceinline__ void store_floats(T* pointer, const float (&values)[kWidth]) {
+  if constexpr (kWidth == kVectorElements) {
+    Vector<T> vector;
+    for (int k = 0; k < kWidth; ++k) vector.values[k] = from_float<T>(values[k]);
+    store_vector(pointer, vector);
+  } else {
+    for (int k = 0; k < kWidth; ++k) pointer[k] = from_float<T>(values[k]);
+  }
+}
+
+template <class T, int kWidth>
 __global__ void layernorm_forward_kernel(T* __restrict__ out, float* __restrict__ mean, float* __restrict__ rstd,
                                          const T* __restrict__ inp, const T* __restrict__ weight,
                                          const T* __restrict__ bias, int64_t N, int64_t C, float eps) {
@@ -35,20 +70,29 @@ __global__ void layernorm_forward_kernel(T* __restrict__ out, float* __restrict_
   // Two passes over a row that stays in L1/L2, as the CPU kernel: the centred variance avoids
   // E[x²] − E[x]²'s cancellation.
   float sum = 0.0f;
-  for (int64_t c = lane; c < C; c += kWarpSize) sum += to_float(x[c]);
+  for_lane_columns<kWidth>(C, lane, [&](int64_t c) {
+    float xs[kWidth];
+    load_floats(xs, x + c);
+    for (int k = 0; k < kWidth; ++k) sum += xs[k];
+  });
   const float row_mean = warp_sum(sum) / static_cast<float>(C);
   float squares = 0.0f;
-  for (int64_t c = lane; c < C; c += kWarpSize) {
-    const float centred = to_float(x[c]) - row_mean;
-    squares += centred * centred;
-  }
+  for_lane_columns<kWidth>(C, lane, [&](int64_t c) {
+    float xs[kWidth];
+    load_floats(xs, x + c);
+    for (int k = 0; k < kWidth; ++k) squares += (xs[k] - row_mean) * (xs[k] - row_mean);
+  });
   // 1/sqrtf (correctly rounded) rather than rsqrtf (2 ulp), to stay close to the CPU reference.
   const float row_rstd = 1.0f / sqrtf(warp_sum(squares) / static_cast<float>(C) + eps);
   T* y = out + row * C;
-  for (int64_t c = lane; c < C; c += kWarpSize) {
-    const float norm = (to_float(x[c]) - row_mean) * row_rstd;
-    y[c] = from_float<T>(norm * to_float(weight[c]) + to_float(bias[c]));
-  }
+  for_lane_columns<kWidth>(C, lane, [&](int64_t c) {
+    float xs[kWidth], scale[kWidth], shift[kWidth], ys[kWidth];
+    load_floats(xs, x + c);
+    load_floats(scale, weight + c);
+    load_floats(shift, bias + c);
+    for (int k = 0; k < kWidth; ++k) ys[k] = (xs[k] - row_mean) * row_rstd * scale[k] + shift[k];
+    store_floats(y + c, ys);
+  });
   if (lane == 0) {
     if (mean != nullptr) mean[row] = row_mean;
     if (rstd != nullptr) rstd[row] = row_rstd;
@@ -57,7 +101,7 @@ __global__ void layernorm_forward_kernel(T* __restrict__ out, float* __restrict_
 
 // dinp += (dnorm − mean(dnorm) − norm · mean(dnorm · norm)) · rstd per row, dnorm = weight ⊙ dout
 // (dinp = … with kOverwrite).
-template <class T, bool kOverwrite>
+template <class T, bool kOverwrite, int kWidth>
 __global__ void layernorm_input_gradient_kernel(T* __restrict__ dinp, const T* __restrict__ dout,
                                                 const T* __restrict__ inp, const T* __restrict__ weight,
                                                 const float* __restrict__ mean, const float* __restrict__ rstd,
@@ -69,23 +113,40 @@ __global__ void layernorm_input_gradient_kernel(T* __restrict__ dinp, const T* _
   const T* dy = dout + row * C;
   const float row_mean = mean[row];
   const float row_rstd = rstd[row];
+  // norm and dnorm of the lane's columns [c, c + kWidth).
+  const auto normalise = [&](int64_t c, float (&norm)[kWidth], float (&dnorm)[kWidth]) {
+    float xs[kWidth], scale[kWidth], gradient[kWidth];
+    load_floats(xs, x + c);
+    load_floats(scale, weight + c);
+    load_floats(gradient, dy + c);
+    for (int k = 0; k < kWidth; ++k) {
+      norm[k] = (xs[k] - row_mean) * row_rstd;
+      dnorm[k] = scale[k] * gradient[k];
+    }
+  };
   float dnorm_sum = 0.0f;
   float dnorm_norm_sum = 0.0f;
-  for (int64_t c = lane; c < C; c += kWarpSize) {
-    const float norm = (to_float(x[c]) - row_mean) * row_rstd;
-    const float dnorm = to_float(weight[c]) * to_float(dy[c]);
-    dnorm_sum += dnorm;
-    dnorm_norm_sum += dnorm * norm;
-  }
+  for_lane_columns<kWidth>(C, lane, [&](int64_t c) {
+    float norm[kWidth], dnorm[kWidth];
+    normalise(c, norm, dnorm);
+    for (int k = 0; k < kWidth; ++k) {
+      dnorm_sum += dnorm[k];
+      dnorm_norm_sum += dnorm[k] * norm[k];
+    }
+  });
   const float dnorm_mean = warp_sum(dnorm_sum) / static_cast<float>(C);
   const float dnorm_norm_mean = warp_sum(dnorm_norm_sum) / static_cast<float>(C);
   T* dx = dinp + row * C;
-  for (int64_t c = lane; c < C; c += kWarpSize) {
-    const float norm = (to_float(x[c]) - row_mean) * row_rstd;
-    const float dnorm = to_float(weight[c]) * to_float(dy[c]);
-    const float grad = (dnorm - dnorm_mean - norm * dnorm_norm_mean) * row_rstd;
-    dx[c] = from_float<T>(kOverwrite ? grad : to_float(dx[c]) + grad);
-  }
+  for_lane_columns<kWidth>(C, lane, [&](int64_t c) {
+    float norm[kWidth], dnorm[kWidth], grad[kWidth];
+    normalise(c, norm, dnorm);
+    if constexpr (!kOverwrite) load_floats(grad, dx + c);
+    for (int k = 0; k < kWidth; ++k) {
+      const float g = (dnorm[k] - dnorm_mean - norm[k] * dnorm_norm_mean) * row_rstd;
+      grad[k] = kOverwrite ? g : grad[k] + g;
+    }
+    store_floats(dx + c, grad);
+  });
 }
 
 // dweight[c] += Σ_rows dout·norm, dbias[c] += Σ_rows dout. Block (32 channels × 32 row lanes); lane y
@@ -186,8 +247,10 @@ void launch_forward(T* out, float* mean, float* rstd, const T* inp, const T* wei
                     int64_t C, float eps, cudaStream_t stream) {
   if (N == 0 || C == 0) return;
   const auto blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
-  layernorm_forward_kernel<T>
-      <<<blocks, launch::kThreadsPerBlock, 0, stream>>>(out, mean, rstd, inp, weight, bias, N, C, eps);
+  const bool vectorized = C % kVectorElements == 0 && vector_aligned(out) && vector_aligned(inp) &&
+                          vector_aligned(weight) && vector_aligned(bias);
+  const auto kernel = vectorized ? layernorm_forward_kernel<T, kVectorElements> : layernorm_forward_kernel<T, 1>;
+  kernel<<<blocks, launch::kThreadsPerBlock, 0, stream>>>(out, mean, rstd, inp, weight, bias, N, C, eps);
   MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_forward");
 }
 
@@ -198,8 +261,12 @@ void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   if (N == 0 || C == 0) return;
   if (dinp != nullptr) {
     const auto blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
-    const auto kernel =
-        overwrite_dinp ? layernorm_input_gradient_kernel<T, true> : layernorm_input_gradient_kernel<T, false>;
+    const bool vectorized = C % kVectorElements == 0 && vector_aligned(dinp) && vector_aligned(dout) &&
+                            vector_aligned(inp) && vector_aligned(weight);
+    const auto kernel = vectorized ? (overwrite_dinp ? layernorm_input_gradient_kernel<T, true, kVectorElements>
+                                                     : layernorm_input_gradient_kernel<T, false, kVectorElements>)
+                                   : (overwrite_dinp ? layernorm_input_gradient_kernel<T, true, 1>
+                                                     : layernorm_input_gradient_kernel<T, false, 1>);
     kernel<<<blocks, launch::kThreadsPerBlock, 0, stream>>>(dinp, dout, inp, weight, mean, rstd, N, C);
     MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (input gradient)");
   }

@@ -21,8 +21,9 @@ struct Shape {
   int64_t rows;
   int64_t channels;
 };
-// 37×771: the awkward case; 1×5: one short row; 300×33: more rows than a block's 32 row lanes.
-const Shape kShapes[] = {{37, 771}, {1, 5}, {300, 33}};
+// 37×771: the awkward case; 1×5: one short row; 300×33: more rows than a block's 32 row lanes; all
+// three go element by element. 45×768 (GPT-2's width) and 3×8 go by 16-byte vectors.
+const Shape kShapes[] = {{37, 771}, {1, 5}, {300, 33}, {45, 768}, {3, 8}};
 constexpr float kEps = 1e-5f;
 
 std::string name(const char* what, Shape shape) {
