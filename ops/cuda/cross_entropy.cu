@@ -12,8 +12,13 @@ namespace {
 using detail::check_launch;
 using detail::from_float;
 using detail::kFullWarp;
+using detail::kVectorElements;
 using detail::kWarpSize;
+using detail::load_vector;
+using detail::store_vector;
 using detail::to_float;
+using detail::Vector;
+using detail::vector_aligned;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / kWarpSize;
@@ -30,19 +35,36 @@ __device__ __forceinline__ RunningSum combine(RunningSum a, RunningSum b) {
   return {max, a.sum * expf(a.max - max) + b.sum * expf(b.max - max)};
 }
 
-// log Σ_{j<V} exp(row[j]) for the block's row, in one read: each thread folds its columns into a
-// running (max, sum), then warps and the block combine them in a fixed order (deterministic).
-template <class Element>
+// The values row[j … j + kWidth) as floats: one 16-byte vector (kWidth = 8; the caller guarantees an
+// aligned row and j + 8 ≤ Vp) or single elements.
+template <int kWidth, class Element>
+__device__ __forceinline__ void load_columns(float (&values)[kWidth], const Element* row, int64_t j) {
+  if constexpr (kWidth == kVectorElements) {
+    const Vector<Element> vector = load_vector(row + j);
+    for (int k = 0; k < kWidth; ++k) values[k] = to_float(vector.values[k]);
+  } else {
+    values[0] = to_float(row[j]);
+  }
+}
+
+// log Σ_{j<V} exp(row[j]) for the block's row, in one read: each thread folds its columns (kWidth
+// consecutive ones at a time: 8 for 16-byte vectors, which the padded row's Vp keeps in bounds) into
+// a running (max, sum), then warps and the block combine them in a fixed order (deterministic).
+template <int kWidth = 1, class Element>
 __device__ float row_log_sum_exp(const Element* row, int64_t V) {
   RunningSum running{-INFINITY, 0.0f};
-  for (int64_t j = threadIdx.x; j < V; j += kThreads) {
-    const float x = to_float(row[j]);
-    if (x == -INFINITY) continue;  // adds exp(−∞) = 0; folding it would compute exp(−∞ − (−∞)) = NaN
-    if (x > running.max) {
-      running.sum = running.sum * expf(running.max - x) + 1.0f;  // exp(−∞) = 0 the first time
-      running.max = x;
-    } else {
-      running.sum += expf(x - running.max);
+  for (int64_t first = int64_t{threadIdx.x} * kWidth; first < V; first += int64_t{kThreads} * kWidth) {
+    float values[kWidth];
+    load_columns<kWidth>(values, row, first);
+    for (int k = 0; k < kWidth && first + k < V; ++k) {
+      const float x = values[k];
+      if (x == -INFINITY) continue;  // adds exp(−∞) = 0; folding it would compute exp(−∞ − (−∞)) = NaN
+      if (x > running.max) {
+        running.sum = running.sum * expf(running.max - x) + 1.0f;  // exp(−∞) = 0 the first time
+        running.max = x;
+      } else {
+        running.sum += expf(x - running.max);
+      }
     }
   }
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
@@ -109,32 +131,45 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // drow[j] = dloss · (exp(row[j] − lse) − [j == target]) for j < V and 0 for V ≤ j < Vp; a whole
-// row of zeros for an ignored row (target < 0).
-template <class Element>
+// row of zeros for an ignored row (target < 0). kWidth columns at a time (8: 16-byte vectors).
+template <int kWidth, class Element>
 __device__ void write_row_gradient(Element* drow, const Element* row, float row_lse, float dloss, int32_t target,
                                    int64_t V, int64_t Vp) {
-  for (int64_t j = threadIdx.x; j < Vp; j += kThreads) {
-    float grad = 0.0f;
-    if (target >= 0 && j < V) {
-      const float prob = expf(to_float(row[j]) - row_lse);
-      grad = dloss * (j == target ? prob - 1.0f : prob);
+  for (int64_t first = int64_t{threadIdx.x} * kWidth; first < Vp; first += int64_t{kThreads} * kWidth) {
+    float values[kWidth] = {};
+    const bool real_columns = target >= 0 && first < V;
+    if (real_columns) load_columns<kWidth>(values, row, first);
+    Vector<Element> grads;
+    for (int k = 0; k < kWidth; ++k) {
+      const int64_t j = first + k;
+      float grad = 0.0f;
+      if (real_columns && j < V) {
+        const float prob = expf(values[k] - row_lse);
+        grad = dloss * (j == target ? prob - 1.0f : prob);
+      }
+      grads.values[k] = from_float<Element>(grad);
     }
-    drow[j] = from_float<Element>(grad);
+    if constexpr (kWidth == kVectorElements) {
+      store_vector(drow + first, grads);
+    } else {
+      drow[first] = grads.values[0];
+    }
   }
 }
 
-template <class Element, bool kOverwrite>
+// kWidth = 8 (16-byte vectors) needs Vp a multiple of 8 and aligned logits and dlogits.
+template <class Element, bool kOverwrite, int kWidth>
 __global__ void __launch_bounds__(kThreads)
     fused_classifier_kernel(float* losses, float* lse, Element* dlogits, const float* dlosses, const Element* logits,
                             const int32_t* targets, int64_t V, int64_t Vp) {
   const int64_t offset = static_cast<int64_t>(blockIdx.x) * Vp;
   const Element* row = logits + offset;
   const int32_t target = targets[blockIdx.x];
-  const float row_lse = row_log_sum_exp(row, V);
+  const float row_lse = row_log_sum_exp<kWidth>(row, V);
   write_loss(losses, lse, row, row_lse, target, V);
   // The second read of the row usually hits L2 (a GPT-2 row is 100–200 KB).
   if (kOverwrite) {
-    write_row_gradient(dlogits + offset, row, row_lse, dlosses[blockIdx.x], target, V, Vp);
+    write_row_gradient<kWidth>(dlogits + offset, row, row_lse, dlosses[blockIdx.x], target, V, Vp);
     return;
   }
   if (target < 0) return;
@@ -177,7 +212,11 @@ void fused_classifier(float* losses, float* lse, Element* dlogits, const float* 
                       bool overwrite) {
   const std::string what = check_shape("fused_classifier", N, V, Vp);
   if (N == 0) return;
-  const auto kernel = overwrite ? fused_classifier_kernel<Element, true> : fused_classifier_kernel<Element, false>;
+  const bool vectorized = Vp % kVectorElements == 0 && vector_aligned(logits) && vector_aligned(dlogits);
+  const auto kernel = vectorized ? (overwrite ? fused_classifier_kernel<Element, true, kVectorElements>
+                                              : fused_classifier_kernel<Element, false, kVectorElements>)
+                                 : (overwrite ? fused_classifier_kernel<Element, true, 1>
+                                              : fused_classifier_kernel<Element, false, 1>);
   kernel<<<static_cast<unsigned>(N), kThreads, 0, stream>>>(losses, lse, dlogits, dlosses, logits, targets, V, Vp);
   check_launch(what);
 }
