@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what a lent GPU machine needs to check the CUDA backend, and packs it into one compressed
 # file small enough to carry there (the device tool carries at most 64 MiB): the CUDA test binary,
-# the GPU training benchmark (bench/gpu_train_bench.cpp), the trainer (examples/train_gpt2) and the
+# the GPU benchmarks (bench/gpu_train_bench.cpp, bench/gpu_kernel_bench.cpp), the trainer
+# (examples/train_gpt2) and the
 # shared libraries that machine's image lacks: oneDNN, libgomp, the OpenCL loader oneDNN links, and
 # Open MPI (its libraries, components and help texts) so that train_gpt2 runs there as a one-rank
 # MPI singleton without mpirun.
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 build=build-gpu
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMERIDIAN_NATIVE_ARCH=OFF \
       -DCMAKE_CUDA_ARCHITECTURES=90 -DMERIDIAN_BUILD_BENCH=ON > /dev/null
-binaries=(cuda_tests gpu_train_bench train_gpt2)
+binaries=(cuda_tests gpu_train_bench gpu_kernel_bench train_gpt2)
 cmake --build "$build" --target "${binaries[@]}"
 
 bundle="$build/bundle"

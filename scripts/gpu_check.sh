@@ -8,8 +8,10 @@
 #   trainer  train_gpt2 --device cuda against --device cpu in f32 and bf16 (tests/examples/trainer_cuda.py,
 #            20 steps each), then a bf16 GPT-2 124M run of 20 steps on the built-in corpus
 #                                                              → $OUT/trainer.txt
-#   bench    bench/gpu_train_bench (GPT-2 124M, T = 1024, bf16; tokens/s, MFU, per-op table) with the
-#            flash kernel and with the batched-product attention → $OUT/gpu_train_bench*.txt
+#   bench    bench/gpu_kernel_bench (each kernel of the bf16 GPT-2 124M step alone: ms, TFLOP/s or GB/s)
+#            → $OUT/gpu_kernel_bench.txt; bench/gpu_train_bench (GPT-2 124M, T = 1024, bf16; tokens/s,
+#            MFU, per-op table) with the flash kernel and with the batched-product attention
+#            → $OUT/gpu_train_bench*.txt
 #
 # The last lines printed are each stage's summary. Exit status: non-zero if any stage failed.
 set -uo pipefail
@@ -87,6 +89,9 @@ for stage in "${stages[@]}"; do
       grep -E "exit [^0]" "$out/trainer.txt" > /dev/null && failed=1
       ;;
     bench)
+      timeout 120 "$bundle/bin/gpu_kernel_bench" > "$out/gpu_kernel_bench.txt" 2>&1
+      echo "gpu_kernel_bench exit $? (output: gpu_kernel_bench.txt)"
+      cat "$out/gpu_kernel_bench.txt"
       timeout 300 "$bundle/bin/gpu_train_bench" ${MERIDIAN_GPU_BENCH_ARGS:-} > "$out/gpu_train_bench.txt" 2>&1
       echo "gpu_train_bench exit $? (output: gpu_train_bench.txt)"
       cat "$out/gpu_train_bench.txt"
