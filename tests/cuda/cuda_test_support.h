@@ -178,6 +178,16 @@ inline std::vector<int32_t> random_ids(size_t n, int32_t vocabulary, std::mt1993
   return ids;
 }
 
+// Element offsets of views for the vectorized kernels: at 1 and 3 a bf16 or fp32 view is not 16-byte
+// aligned (the kernels go element by element), at 8 it is again (16-byte vectors).
+inline constexpr int64_t kViewOffsets[] = {1, 8, 3};
+
+// What a view starting `offset` elements into `all` holds.
+template <class T>
+std::vector<T> from_offset(int64_t offset, const std::vector<T>& all) {
+  return std::vector<T>(all.begin() + static_cast<std::ptrdiff_t>(offset), all.end());
+}
+
 // The message of the exception `action` throws (fails the test when it throws none).
 template <class Action>
 std::string thrown_message(Action&& action) {

@@ -13,6 +13,7 @@ namespace {
 
 using testing::DeviceBuffer;
 using testing::expect_close;
+using testing::from_offset;
 using testing::kBfloat16;
 using testing::kExact;
 using testing::kFloat32;
@@ -118,32 +119,29 @@ TEST(CudaElementwise, ViewsAtAnyOffsetMatchCpu) {
   set_device(0);
   std::mt19937 rng(21);
   constexpr int64_t kViewLength = 1003;
-  for (const int64_t offset : {int64_t{1}, int64_t{8}, int64_t{3}}) {
+  for (const int64_t offset : testing::kViewOffsets) {
     SCOPED_TRACE("offset " + std::to_string(offset));
     const size_t total = static_cast<size_t>(kViewLength + offset);
-    const auto view = [offset](const std::vector<float>& all) {
-      return std::vector<float>(all.begin() + offset, all.end());
-    };
     const std::vector<float> a = random_floats(total, rng), b = random_floats(total, rng);
     std::vector<float> sum(static_cast<size_t>(kViewLength));
-    cpu::add_forward(sum.data(), view(a).data(), view(b).data(), kViewLength);
+    cpu::add_forward(sum.data(), from_offset(offset, a).data(), from_offset(offset, b).data(), kViewLength);
     DeviceBuffer<float> d_a(a), d_b(b), d_sum(total);
     d_sum.poison();
     add_forward(d_sum.get() + offset, d_a.get() + offset, d_b.get() + offset, kViewLength, compute_stream());
-    expect_close(view(d_sum.download()), sum, kExact, "add_forward view");
+    expect_close(from_offset(offset, d_sum.download()), sum, kExact, "add_forward view");
 
     const std::vector<float> grad = testing::rounded_to<__nv_bfloat16>(random_floats(total, rng));
-    std::vector<float> master = view(a);
-    for (size_t i = 0; i < master.size(); ++i) master[i] += 0.5f * view(grad)[i];
+    std::vector<float> master = from_offset(offset, a);
+    for (size_t i = 0; i < master.size(); ++i) master[i] += 0.5f * from_offset(offset, grad)[i];
     DeviceBuffer<__nv_bfloat16> d_grad(testing::to_bf16(grad));
     axpy(d_a.get() + offset, d_grad.get() + offset, 0.5f, kViewLength, compute_stream());
-    expect_close(view(d_a.download()), master, kFloat32, "axpy fp32 += bf16 view");
+    expect_close(from_offset(offset, d_a.download()), master, kFloat32, "axpy fp32 += bf16 view");
 
     DeviceBuffer<__nv_bfloat16> d_rounded(total);
     d_rounded.poison();
     convert(d_rounded.get() + offset, d_b.get() + offset, kViewLength, compute_stream());
-    expect_close(view(testing::from_bf16(d_rounded.download())), testing::rounded_to<__nv_bfloat16>(view(b)), kExact,
-                 "convert view");
+    expect_close(from_offset(offset, testing::from_bf16(d_rounded.download())),
+                 testing::rounded_to<__nv_bfloat16>(from_offset(offset, b)), kExact, "convert view");
   }
 }
 

@@ -13,6 +13,7 @@ namespace {
 
 using testing::DeviceBuffer;
 using testing::expect_close;
+using testing::from_offset;
 using testing::kBfloat16;
 using testing::kFloat32;
 using testing::random_floats;
@@ -73,36 +74,34 @@ TEST(CudaGelu, ViewsAtAnyOffsetMatchCpu) {
   set_device(0);
   std::mt19937 rng(17);
   constexpr int64_t kViewLength = 1003;
-  for (const int64_t offset : {int64_t{1}, int64_t{8}, int64_t{3}}) {
+  for (const int64_t offset : testing::kViewOffsets) {
     SCOPED_TRACE("offset " + std::to_string(offset));
     const size_t total = static_cast<size_t>(kViewLength + offset);
     const std::vector<float> inp = testing::rounded_to<__nv_bfloat16>(random_floats(total, rng, -8.0f, 8.0f));
     const std::vector<float> dout = testing::rounded_to<__nv_bfloat16>(random_floats(total, rng));
     const std::vector<float> dinp_start = testing::rounded_to<__nv_bfloat16>(random_floats(total, rng));
-    const auto view = [offset](const std::vector<float>& all) {
-      return std::vector<float>(all.begin() + offset, all.end());
-    };
-    std::vector<float> out(static_cast<size_t>(kViewLength)), dinp = view(dinp_start);
-    cpu::gelu_forward(out.data(), view(inp).data(), kViewLength);
-    cpu::gelu_backward(dinp.data(), view(inp).data(), view(dout).data(), kViewLength);
+    std::vector<float> out(static_cast<size_t>(kViewLength)), dinp = from_offset(offset, dinp_start);
+    cpu::gelu_forward(out.data(), from_offset(offset, inp).data(), kViewLength);
+    cpu::gelu_backward(dinp.data(), from_offset(offset, inp).data(), from_offset(offset, dout).data(), kViewLength);
 
     DeviceBuffer<__nv_bfloat16> d_inp(testing::to_bf16(inp)), d_dout(testing::to_bf16(dout)),
         d_dinp(testing::to_bf16(dinp_start)), d_out(total);
     d_out.poison();
     gelu_forward(d_out.get() + offset, d_inp.get() + offset, kViewLength, compute_stream());
     gelu_backward(d_dinp.get() + offset, d_inp.get() + offset, d_dout.get() + offset, kViewLength, compute_stream());
-    expect_close(view(testing::from_bf16(d_out.download())), out, kBfloat16, "gelu_forward view");
-    expect_close(view(testing::from_bf16(d_dinp.download())), dinp, kBfloat16, "gelu_backward view");
+    expect_close(from_offset(offset, testing::from_bf16(d_out.download())), out, kBfloat16, "gelu_forward view");
+    expect_close(from_offset(offset, testing::from_bf16(d_dinp.download())), dinp, kBfloat16, "gelu_backward view");
     // In place (the activation overwriting its input), then a gradient written without being read.
     gelu_forward(d_inp.get() + offset, d_inp.get() + offset, kViewLength, compute_stream());
-    expect_close(view(testing::from_bf16(d_inp.download())), out, kBfloat16, "gelu_forward in place");
+    expect_close(from_offset(offset, testing::from_bf16(d_inp.download())), out, kBfloat16, "gelu_forward in place");
     d_dinp.poison();
     std::vector<float> fresh(static_cast<size_t>(kViewLength), 0.0f);
-    cpu::gelu_backward(fresh.data(), view(inp).data(), view(dout).data(), kViewLength);
+    cpu::gelu_backward(fresh.data(), from_offset(offset, inp).data(), from_offset(offset, dout).data(), kViewLength);
     DeviceBuffer<__nv_bfloat16> d_inp_again(testing::to_bf16(inp));
     gelu_backward(d_dinp.get() + offset, d_inp_again.get() + offset, d_dout.get() + offset, kViewLength,
                   compute_stream(), /*overwrite=*/true);
-    expect_close(view(testing::from_bf16(d_dinp.download())), fresh, kBfloat16, "gelu_backward overwrite");
+    expect_close(from_offset(offset, testing::from_bf16(d_dinp.download())), fresh, kBfloat16,
+                 "gelu_backward overwrite");
   }
 }
 
