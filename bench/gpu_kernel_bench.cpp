@@ -42,22 +42,18 @@ using bf16 = __nv_bfloat16;
 constexpr double kProductCeiling = 790e12;  // bf16 FLOP/s of a large product on the lent H200s
 constexpr double kMemoryCeiling = 4.3e12;   // bytes/s of a device-to-device copy there
 
-void check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(status));
-}
-
 // Device memory of n elements of T, random values in [-1, 1) (bf16 and float) or zeros (others).
 template <class T>
 class Buffer {
  public:
   explicit Buffer(size_t n, std::mt19937* rng = nullptr) : n_(n) {
-    check(cudaMalloc(&data_, std::max<size_t>(n, 1) * sizeof(T)), "cudaMalloc");
+    MERIDIAN_CUDA_CHECK(cudaMalloc(&data_, std::max<size_t>(n, 1) * sizeof(T)));
     std::vector<T> host(n);
     if (rng != nullptr) {
       std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
       for (T& value : host) value = static_cast<T>(uniform(*rng));
     }
-    check(cudaMemcpy(data_, host.data(), n * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
+    MERIDIAN_CUDA_CHECK(cudaMemcpy(data_, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
   }
   ~Buffer() { cudaFree(data_); }
   Buffer(const Buffer&) = delete;
@@ -81,14 +77,14 @@ struct Row {
 double time_ms(const Row& row, cudaStream_t stream, int warmup, int repeats) {
   for (int i = 0; i < warmup; ++i) row.launch();
   cudaEvent_t start = nullptr, stop = nullptr;
-  check(cudaEventCreate(&start), "cudaEventCreate");
-  check(cudaEventCreate(&stop), "cudaEventCreate");
-  check(cudaEventRecord(start, stream), "cudaEventRecord");
+  MERIDIAN_CUDA_CHECK(cudaEventCreate(&start));
+  MERIDIAN_CUDA_CHECK(cudaEventCreate(&stop));
+  MERIDIAN_CUDA_CHECK(cudaEventRecord(start, stream));
   for (int i = 0; i < repeats; ++i) row.launch();
-  check(cudaEventRecord(stop, stream), "cudaEventRecord");
-  check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+  MERIDIAN_CUDA_CHECK(cudaEventRecord(stop, stream));
+  MERIDIAN_CUDA_CHECK(cudaEventSynchronize(stop));
   float ms = 0.0f;
-  check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+  MERIDIAN_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   return static_cast<double>(ms) / repeats;
@@ -121,8 +117,8 @@ int run(const Shape& s, int warmup, int repeats) {
   const int64_t real_vocab = std::min<int64_t>(V, 50257);  // GPT-2's, inside the padded V
   for (int64_t i = 0; i < N; ++i) host_targets[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919) % real_vocab);
   Buffer<int32_t> targets(N);
-  check(cudaMemcpy(targets.get(), host_targets.data(), host_targets.size() * sizeof(int32_t), cudaMemcpyHostToDevice),
-        "cudaMemcpy");
+  MERIDIAN_CUDA_CHECK(
+      cudaMemcpy(targets.get(), host_targets.data(), host_targets.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
   // AdamW over every parameter (fp32 master weights, gradients and moments), one flat buffer.
   const int64_t parameters = V * C + s.L * (12 * C * C + 13 * C) + 2 * C + 1024 * C;
   Buffer<float> p(parameters, &rng), g(parameters, &rng), m(parameters), v(parameters);

@@ -14,10 +14,9 @@ using detail::from_float;
 using detail::kFullWarp;
 using detail::kVectorElements;
 using detail::kWarpSize;
-using detail::load_vector;
-using detail::store_vector;
+using detail::load_floats;
+using detail::store_floats;
 using detail::to_float;
-using detail::Vector;
 using detail::vector_aligned;
 
 constexpr int kThreads = 256;
@@ -35,18 +34,6 @@ __device__ __forceinline__ RunningSum combine(RunningSum a, RunningSum b) {
   return {max, a.sum * expf(a.max - max) + b.sum * expf(b.max - max)};
 }
 
-// The values row[j … j + kWidth) as floats: one 16-byte vector (kWidth = 8; the caller guarantees an
-// aligned row and j + 8 ≤ Vp) or single elements.
-template <int kWidth, class Element>
-__device__ __forceinline__ void load_columns(float (&values)[kWidth], const Element* row, int64_t j) {
-  if constexpr (kWidth == kVectorElements) {
-    const Vector<Element> vector = load_vector(row + j);
-    for (int k = 0; k < kWidth; ++k) values[k] = to_float(vector.values[k]);
-  } else {
-    values[0] = to_float(row[j]);
-  }
-}
-
 // log Σ_{j<V} exp(row[j]) for the block's row, in one read: each thread folds its columns (kWidth
 // consecutive ones at a time: 8 for 16-byte vectors, which the padded row's Vp keeps in bounds) into
 // a running (max, sum), then warps and the block combine them in a fixed order (deterministic).
@@ -55,7 +42,7 @@ __device__ float row_log_sum_exp(const Element* row, int64_t V) {
   RunningSum running{-INFINITY, 0.0f};
   for (int64_t first = int64_t{threadIdx.x} * kWidth; first < V; first += int64_t{kThreads} * kWidth) {
     float values[kWidth];
-    load_columns<kWidth>(values, row, first);
+    load_floats(values, row + first);
     for (int k = 0; k < kWidth && first + k < V; ++k) {
       const float x = values[k];
       if (x == -INFINITY) continue;  // adds exp(−∞) = 0; folding it would compute exp(−∞ − (−∞)) = NaN
@@ -138,22 +125,17 @@ __device__ void write_row_gradient(Element* drow, const Element* row, float row_
   for (int64_t first = int64_t{threadIdx.x} * kWidth; first < Vp; first += int64_t{kThreads} * kWidth) {
     float values[kWidth] = {};
     const bool real_columns = target >= 0 && first < V;
-    if (real_columns) load_columns<kWidth>(values, row, first);
-    Vector<Element> grads;
+    if (real_columns) load_floats(values, row + first);
+    float grads[kWidth];
     for (int k = 0; k < kWidth; ++k) {
       const int64_t j = first + k;
-      float grad = 0.0f;
+      grads[k] = 0.0f;
       if (real_columns && j < V) {
         const float prob = expf(values[k] - row_lse);
-        grad = dloss * (j == target ? prob - 1.0f : prob);
+        grads[k] = dloss * (j == target ? prob - 1.0f : prob);
       }
-      grads.values[k] = from_float<Element>(grad);
     }
-    if constexpr (kWidth == kVectorElements) {
-      store_vector(drow + first, grads);
-    } else {
-      drow[first] = grads.values[0];
-    }
+    store_floats(drow + first, grads);
   }
 }
 
@@ -212,7 +194,7 @@ void fused_classifier(float* losses, float* lse, Element* dlogits, const float* 
                       bool overwrite) {
   const std::string what = check_shape("fused_classifier", N, V, Vp);
   if (N == 0) return;
-  const bool vectorized = Vp % kVectorElements == 0 && vector_aligned(logits) && vector_aligned(dlogits);
+  const bool vectorized = Vp % kVectorElements == 0 && vector_aligned(logits, dlogits);
   const auto kernel = vectorized ? (overwrite ? fused_classifier_kernel<Element, true, kVectorElements>
                                               : fused_classifier_kernel<Element, false, kVectorElements>)
                                  : (overwrite ? fused_classifier_kernel<Element, true, 1>

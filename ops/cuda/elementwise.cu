@@ -46,16 +46,10 @@ __global__ void fill_kernel(float* x, float value, int64_t n) {
   for (int64_t i = walk.first; i < n; i += walk.step) x[i] = value;
 }
 
-// Whether every pointer allows 16-byte vectors.
-template <class... Pointers>
-bool all_vector_aligned(const Pointers*... pointers) {
-  return (vector_aligned(pointers) && ...);
-}
-
 template <class T>
 void launch_add(T* out, const T* a, const T* b, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  const bool vectorized = all_vector_aligned(out, a, b);
+  const bool vectorized = vector_aligned(out, a, b);
   add_kernel<T><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(out, a, b, n,
                                                                                                  vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("add_forward");
@@ -64,7 +58,7 @@ void launch_add(T* out, const T* a, const T* b, int64_t n, cudaStream_t stream) 
 template <class Dst, class Src>
 void launch_axpy(Dst* dst, const Src* src, float alpha, int64_t n, cudaStream_t stream, const char* name) {
   if (n == 0) return;
-  const bool vectorized = all_vector_aligned(dst, src);
+  const bool vectorized = vector_aligned(dst, src);
   axpy_kernel<Dst, Src><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
       dst, src, alpha, n, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH(name);
@@ -73,7 +67,7 @@ void launch_axpy(Dst* dst, const Src* src, float alpha, int64_t n, cudaStream_t 
 template <class T>
 void launch_scaled_copy(T* out, const T* x, float alpha, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  const bool vectorized = all_vector_aligned(out, x);
+  const bool vectorized = vector_aligned(out, x);
   scaled_copy_kernel<T><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
       out, x, alpha, n, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("scaled_copy");
@@ -82,7 +76,7 @@ void launch_scaled_copy(T* out, const T* x, float alpha, int64_t n, cudaStream_t
 template <class Out, class In>
 void launch_convert(Out* out, const In* in, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  const bool vectorized = all_vector_aligned(out, in);
+  const bool vectorized = vector_aligned(out, in);
   convert_kernel<Out, In><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
       out, in, n, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("convert");

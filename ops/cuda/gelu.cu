@@ -51,7 +51,7 @@ __global__ void gelu_backward_kernel(T* dinp, const T* inp, const T* dout, int64
 template <class T>
 void launch_forward(T* out, const T* inp, int64_t n, cudaStream_t stream) {
   if (n == 0) return;
-  const bool vectorized = vector_aligned(out) && vector_aligned(inp);
+  const bool vectorized = vector_aligned(out, inp);
   gelu_forward_kernel<T><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
       out, inp, n, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("gelu_forward");
@@ -60,7 +60,7 @@ void launch_forward(T* out, const T* inp, int64_t n, cudaStream_t stream) {
 template <class T>
 void launch_backward(T* dinp, const T* inp, const T* dout, int64_t n, cudaStream_t stream, bool overwrite) {
   if (n == 0) return;
-  const bool vectorized = vector_aligned(dinp) && vector_aligned(inp) && vector_aligned(dout);
+  const bool vectorized = vector_aligned(dinp, inp, dout);
   gelu_backward_kernel<T><<<launch::vector_grid_blocks(n, vectorized), launch::kThreadsPerBlock, 0, stream>>>(
       dinp, inp, dout, n, overwrite, vectorized);
   MERIDIAN_CUDA_CHECK_LAUNCH("gelu_backward");

@@ -51,7 +51,34 @@ __device__ __forceinline__ void store_vector(T* pointer, const Vector<T>& vector
   for (int w = 0; w < kWords; ++w) reinterpret_cast<int4*>(pointer)[w] = reinterpret_cast<const int4*>(&vector)[w];
 }
 
-inline bool vector_aligned(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
+// Whether every pointer allows 16-byte vectors (a null one does: nothing is accessed through it).
+template <class... Pointers>
+bool vector_aligned(const Pointers*... pointers) {
+  return ((reinterpret_cast<uintptr_t>(pointers) % 16 == 0) && ...);
+}
+
+// pointer[0 … kWidth) as floats, and back: one 16-byte vector when kWidth is kVectorElements (the
+// pointer then 16-byte aligned), else kWidth single elements.
+template <int kWidth, class T>
+__device__ __forceinline__ void load_floats(float (&values)[kWidth], const T* pointer) {
+  if constexpr (kWidth == kVectorElements) {
+    const Vector<T> vector = load_vector(pointer);
+    for (int k = 0; k < kWidth; ++k) values[k] = to_float(vector.values[k]);
+  } else {
+    for (int k = 0; k < kWidth; ++k) values[k] = to_float(pointer[k]);
+  }
+}
+
+template <int kWidth, class T>
+__device__ __forceinline__ void store_floats(T* pointer, const float (&values)[kWidth]) {
+  if constexpr (kWidth == kVectorElements) {
+    Vector<T> vector;
+    for (int k = 0; k < kWidth; ++k) vector.values[k] = from_float<T>(values[k]);
+    store_vector(pointer, vector);
+  } else {
+    for (int k = 0; k < kWidth; ++k) pointer[k] = from_float<T>(values[k]);
+  }
+}
 
 // A grid-stride walk over n elements split as the vectorized kernels split it: with `vectorized`,
 // whole vectors first (vector v covers elements 8v … 8v + 7), then the n mod 8 elements left one by

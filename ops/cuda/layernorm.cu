@@ -13,10 +13,9 @@ namespace {
 using detail::from_float;
 using detail::kVectorElements;
 using detail::kWarpSize;
-using detail::load_vector;
-using detail::store_vector;
+using detail::load_floats;
+using detail::store_floats;
 using detail::to_float;
-using detail::Vector;
 using detail::vector_aligned;
 using detail::warp_sum;
 
@@ -36,27 +35,6 @@ constexpr int kParameterGradientThreads = kChannelsPerBlock * kRowLanes;
 template <int kWidth, class Visit>
 __device__ __forceinline__ void for_lane_columns(int64_t C, int lane, Visit visit) {
   for (int64_t c = int64_t{lane} * kWidth; c < C; c += int64_t{kWarpSize} * kWidth) visit(c);
-}
-
-template <int kWidth, class T>
-__device__ __forceinline__ void load_floats(float (&values)[kWidth], const T* pointer) {
-  if constexpr (kWidth == kVectorElements) {
-    const Vector<T> vector = load_vector(pointer);
-    for (int k = 0; k < kWidth; ++k) values[k] = to_float(vector.values[k]);
-  } else {
-    for (int k = 0; k < kWidth; ++k) values[k] = to_float(pointer[k]);
-  }
-}
-
-template <int kWidth, class T>
-__device__ __forceinline__ void store_floats(T* pointer, const float (&values)[kWidth]) {
-  if constexpr (kWidth == kVectorElements) {
-    Vector<T> vector;
-    for (int k = 0; k < kWidth; ++k) vector.values[k] = from_float<T>(values[k]);
-    store_vector(pointer, vector);
-  } else {
-    for (int k = 0; k < kWidth; ++k) pointer[k] = from_float<T>(values[k]);
-  }
 }
 
 template <class T, int kWidth>
@@ -247,8 +225,7 @@ void launch_forward(T* out, float* mean, float* rstd, const T* inp, const T* wei
                     int64_t C, float eps, cudaStream_t stream) {
   if (N == 0 || C == 0) return;
   const auto blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
-  const bool vectorized = C % kVectorElements == 0 && vector_aligned(out) && vector_aligned(inp) &&
-                          vector_aligned(weight) && vector_aligned(bias);
+  const bool vectorized = C % kVectorElements == 0 && vector_aligned(out, inp, weight, bias);
   const auto kernel = vectorized ? layernorm_forward_kernel<T, kVectorElements> : layernorm_forward_kernel<T, 1>;
   kernel<<<blocks, launch::kThreadsPerBlock, 0, stream>>>(out, mean, rstd, inp, weight, bias, N, C, eps);
   MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_forward");
@@ -261,8 +238,7 @@ void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   if (N == 0 || C == 0) return;
   if (dinp != nullptr) {
     const auto blocks = static_cast<unsigned>((N + kRowsPerBlock - 1) / kRowsPerBlock);
-    const bool vectorized = C % kVectorElements == 0 && vector_aligned(dinp) && vector_aligned(dout) &&
-                            vector_aligned(inp) && vector_aligned(weight);
+    const bool vectorized = C % kVectorElements == 0 && vector_aligned(dinp, dout, inp, weight);
     const auto kernel = vectorized ? (overwrite_dinp ? layernorm_input_gradient_kernel<T, true, kVectorElements>
                                                      : layernorm_input_gradient_kernel<T, false, kVectorElements>)
                                    : (overwrite_dinp ? layernorm_input_gradient_kernel<T, true, 1>

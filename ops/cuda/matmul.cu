@@ -188,9 +188,6 @@ uint32_t alignment_bytes(const void* pointer, int64_t batch, int64_t stride, siz
   return static_cast<uint32_t>(bits & (~bits + 1));
 }
 
-// Whether a pointer (null counts as aligned: nothing is read through it) is a multiple of `bytes`.
-bool is_aligned(const void* pointer, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(pointer) % bytes == 0; }
-
 // cuBLASLt's first choice for a product, or none when it offers no algorithm for the combination
 // (NOT_SUPPORTED, nothing found, or for a fused epilogue INVALID_VALUE, which some versions answer
 // for one-row or one-column operands with a bias); throws on any other failure. The alignments tell
@@ -458,7 +455,7 @@ void forward_impl(Out* out, Out* pre_gelu, const In* inp, const In* weight, cons
   Gemm g = forward_gemm(out, inp, weight, N, C, OC);
   // The epilogue reads the bias and writes the GELU input through vector accesses: a pointer that is
   // not 16-byte aligned (a view at an odd offset) takes the plain product and our own pass instead.
-  const bool epilogue_pointers_aligned = is_aligned(bias, 16) && is_aligned(pre_gelu, 16);
+  const bool epilogue_pointers_aligned = detail::vector_aligned(bias, pre_gelu);
   // GELU goes into the epilogue only for bf16 outputs: cuBLASLt's GELU is not documented to be
   // exact fp32 (it may use a fast tanh), which is far below bf16's rounding but could exceed the
   // 1e-5 that fp32 must match the CPU to. Saving the GELU input (aux) also needs OC divisible by 8.
