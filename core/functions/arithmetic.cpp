@@ -77,7 +77,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
     if (ctx.needs_input_grad(1) && on_cuda && repeats == 1) {
       const autograd::BackwardContext::GradientTarget db = ctx.gradient_target(1);
       if (db.overwrite) {
-        Tensor(db.tensor).copy_(dout);
+        Tensor(db.tensor).copy_(dout.view(db.tensor.shape()));  // dout may have leading 1s (one repeat)
         return;
       }
       axpy_on(db.tensor, 0, dout, 0, 1.0f, inner);

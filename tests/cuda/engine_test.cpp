@@ -202,6 +202,9 @@ TEST_F(CudaEngine, GeluAddScaleSum) {
                  [](const std::vector<Tensor>& in) { return fn::add(in[0], in[1]); }, kFp32, rng);
   check_function("add (broadcast suffix)", {leaf(random_tensor({3, 7, 45}, rng)), leaf(random_tensor({7, 45}, rng))},
                  [](const std::vector<Tensor>& in) { return fn::add(in[0], in[1]); }, kFp32, rng);
+  // One repeat of a suffix shape: a micro-batch of one sequence plus the position embedding.
+  check_function("add (suffix, one repeat)", {leaf(random_tensor({1, 7, 45}, rng)), leaf(random_tensor({7, 45}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::add(in[0], in[1]); }, kFp32, rng);
   check_function("scale", {leaf(random_tensor({999}, rng))},
                  [](const std::vector<Tensor>& in) { return fn::scale(in[0], -0.37f); }, kFp32, rng);
   check_function("sum", {leaf(random_tensor({1000}, rng))}, [](const std::vector<Tensor>& in) { return fn::sum(in[0]); },

@@ -3,7 +3,7 @@
 
 #include <string>
 
-namespace emu { bool is_device_pointer(const void* p); bool device_range_ok(const void* p, size_t bytes); }
+namespace emu { bool is_device_pointer(const void* p); }
 
 static void lt_warn(const std::string& m) { std::fprintf(stderr, "EMU cuBLASLt: %s\n", m.c_str()); }
 
@@ -161,16 +161,18 @@ static bool range_ok(const void* p, cublasLtMatrixLayout_t l, const char* what) 
   const int64_t total = span + (l->batch - 1) * l->stride;
   const size_t bytes = static_cast<size_t>(total) * elem_bytes(l->type);
   if (!emu::device_range_ok(p, bytes)) {
-    lt_warn(std::string("DEVICE FAULT: operand ") + what + " [" + std::to_string(bytes) + " bytes] is not inside a device allocation");
+    emu::warn(std::string("cuBLASLt DEVICE FAULT: operand ") + what + " [" + std::to_string(bytes) + " bytes] is not inside a device allocation");
     return false;
   }
+  emu::check_not_in_flight(p, bytes, std::string("cublasLtMatmul (operand ") + what + ")");
   return true;
 }
 
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const void* alpha_p, const void* A,
     cublasLtMatrixLayout_t a, const void* B, cublasLtMatrixLayout_t b, const void* beta_p, const void* C,
     cublasLtMatrixLayout_t c, void* D, cublasLtMatrixLayout_t dl, const cublasLtMatmulAlgo_t* algo, void* workspace,
-    size_t workspace_bytes, cudaStream_t) {
+    size_t workspace_bytes, cudaStream_t stream) {
+  emu::drain(stream);
   (void)workspace; (void)workspace_bytes;
   if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   std::string why;
@@ -179,7 +181,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
     const void* ptrs[4] = {A, B, C, D};
     for (int i = 0; i < 4; ++i)
       if (reinterpret_cast<uintptr_t>(ptrs[i]) % algo->data[i] != 0) {
-        lt_warn("matmul: operand " + std::to_string(i) + " less aligned than the algorithm's heuristic was told");
+        emu::warn("cuBLASLt matmul: operand " + std::to_string(i) + " less aligned than the algorithm's heuristic was told");
         return CUBLAS_STATUS_INVALID_VALUE;
       }
   }
@@ -188,8 +190,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
   const int64_t m = dl->rows, n = dl->cols, k = d->transa ? a->rows : a->cols;
   bool ok = range_ok(A, a, "A") && range_ok(B, b, "B") && range_ok(D, dl, "D") && (beta == 0.0f || range_ok(C, c, "C"));
   const uint32_t e = d->epilogue;
-  if (has_bias(e) && !emu::device_range_ok(d->bias, m * elem_bytes(dl->type))) { lt_warn("DEVICE FAULT: bias"); ok = false; }
-  if (has_aux(e) && !emu::device_range_ok(d->aux, ((n - 1) * d->aux_ld + m) * elem_bytes(dl->type))) { lt_warn("DEVICE FAULT: aux"); ok = false; }
+  if (has_bias(e) && !emu::device_range_ok(d->bias, m * elem_bytes(dl->type))) { emu::warn("cuBLASLt DEVICE FAULT: bias"); ok = false; }
+  if (has_aux(e) && !emu::device_range_ok(d->aux, ((n - 1) * d->aux_ld + m) * elem_bytes(dl->type))) { emu::warn("cuBLASLt DEVICE FAULT: aux"); ok = false; }
   if (!ok) { cudaGetLastError(); emu::set_launch_error(cudaErrorIllegalAddress); return CUBLAS_STATUS_EXECUTION_FAILED; }
   const bool use_tf32 = d->compute == CUBLAS_COMPUTE_32F_FAST_TF32;
   std::vector<float> acc(static_cast<size_t>(m * n));

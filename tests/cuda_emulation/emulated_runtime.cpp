@@ -5,10 +5,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/asan_interface.h>
@@ -53,8 +57,19 @@ namespace {
 thread_local void* sched_sp = nullptr;
 thread_local Entry g_entry = nullptr;
 thread_local void* g_closure = nullptr;
-cudaError_t g_last_error = cudaSuccess;
-int g_device = 0;
+thread_local cudaError_t g_last_error = cudaSuccess;  // per host thread, as CUDA's
+thread_local int g_device = 0;  // as CUDA's current device: per host thread, 0 at first
+
+// EMU_DEVICES emulated GPUs (1 unless set): multi-rank jobs give each rank its own, as on a node.
+int device_count() {
+  static const int count = [] {
+    const char* value = std::getenv("EMU_DEVICES");
+    const int n = value != nullptr ? std::atoi(value) : 1;
+    return n >= 1 ? n : 1;
+  }();
+  return count;
+}
+bool valid_device(int device) { return device >= 0 && device < device_count(); }
 constexpr size_t kStackBytes = 256 * 1024;
 constexpr size_t kPage = 4096;
 std::vector<char*> g_stacks;  // each kStackBytes + guard page below
@@ -69,10 +84,25 @@ char* stack_at(size_t i) {
   return g_stacks[i];
 }
 
+}  // namespace
+
+// Each warning once. With EMU_WARNINGS_FATAL set (as ctest runs the emulated tests) the first one ends the
+// process: what the emulator warns about is undefined or a fault on a GPU.
 void warn(const std::string& message) {
+  static std::mutex mutex;
   static std::set<std::string> warned;
-  if (warned.insert(message).second) std::fprintf(stderr, "EMU WARNING: %s\n", message.c_str());
+  static const bool fatal = std::getenv("EMU_WARNINGS_FATAL") != nullptr;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!warned.insert(message).second) return;
+  std::fprintf(stderr, "EMU WARNING: %s\n", message.c_str());
+  if (fatal) {
+    std::fprintf(stderr, "EMU: stopping (EMU_WARNINGS_FATAL is set)\n");
+    std::fflush(stderr);
+    std::_Exit(86);
+  }
 }
+
+namespace {
 
 void release_block_barrier(Block& b) {
   b.arrived = 0;
@@ -90,7 +120,6 @@ void yield_to_scheduler() {
   cur = f;
 }
 
-const void* g_barrier_site = nullptr;
 
 }  // namespace
 
@@ -111,12 +140,16 @@ extern "C" void emu_fiber_main() {
   std::abort();
 }
 
-__attribute__((noinline)) void syncthreads() {
+void syncthreads(const char* file, unsigned line) {
   Block& b = *cur->block;
-  const void* site = __builtin_return_address(0);
-  if (b.arrived == 0) g_barrier_site = site;
-  else if (site != g_barrier_site)
-    warn(std::string("kernel ") + b.kernel_name + ": threads of a block wait at different __syncthreads calls (UB)");
+  if (b.arrived == 0) {
+    b.barrier_file = file;
+    b.barrier_line = line;
+  } else if (line != b.barrier_line || std::strcmp(file, b.barrier_file) != 0) {
+    warn(std::string("kernel ") + b.kernel_name + ": threads of a block wait at different __syncthreads calls (" +
+         b.barrier_file + ":" + std::to_string(b.barrier_line) + " and " + file + ":" + std::to_string(line) +
+         "; undefined on a GPU)");
+  }
   // A warp's lanes must not be split between a warp collective and __syncthreads.
   b.arrived++;
   if (b.arrived == b.live) { release_block_barrier(b); return; }
@@ -152,11 +185,57 @@ void fresh_shared(void* p, size_t bytes) {
   if (g_fresh->insert(p).second) std::memset(p, 0xFF, bytes);
 }
 
-bool device_range_ok(const void* p, size_t bytes);
+namespace {
+struct InFlight {
+  uintptr_t begin, end;
+  const char* what;
+};
+std::mutex g_in_flight_mutex;
+std::map<uint64_t, InFlight> g_in_flight;
+uint64_t g_next_in_flight = 1;
+}  // namespace
+
+uint64_t begin_in_flight(const void* p, size_t bytes, const char* what) {
+  std::lock_guard<std::mutex> lock(g_in_flight_mutex);
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  g_in_flight[g_next_in_flight] = {begin, begin + bytes, what};
+  return g_next_in_flight++;
+}
+
+void end_in_flight(uint64_t id) {
+  std::lock_guard<std::mutex> lock(g_in_flight_mutex);
+  g_in_flight.erase(id);
+}
+
+// bytes 0: only p itself (a kernel argument, whose extent the emulator does not know).
+void check_not_in_flight(const void* p, size_t bytes, const std::string& user) {
+  const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + std::max<size_t>(bytes, 1);
+  std::string clash;
+  {
+    std::lock_guard<std::mutex> lock(g_in_flight_mutex);
+    for (const auto& [id, range] : g_in_flight)
+      if (begin < range.end && range.begin < end) {
+        clash = range.what;
+        break;
+      }
+  }
+  if (!clash.empty())
+    warn(user + " touches device memory that " + clash + " on another stream is still writing (a race on a GPU: "
+         "nothing orders it after the transfer)");
+}
+
 void check_kernel_pointer(const char* kernel, int index, const void* p) {
   if (p == nullptr) return;
-  if (!device_range_ok(p, 0) && !device_range_ok(static_cast<const char*>(p) - 1, 1))
+  if (!device_range_ok(p, 0) && !device_range_ok(static_cast<const char*>(p) - 1, 1)) {
     warn(std::string("kernel ") + kernel + ": pointer argument " + std::to_string(index) + " is not device memory");
+    return;
+  }
+  // Without peer access a GPU faults on another GPU's memory.
+  const int owner = device_of(device_range_ok(p, 0) ? p : static_cast<const char*>(p) - 1);
+  if (owner != g_device)
+    warn(std::string("kernel ") + kernel + ": pointer argument " + std::to_string(index) + " is memory of device " +
+         std::to_string(owner) + " but the kernel runs on device " + std::to_string(g_device));
+  check_not_in_flight(p, 0, std::string("kernel ") + kernel + " (pointer argument " + std::to_string(index) + ")");
 }
 
 std::map<std::string, long>& launch_counts() { static auto* m = new std::map<std::string, long>; return *m; }
@@ -170,8 +249,9 @@ struct StatsPrinter {
 struct FuncInfo { int max_dynamic = 48 * 1024; };
 static std::map<const void*, FuncInfo>& func_info() { static std::map<const void*, FuncInfo> m; return m; }
 
-cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t,
+cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                      Entry entry, void* closure) {
+  drain(stream);
   const unsigned long long nthreads = 1ull * block.x * block.y * block.z;
   if (nthreads == 0 || nthreads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 || grid.x == 0 ||
       grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535) {
@@ -283,6 +363,7 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
 namespace {
 std::mutex g_mem_mutex;
 std::map<uintptr_t, size_t> g_device_allocs;  // base → bytes
+std::map<uintptr_t, int> g_alloc_devices;     // base → the device it was allocated on
 std::map<uintptr_t, size_t> g_pinned_allocs;
 size_t g_allocated = 0;
 constexpr size_t kTotalMemory = size_t{143771} << 20;  // H200: ~140 GiB
@@ -309,6 +390,14 @@ bool device_range_ok(const void* p, size_t bytes) {
   return classify(p, bytes, g_device_allocs) == 0;
 }
 
+int device_of(const void* p) {
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  if (classify(p, 0, g_device_allocs) != 0) return -1;
+  return std::prev(g_alloc_devices.upper_bound(reinterpret_cast<uintptr_t>(p)))->second;
+}
+
+int current_device() { return g_device; }
+
 }  // namespace emu
 
 using emu::g_last_error;
@@ -334,6 +423,7 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorInvalidDeviceFunction: return "cudaErrorInvalidDeviceFunction";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
   }
   return "cudaErrorUnknown";
 }
@@ -353,17 +443,17 @@ cudaError_t cudaPeekAtLastError() { return g_last_error; }
 cudaError_t cudaGetDeviceCount(int* count) {
   static const bool none = std::getenv("EMU_NO_DEVICE") != nullptr;
   if (none) { *count = 0; return fail(cudaErrorNoDevice); }
-  *count = 1;
+  *count = emu::device_count();
   return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) {
-  if (device != 0) return fail(cudaErrorInvalidDevice);
+  if (!emu::valid_device(device)) return fail(cudaErrorInvalidDevice);
   emu::g_device = device;
   return cudaSuccess;
 }
 cudaError_t cudaGetDevice(int* device) { *device = emu::g_device; return cudaSuccess; }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
-  if (device != 0) return fail(cudaErrorInvalidDevice);
+  if (!emu::valid_device(device)) return fail(cudaErrorInvalidDevice);
   std::memset(prop, 0, sizeof *prop);
   std::strcpy(prop->name, "NVIDIA H200 (emulated)");
   prop->totalGlobalMem = emu::kTotalMemory;
@@ -381,7 +471,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   return cudaSuccess;
 }
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
-  if (device != 0) return fail(cudaErrorInvalidDevice);
+  if (!emu::valid_device(device)) return fail(cudaErrorInvalidDevice);
   switch (attr) {
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = 227 * 1024; break;
     case cudaDevAttrMultiProcessorCount: *value = 132; break;
@@ -392,7 +482,10 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   }
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  emu::drain_all();
+  return cudaSuccess;
+}
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
   if (bytes > emu::kTotalMemory - emu::g_allocated) { *ptr = nullptr; return fail(cudaErrorMemoryAllocation); }
@@ -401,12 +494,14 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   if (posix_memalign(&p, 256, bytes) != 0) return fail(cudaErrorMemoryAllocation);
   std::memset(p, 0xFF, bytes);  // uninitialised device memory: garbage (NaN in f32 and bf16)
   emu::g_device_allocs[reinterpret_cast<uintptr_t>(p)] = bytes;
+  emu::g_alloc_devices[reinterpret_cast<uintptr_t>(p)] = emu::g_device;
   emu::g_allocated += bytes;
   *ptr = p;
   return cudaSuccess;
 }
 cudaError_t cudaFree(void* ptr) {
   if (ptr == nullptr) return cudaSuccess;
+  emu::drain_all();  // cudaFree synchronises the device
   std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
   auto it = emu::g_device_allocs.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == emu::g_device_allocs.end()) {
@@ -415,6 +510,7 @@ cudaError_t cudaFree(void* ptr) {
   }
   emu::g_allocated -= it->second;
   emu::g_device_allocs.erase(it);
+  emu::g_alloc_devices.erase(reinterpret_cast<uintptr_t>(ptr));
   std::free(ptr);
   return cudaSuccess;
 }
@@ -466,17 +562,22 @@ static cudaError_t copy_checked(void* dst, const void* src, size_t bytes, cudaMe
   const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
   if (auto e = check_range(dst, bytes, dst_dev, call, "destination"); e != cudaSuccess) return e;
   if (auto e = check_range(src, bytes, src_dev, call, "source"); e != cudaSuccess) return e;
+  if (dst_dev) emu::check_not_in_flight(dst, bytes, std::string(call) + " (destination)");
+  if (src_dev) emu::check_not_in_flight(src, bytes, std::string(call) + " (source)");
   std::memmove(dst, src, bytes);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  emu::drain(nullptr);
   return copy_checked(dst, src, bytes, kind, "cudaMemcpy");
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
+  emu::drain(stream);
   return copy_checked(dst, src, bytes, kind, "cudaMemcpyAsync");
 }
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
-                              cudaMemcpyKind kind, cudaStream_t) {
+                              cudaMemcpyKind kind, cudaStream_t stream) {
+  emu::drain(stream);
   if (width > dpitch || width > spitch) return fail(cudaErrorInvalidValue);  // documented: invalid pitch
   if (height == 0 || width == 0) return cudaSuccess;
   for (size_t r = 0; r < height; ++r) {
@@ -486,55 +587,190 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
   }
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t bytes, cudaStream_t) {
-  if (dst_device != 0 || src_device != 0) return fail(cudaErrorInvalidDevice);
+cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t bytes, cudaStream_t stream) {
+  emu::drain(stream);
+  if (!emu::valid_device(dst_device) || !emu::valid_device(src_device)) return fail(cudaErrorInvalidDevice);
   return copy_checked(dst, src, bytes, cudaMemcpyDeviceToDevice, "cudaMemcpyPeerAsync");
 }
 cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
+  emu::drain(nullptr);
   if (bytes == 0) return cudaSuccess;
   if (auto e = check_range(ptr, bytes, true, "cudaMemset", "destination"); e != cudaSuccess) return e;
+  emu::check_not_in_flight(ptr, bytes, "cudaMemset");
   std::memset(ptr, value, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t) {
+cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream) {
+  emu::drain(stream);
   if (bytes == 0) return cudaSuccess;
   if (auto e = check_range(ptr, bytes, true, "cudaMemsetAsync", "destination"); e != cudaSuccess) return e;
+  emu::check_not_in_flight(ptr, bytes, "cudaMemsetAsync");
   std::memset(ptr, value, bytes);
   return cudaSuccess;
 }
-struct CUstream_st { unsigned flags; };
-// Work is synchronous, so an event's time is when it was recorded: the work before it is done.
+// A stream's queued tasks (emu::enqueue) and the thread that runs them. Queues are never freed: their
+// threads, detached, outlive the process's static destructors.
+namespace emu {
+namespace {
+struct StreamQueue {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::function<void()>> tasks;
+  uint64_t issued = 0, done = 0;
+
+  StreamQueue() { std::thread([this] { run(); }).detach(); }
+  void push(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      tasks.push_back(std::move(task));
+      ++issued;
+    }
+    changed.notify_all();
+  }
+  uint64_t ticket() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return issued;
+  }
+  bool reached(uint64_t ticket) {
+    std::lock_guard<std::mutex> lock(mutex);
+    return done >= ticket;
+  }
+  void wait_for(uint64_t ticket) {
+    std::unique_lock<std::mutex> lock(mutex);
+    changed.wait(lock, [&] { return done >= ticket; });
+  }
+  void run() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex);
+        changed.wait(lock, [&] { return !tasks.empty(); });
+        task = std::move(tasks.front());
+      }
+      // Late tasks show work that does not wait for them: EMU_QUEUE_DELAY_MS holds each one back.
+      static const int delay_ms = std::getenv("EMU_QUEUE_DELAY_MS") ? std::atoi(std::getenv("EMU_QUEUE_DELAY_MS")) : 0;
+      if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+      task();
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        tasks.pop_front();
+        ++done;
+      }
+      changed.notify_all();
+    }
+  }
+};
+
+std::mutex g_queues_mutex;
+std::vector<StreamQueue*>& all_queues() {
+  static auto* queues = new std::vector<StreamQueue*>;
+  return *queues;
+}
+StreamQueue* g_default_stream_queue = nullptr;  // the legacy and per-thread default streams share one
+
+}  // namespace
+}  // namespace emu
+
+struct CUstream_st {
+  unsigned flags;
+  emu::StreamQueue* queue = nullptr;
+};
+// Work is synchronous, so an event's time is when it was recorded: the work before it is done. On a stream
+// with queued tasks the event also names how many of them precede it.
 struct CUevent_st {
-  int recorded;
-  std::chrono::steady_clock::time_point when;
+  int recorded = 0;
+  std::chrono::steady_clock::time_point when{};
+  emu::StreamQueue* queue = nullptr;
+  uint64_t ticket = 0;
 };
 static std::set<cudaStream_t>& live_streams() { static std::set<cudaStream_t> s; return s; }
+static bool is_default_stream(cudaStream_t stream) {
+  return stream == nullptr || stream == cudaStreamLegacy || stream == cudaStreamPerThread;
+}
+
+namespace emu {
+namespace {
+// The stream's queue; made on first use when `create`, else null while the stream never had a task.
+StreamQueue* queue_of(cudaStream_t stream, bool create) {
+  std::lock_guard<std::mutex> lock(g_queues_mutex);
+  StreamQueue** slot = is_default_stream(stream) ? &g_default_stream_queue : &stream->queue;
+  if (*slot == nullptr && create) {
+    *slot = new StreamQueue;
+    all_queues().push_back(*slot);
+  }
+  return *slot;
+}
+}  // namespace
+
+void enqueue(cudaStream_t stream, std::function<void()> task) { queue_of(stream, true)->push(std::move(task)); }
+
+void drain(cudaStream_t stream) {
+  if (StreamQueue* queue = queue_of(stream, false)) queue->wait_for(queue->ticket());
+}
+
+void drain_all() {
+  std::vector<StreamQueue*> queues;
+  {
+    std::lock_guard<std::mutex> lock(g_queues_mutex);
+    queues = all_queues();
+  }
+  for (StreamQueue* queue : queues) queue->wait_for(queue->ticket());
+}
+}  // namespace emu
+
 cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, 0); }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned flags) {
   *stream = new CUstream_st{flags};
   live_streams().insert(*stream);
   return cudaSuccess;
 }
+// The stream's queued tasks run to the end first (CUDA, too, finishes a destroyed stream's work).
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
-  if (!live_streams().erase(stream)) return fail(cudaErrorInvalidResourceHandle);
+  if (!live_streams().count(stream)) return fail(cudaErrorInvalidResourceHandle);
+  emu::drain(stream);
+  live_streams().erase(stream);
   delete stream;
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  if (stream != nullptr && stream != cudaStreamLegacy && stream != cudaStreamPerThread && !live_streams().count(stream))
-    return fail(cudaErrorInvalidResourceHandle);
+  if (!is_default_stream(stream) && !live_streams().count(stream)) return fail(cudaErrorInvalidResourceHandle);
+  emu::drain(stream);
   return cudaSuccess;
 }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
-cudaError_t cudaEventCreate(cudaEvent_t* event) { *event = new CUevent_st{0, {}}; return cudaSuccess; }
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) { *event = new CUevent_st{0, {}}; return cudaSuccess; }
+// A stream with a queue waits in its queue; any other stream's work runs on the host when issued, so the host
+// waits here (stricter than a GPU, which would not block the host, but the same order).
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned) {
+  emu::StreamQueue* source = event->queue;
+  const uint64_t ticket = event->ticket;
+  if (source == nullptr || source->reached(ticket)) return cudaSuccess;
+  emu::StreamQueue* target = emu::queue_of(stream, false);
+  if (target == source) return cudaSuccess;  // stream order already
+  if (target != nullptr) {
+    target->push([source, ticket] { source->wait_for(ticket); });
+  } else {
+    source->wait_for(ticket);
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t* event) { *event = new CUevent_st; return cudaSuccess; }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) { *event = new CUevent_st; return cudaSuccess; }
 cudaError_t cudaEventDestroy(cudaEvent_t event) { delete event; return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   event->recorded = 1;
   event->when = std::chrono::steady_clock::now();
+  event->queue = emu::queue_of(stream, false);
+  event->ticket = event->queue != nullptr ? event->queue->ticket() : 0;
   return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  if (event->queue != nullptr) event->queue->wait_for(event->ticket);
+  return cudaSuccess;
+}
+// An event never recorded counts as complete, as in CUDA.
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+  if (event->queue != nullptr && !event->queue->reached(event->ticket)) return cudaErrorNotReady;
+  return cudaSuccess;
+}
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (!start->recorded || !end->recorded) return cudaErrorInvalidResourceHandle;
   *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
@@ -542,9 +778,9 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
 }
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* ptr) {
   std::memset(a, 0, sizeof *a);
-  if (emu::is_device_pointer(ptr)) {
+  if (const int device = emu::device_of(ptr); device >= 0) {
     a->type = cudaMemoryTypeDevice;
-    a->device = 0;
+    a->device = device;
     a->devicePointer = const_cast<void*>(ptr);
   } else {
     a->type = cudaMemoryTypeUnregistered;

@@ -15,6 +15,13 @@ Cases:
                     --pp 2 on two GPUs (4 micro-batches, 1F1B; ZB-H1 with its deferred weight gradients),
                     activations and gradients over NCCL stage links, the tied embedding's gradients
                     summed over NCCL, against one GPU on the same batch (relative 1e-4, fp32).
+  bf16_dp2_matches_one_gpu, bf16_tp2_sp_matches_one_gpu, bf16_pp2_1f1b_matches_one_gpu
+                    the same layouts in --dtype bf16 against one GPU in bf16: relative 1e-3 on loss and
+                    norm, 5e-3 on tp's norm (the bounds of trainer_mixed_precision.py, which says why: the
+                    layouts' last-bit differences in the sums, amplified by bf16 rounding).
+  dp2_tp2_matches_one_gpu, dp2_pp2_matches_one_gpu
+                    four ranks on four GPUs, two layouts composed on one process grid (NCCL groups for
+                    each axis), against one GPU (relative 1e-4, fp32).
   checkpoints_from_gpus
                     --steps 0 --checkpoint-out from one GPU, from --tp 2 (shards gathered over NCCL) and
                     from --pp 2 on two GPUs: each file byte-identical to the cpu's (the initial weights
@@ -68,21 +75,22 @@ def compare_on_gpu(args, dtype="f32", first_bound=1e-4, bound=1e-3):
     return 1 if failures else 0
 
 
-def compare_two_gpus(args, label, layout, batch):
-    """Two ranks on two GPUs with `layout` flags and per-rank --batch `batch` against one GPU with
-    --batch 4 (the same global batch): relative 1e-4 on loss and norm (fp32, only the order of the
-    sums differs)."""
+def compare_gpus(args, label, layout, batch, ranks=2, dtype="f32", bounds=(1e-4, 1e-4)):
+    """`ranks` ranks on as many GPUs with `layout` flags and per-replica --batch `batch` against one GPU
+    with --batch 4 (the same global batch), both in `dtype`: relative `bounds` on loss and norm (in fp32
+    1e-4: only the order of the sums differs)."""
+    common = COMMON + ["--device", "cuda", "--dtype", dtype]
     one_log = os.path.join(args.work_dir, "one_gpu.jsonl")
-    two_log = os.path.join(args.work_dir, "two_gpus.jsonl")
-    two = tt.run(args.mpiexec + ["-np", "2", args.trainer] + COMMON + layout +
-                 ["--device", "cuda", "--batch", str(batch), "--log-jsonl", two_log])
-    if no_gpu(two):
-        print("skipped: fewer than two usable GPUs\n" + two.stderr)
+    many_log = os.path.join(args.work_dir, f"{ranks}_gpus.jsonl")
+    many = tt.run(args.mpiexec + ["-np", str(ranks), args.trainer] + common + layout +
+                  ["--batch", str(batch), "--log-jsonl", many_log])
+    if no_gpu(many):
+        print(f"skipped: fewer than {ranks} usable GPUs\n" + many.stderr)
         return SKIP
-    one = tt.run([args.trainer] + COMMON + ["--device", "cuda", "--batch", "4", "--log-jsonl", one_log])
-    if tt.failed(label + " on two GPUs", two) or tt.failed("one GPU", one):
+    one = tt.run([args.trainer] + common + ["--batch", "4", "--log-jsonl", one_log])
+    if tt.failed(f"{label} on {ranks} GPUs", many) or tt.failed("one GPU", one):
         return 1
-    return tt.compare_logs(tt.read_log(one_log), tt.read_log(two_log), 20, label + " cuda", 1e-4, 1e-4)
+    return tt.compare_logs(tt.read_log(one_log), tt.read_log(many_log), 20, label + " cuda", *bounds)
 
 
 def checkpoints_from_gpus(args):
@@ -121,22 +129,31 @@ def checkpoints_from_gpus(args):
     return 1 if failures else 0
 
 
+# case: (label, layout flags, per-replica batch, ranks); the one-GPU reference runs --batch 4.
+LAYOUTS = {
+    "dp2_matches_one_gpu": ("dp2", [], 2, 2),
+    "tp2_matches_one_gpu": ("tp2", ["--tp", "2"], 4, 2),
+    "tp2_sp_matches_one_gpu": ("tp2 sp", ["--tp", "2", "--sequence-parallel"], 4, 2),
+    "pp2_1f1b_matches_one_gpu": ("pp2 1f1b", ["--pp", "2", "--micro-batches", "4"], 4, 2),
+    "pp2_zbh1_matches_one_gpu": ("pp2 zb-h1", ["--pp", "2", "--micro-batches", "4", "--schedule", "zb-h1"], 4, 2),
+    "dp2_tp2_matches_one_gpu": ("dp2 tp2", ["--dp", "2", "--tp", "2", "--sequence-parallel"], 2, 4),
+    "dp2_pp2_matches_one_gpu": ("dp2 pp2", ["--dp", "2", "--pp", "2", "--micro-batches", "2"], 2, 4),
+}
+
+
 def main():
     args = tt.parse_args()
     if args.case == "matches_cpu":
         return compare_on_gpu(args)
     if args.case == "bf16_matches_cpu":
         return compare_on_gpu(args, "bf16", 1e-2, 1e-2)
-    if args.case == "dp2_matches_one_gpu":
-        return compare_two_gpus(args, "dp2", [], 2)
-    if args.case == "tp2_matches_one_gpu":
-        return compare_two_gpus(args, "tp2", ["--tp", "2"], 4)
-    if args.case == "tp2_sp_matches_one_gpu":
-        return compare_two_gpus(args, "tp2 sp", ["--tp", "2", "--sequence-parallel"], 4)
-    if args.case == "pp2_1f1b_matches_one_gpu":
-        return compare_two_gpus(args, "pp2 1f1b", ["--pp", "2", "--micro-batches", "4"], 4)
-    if args.case == "pp2_zbh1_matches_one_gpu":
-        return compare_two_gpus(args, "pp2 zb-h1", ["--pp", "2", "--micro-batches", "4", "--schedule", "zb-h1"], 4)
+    if args.case in LAYOUTS:
+        label, layout, batch, ranks = LAYOUTS[args.case]
+        return compare_gpus(args, label, layout, batch, ranks)
+    if args.case.startswith("bf16_") and args.case[len("bf16_"):] in LAYOUTS:
+        label, layout, batch, ranks = LAYOUTS[args.case[len("bf16_"):]]
+        bounds = (1e-3, 5e-3) if "--tp" in layout else (1e-3, 1e-3)
+        return compare_gpus(args, "bf16 " + label, layout, batch, ranks, "bf16", bounds)
     if args.case == "checkpoints_from_gpus":
         return checkpoints_from_gpus(args)
     if args.case == "refuses_trace":

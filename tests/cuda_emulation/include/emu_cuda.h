@@ -1,13 +1,16 @@
 #pragma once
 // Host emulation of the CUDA runtime + device features Meridian uses.
 // CUDA threads of a block run as fibers (custom x86-64 context switch) on one host thread; blocks run
-// sequentially; __syncthreads / warp collectives are fiber barriers. All work is synchronous.
+// sequentially; __syncthreads / warp collectives are fiber barriers. Kernels, copies and cuBLASLt run when
+// issued; only queued tasks (emulated NCCL, emu::enqueue below) run beside the host, in stream order.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -52,6 +55,7 @@ enum cudaError_t {
   cudaErrorLaunchFailure = 719,
   cudaErrorIllegalAddress = 700,
   cudaErrorInvalidDeviceFunction = 98,
+  cudaErrorNotReady = 600,
 };
 using cudaError = cudaError_t;
 enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3, cudaMemcpyDefault = 4 };
@@ -125,6 +129,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned flags);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventQuery(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attributes, const void* ptr);
@@ -213,10 +218,13 @@ struct Block {
   std::vector<Fiber>* fibers = nullptr;
   std::vector<Warp>* warps = nullptr;
   const char* kernel_name = nullptr;
+  // Where the threads waiting at the block barrier called __syncthreads (all must be at one call).
+  const char* barrier_file = nullptr;
+  unsigned barrier_line = 0;
 };
 extern thread_local Fiber* cur;
 extern thread_local const dim3* cur_block_dim;
-void syncthreads();
+void syncthreads(const char* file, unsigned line);
 void warp_sync(const char* what, unsigned mask);
 void warp_issue(const char* what);
 [[noreturn]] void device_trap(const char* what);
@@ -231,6 +239,27 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
 void set_launch_error(cudaError_t e);
 void fresh_shared(void* p, size_t bytes);
 void check_kernel_pointer(const char* kernel, int index, const void* p);
+// Emulated device memory: whether [p, p + bytes) lies inside one allocation; the device p was
+// allocated on (-1: not device memory); the calling thread's current device.
+bool device_range_ok(const void* p, size_t bytes);
+int device_of(const void* p);
+int current_device();
+// Reports what would be undefined or a fault on a GPU (once per message; fatal under EMU_WARNINGS_FATAL).
+void warn(const std::string& message);
+// Work that runs beside the host in stream order: emulated NCCL (a transfer waits for its peer, which a
+// synchronous emulation would turn into a deadlock). A stream's tasks run one after another on a
+// thread of the stream's own. Everything else still runs when it is issued, after drain(stream): the
+// stream's queued tasks first. Events recorded on such a stream complete when the tasks before them
+// have; a stream or the host that waits for one waits for those tasks.
+void enqueue(cudaStream_t stream, std::function<void()> task);
+// Device memory a queued task writes (an NCCL receive or reduction), from when the task is issued until it
+// ends: work the host issues meanwhile must not touch it (check_not_in_flight warns), as on a GPU the
+// compute stream's kernels would race with the transfer unless they waited for its event.
+uint64_t begin_in_flight(const void* p, size_t bytes, const char* what);
+void end_in_flight(uint64_t id);
+void check_not_in_flight(const void* p, size_t bytes, const std::string& user);
+void drain(cudaStream_t stream);
+void drain_all();
 }  // namespace emu
 
 #define threadIdx (::emu::cur->tid)
@@ -238,7 +267,11 @@ void check_kernel_pointer(const char* kernel, int index, const void* p);
 #define blockDim (::emu::cur->block->dim)
 #define gridDim (::emu::cur->block->grid)
 
-inline void __syncthreads() { emu::syncthreads(); }
+// The call's source position identifies it: the host compiler may duplicate a call into both arms of a
+// branch (nvcc treats __syncthreads as convergent and does not), so return addresses would not.
+inline void __syncthreads(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE()) {
+  emu::syncthreads(file, line);
+}
 inline int __syncthreads_or(int p) { (void)p; std::fprintf(stderr, "emu: __syncthreads_or unsupported\n"); std::abort(); }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::warp_sync("__syncwarp", mask); }
 inline void __threadfence() {}
