@@ -265,6 +265,11 @@ ncclResult_t check_not_grouped(const char* call) {
 
 int to_int_count(size_t count) { return static_cast<int>(count); }
 
+ncclResult_t check_collective(ncclComm_t comm, const char* call) {
+  if (auto r = check_comm(comm, call); r != ncclSuccess) return r;
+  return check_not_grouped(call);
+}
+
 }  // namespace
 
 const char* ncclGetErrorString(ncclResult_t result) {
@@ -373,8 +378,7 @@ ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* async_error) {
 ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype,
                            ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   constexpr const char* call = "ncclAllReduce";
-  if (auto r = check_comm(comm, call); r != ncclSuccess) return r;
-  if (auto r = check_not_grouped(call); r != ncclSuccess) return r;
+  if (auto r = check_collective(comm, call); r != ncclSuccess) return r;
   if (auto r = check_buffer(sendbuff, count, datatype, comm, call, "sendbuff"); r != ncclSuccess) return r;
   if (auto r = check_buffer(recvbuff, count, datatype, comm, call, "recvbuff"); r != ncclSuccess) return r;
   MPI_Datatype type;
@@ -398,8 +402,7 @@ ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, n
 ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recvcount, ncclDataType_t datatype,
                                ncclRedOp_t op, ncclComm_t comm, cudaStream_t stream) {
   constexpr const char* call = "ncclReduceScatter";
-  if (auto r = check_comm(comm, call); r != ncclSuccess) return r;
-  if (auto r = check_not_grouped(call); r != ncclSuccess) return r;
+  if (auto r = check_collective(comm, call); r != ncclSuccess) return r;
   const size_t total = recvcount * static_cast<size_t>(comm->size);
   if (auto r = check_buffer(sendbuff, total, datatype, comm, call, "sendbuff"); r != ncclSuccess) return r;
   if (auto r = check_buffer(recvbuff, recvcount, datatype, comm, call, "recvbuff"); r != ncclSuccess) return r;
@@ -428,8 +431,7 @@ ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
 ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcount, ncclDataType_t datatype,
                            ncclComm_t comm, cudaStream_t stream) {
   constexpr const char* call = "ncclAllGather";
-  if (auto r = check_comm(comm, call); r != ncclSuccess) return r;
-  if (auto r = check_not_grouped(call); r != ncclSuccess) return r;
+  if (auto r = check_collective(comm, call); r != ncclSuccess) return r;
   if (auto r = check_buffer(sendbuff, sendcount, datatype, comm, call, "sendbuff"); r != ncclSuccess) return r;
   if (auto r = check_buffer(recvbuff, sendcount * comm->size, datatype, comm, call, "recvbuff"); r != ncclSuccess) return r;
   const size_t bytes = sendcount * element_bytes(datatype);
@@ -447,8 +449,7 @@ ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
 ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, ncclDataType_t datatype, int root,
                            ncclComm_t comm, cudaStream_t stream) {
   constexpr const char* call = "ncclBroadcast";
-  if (auto r = check_comm(comm, call); r != ncclSuccess) return r;
-  if (auto r = check_not_grouped(call); r != ncclSuccess) return r;
+  if (auto r = check_collective(comm, call); r != ncclSuccess) return r;
   if (root < 0 || root >= comm->size)
     return failure(ncclInvalidArgument, std::string(call) + ": root " + std::to_string(root) + " of " +
                                             std::to_string(comm->size) + " ranks");
