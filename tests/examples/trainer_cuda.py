@@ -19,7 +19,10 @@ Cases:
                     the same layouts in --dtype bf16 against one GPU in bf16: relative 1e-3 on loss and
                     norm, 5e-3 on tp's norm (the bounds of trainer_mixed_precision.py, which says why: the
                     layouts' last-bit differences in the sums, amplified by bf16 rounding).
-  dp2_tp2_matches_one_gpu, dp2_pp2_matches_one_gpu
+  dp2_zero1_matches_one_gpu, dp2_zero2_accum2_matches_one_gpu
+                    ZeRO on two GPUs: gradients reduce-scattered and parameters all-gathered over NCCL
+                    (stage 2 with two micro-steps of one sequence), against one GPU (relative 1e-4, fp32).
+  dp2_tp2_matches_one_gpu, dp2_pp2_matches_one_gpu, tp2_pp2_sp_matches_one_gpu
                     four ranks on four GPUs, two layouts composed on one process grid (NCCL groups for
                     each axis), against one GPU (relative 1e-4, fp32).
   checkpoints_from_gpus
@@ -129,14 +132,18 @@ def checkpoints_from_gpus(args):
     return 1 if failures else 0
 
 
-# case: (label, layout flags, per-replica batch, ranks); the one-GPU reference runs --batch 4.
+# case: (label, layout flags, per-replica micro-batch, ranks); the one-GPU reference runs --batch 4.
 LAYOUTS = {
     "dp2_matches_one_gpu": ("dp2", [], 2, 2),
     "tp2_matches_one_gpu": ("tp2", ["--tp", "2"], 4, 2),
     "tp2_sp_matches_one_gpu": ("tp2 sp", ["--tp", "2", "--sequence-parallel"], 4, 2),
     "pp2_1f1b_matches_one_gpu": ("pp2 1f1b", ["--pp", "2", "--micro-batches", "4"], 4, 2),
     "pp2_zbh1_matches_one_gpu": ("pp2 zb-h1", ["--pp", "2", "--micro-batches", "4", "--schedule", "zb-h1"], 4, 2),
+    "dp2_zero1_matches_one_gpu": ("dp2 zero1", ["--zero", "1"], 2, 2),
+    "dp2_zero2_accum2_matches_one_gpu": ("dp2 zero2 accum2", ["--zero", "2", "--grad-accum", "2"], 1, 2),
     "dp2_tp2_matches_one_gpu": ("dp2 tp2", ["--dp", "2", "--tp", "2", "--sequence-parallel"], 2, 4),
+    "tp2_pp2_sp_matches_one_gpu": ("tp2 pp2 sp", ["--tp", "2", "--pp", "2", "--micro-batches", "4",
+                                                  "--sequence-parallel"], 4, 4),
     "dp2_pp2_matches_one_gpu": ("dp2 pp2", ["--dp", "2", "--pp", "2", "--micro-batches", "2"], 2, 4),
 }
 
