@@ -7,7 +7,8 @@
 // Bootstrap: ncclGetUniqueId writes the caller's world rank and a serial number into the id. In
 // ncclCommInitRank every member sends (its NCCL rank, its world rank) to that world rank, which
 // answers with the whole table; the members then build their communicator with
-// MPI_Comm_create_group, which involves only them (NCCL's init, too, involves only the members).
+// MPI_Comm_create_group, which involves only them (NCCL's init, too, involves only the members). So the
+// rank that made the id must be a member, as in Meridian's bootstrap (rank 0 of the group makes it).
 //
 // Reductions: bf16 (and f16 is refused) is widened to fp32, reduced by MPI and rounded back once;
 // ncclAvg is the sum divided by the number of ranks. Every rank gets the same bits, as from NCCL.

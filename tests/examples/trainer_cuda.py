@@ -93,6 +93,9 @@ def compare_gpus(args, label, layout, batch, ranks=2, dtype="f32", bounds=(1e-4,
     one = tt.run([args.trainer] + common + ["--batch", "4", "--log-jsonl", one_log])
     if tt.failed(f"{label} on {ranks} GPUs", many) or tt.failed("one GPU", one):
         return 1
+    if "over NCCL" not in many.stdout:  # the job's summary line names its collectives' backend
+        print(f"{label}: the job did not say it runs over NCCL:\n{many.stdout}")
+        return 1
     return tt.compare_logs(tt.read_log(one_log), tt.read_log(many_log), 20, label + " cuda", *bounds)
 
 
