@@ -3,8 +3,6 @@
 
 #include <string>
 
-namespace emu { bool is_device_pointer(const void* p); }
-
 static void lt_warn(const std::string& m) { std::fprintf(stderr, "EMU cuBLASLt: %s\n", m.c_str()); }
 
 const char* cublasLtGetStatusName(cublasStatus_t s) {

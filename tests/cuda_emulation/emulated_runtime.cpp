@@ -592,21 +592,17 @@ cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int 
   if (!emu::valid_device(dst_device) || !emu::valid_device(src_device)) return fail(cudaErrorInvalidDevice);
   return copy_checked(dst, src, bytes, cudaMemcpyDeviceToDevice, "cudaMemcpyPeerAsync");
 }
-cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
-  emu::drain(nullptr);
+static cudaError_t memset_checked(void* ptr, int value, size_t bytes, cudaStream_t stream, const char* call) {
+  emu::drain(stream);
   if (bytes == 0) return cudaSuccess;
-  if (auto e = check_range(ptr, bytes, true, "cudaMemset", "destination"); e != cudaSuccess) return e;
-  emu::check_not_in_flight(ptr, bytes, "cudaMemset");
+  if (auto e = check_range(ptr, bytes, true, call, "destination"); e != cudaSuccess) return e;
+  emu::check_not_in_flight(ptr, bytes, call);
   std::memset(ptr, value, bytes);
   return cudaSuccess;
 }
+cudaError_t cudaMemset(void* ptr, int value, size_t bytes) { return memset_checked(ptr, value, bytes, nullptr, "cudaMemset"); }
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream) {
-  emu::drain(stream);
-  if (bytes == 0) return cudaSuccess;
-  if (auto e = check_range(ptr, bytes, true, "cudaMemsetAsync", "destination"); e != cudaSuccess) return e;
-  emu::check_not_in_flight(ptr, bytes, "cudaMemsetAsync");
-  std::memset(ptr, value, bytes);
-  return cudaSuccess;
+  return memset_checked(ptr, value, bytes, stream, "cudaMemsetAsync");
 }
 // A stream's queued tasks (emu::enqueue) and the thread that runs them. Queues are never freed: their
 // threads, detached, outlive the process's static destructors.

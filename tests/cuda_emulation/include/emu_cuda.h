@@ -239,8 +239,9 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
 void set_launch_error(cudaError_t e);
 void fresh_shared(void* p, size_t bytes);
 void check_kernel_pointer(const char* kernel, int index, const void* p);
-// Emulated device memory: whether [p, p + bytes) lies inside one allocation; the device p was
+// Emulated device memory: whether p, or [p, p + bytes), lies inside one allocation; the device p was
 // allocated on (-1: not device memory); the calling thread's current device.
+bool is_device_pointer(const void* p);
 bool device_range_ok(const void* p, size_t bytes);
 int device_of(const void* p);
 int current_device();
