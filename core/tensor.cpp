@@ -90,15 +90,6 @@ void scatter(const Tensor& dst, const void* src) {
   });
 }
 
-// Fails naming the operation when `t` is a strided cuda tensor it would write: the cuda paths below
-// write whole contiguous buffers only (strided sources are gathered first, see dense_on_device).
-void require_contiguous_on_cuda(const Tensor& t, const char* what) {
-  if (t.device().is_cuda() && !t.is_contiguous())
-    MERIDIAN_FAIL(what, ": tensor '", t.name(), "' of shape ", shape_str(t.shape()), " on ", t.device().to_string(),
-                  " is not contiguous (writing into a strided view on the GPU is not implemented; copy into a "
-                  "contiguous tensor)");
-}
-
 // A strided cuda view gathered into a dense tensor on its device (one kernel); any other tensor as
 // it is.
 Tensor dense_on_device(const Tensor& t) {
@@ -117,6 +108,36 @@ Tensor dense_on_device(const Tensor& t) {
 #endif
 }
 
+// A dense cuda tensor written into the strided view `view` of the same shape and dtype (one kernel).
+void scatter_into_view(const Tensor& view, const Tensor& dense) {
+#if MERIDIAN_CUDA
+  if (view.ndim() > ops::cuda::kMaxStridedDims)
+    MERIDIAN_FAIL("write into a strided cuda tensor of shape ", shape_str(view.shape()), ": more than ",
+                  ops::cuda::kMaxStridedDims, " dimensions");
+  const detail::CudaScope cuda(view.device());
+  ops::cuda::scatter_strided(view.raw_data(), dense.raw_data(), view.shape().data(), view.strides().data(),
+                             static_cast<int>(view.ndim()), dtype_size(view.dtype()), cuda.stream());
+#else
+  (void)view;
+  (void)dense;
+  MERIDIAN_FAIL("a cuda tensor in a build without the CUDA backend");
+#endif
+}
+
+// Runs `write` on `dst`, or, when dst is a strided cuda view, on a dense stand-in that is then
+// scattered into the view: the cuda paths below write whole contiguous buffers. `reads_dst` (an
+// accumulation) starts the stand-in from the view's values.
+template <class Write>
+void write_through_dense(const Tensor& dst, bool reads_dst, Write&& write) {
+  if (!dst.device().is_cuda() || dst.is_contiguous()) {
+    write(dst);
+    return;
+  }
+  const Tensor dense = reads_dst ? dense_on_device(dst) : Tensor::empty(dst.shape(), dst.dtype(), dst.device());
+  write(dense);
+  scatter_into_view(dst, dense);
+}
+
 // dst (any strides) += src (contiguous, same shape), each f32 or bf16: the sum in fp32, rounded once
 // into a bf16 dst. Mixed pairs carry gradients between bf16 activations and fp32 master weights.
 void accumulate_into(const Tensor& dst, const Tensor& src) {
@@ -128,7 +149,10 @@ void accumulate_into(const Tensor& dst, const Tensor& src) {
                  dst.device().to_string());
   const bool all_f32 = dst.dtype() == DType::f32 && src.dtype() == DType::f32;
   if (dst.device().is_cuda()) {
-    require_contiguous_on_cuda(dst, "gradient accumulation");
+    if (!dst.is_contiguous()) {
+      write_through_dense(dst, /*reads_dst=*/true, [&](const Tensor& dense) { accumulate_into(dense, src); });
+      return;
+    }
 #if MERIDIAN_CUDA
     const detail::CudaScope cuda(dst.device());
     const auto bf16_ptr = [](const Tensor& t) { return static_cast<__nv_bfloat16*>(t.raw_data()); };
@@ -182,8 +206,6 @@ void convert_with_cuda(const Tensor& dst, const Tensor& strided_src) {
     }
     return;
   }
-  require_contiguous_on_cuda(src, "copy_");
-  require_contiguous_on_cuda(dst, "copy_");
   const bool widen = src.dtype() == DType::bf16 && dst.dtype() == DType::f32;
   const bool narrow = src.dtype() == DType::f32 && dst.dtype() == DType::bf16;
   if (!widen && !narrow)
@@ -211,11 +233,14 @@ void copy_with_cuda(const Tensor& dst, const Tensor& strided_src) {
   if (strided_src.shape() != dst.shape())
     MERIDIAN_FAIL("copy_: source shape ", shape_str(strided_src.shape()), " does not match destination ",
                   shape_str(dst.shape()));
+  if (dst.device().is_cuda() && !dst.is_contiguous()) {
+    write_through_dense(dst, /*reads_dst=*/false, [&](const Tensor& dense) { copy_with_cuda(dense, strided_src); });
+    return;
+  }
   if (strided_src.dtype() != dst.dtype()) {
     convert_with_cuda(dst, strided_src);
     return;
   }
-  require_contiguous_on_cuda(dst, "copy_");
   const Tensor src = dense_on_device(strided_src);
 #if MERIDIAN_CUDA
   if (src.device().is_cuda() && dst.device().is_cuda() && src.device() != dst.device()) {
@@ -248,6 +273,24 @@ void copy_with_cuda(const Tensor& dst, const Tensor& strided_src) {
   MERIDIAN_FAIL("copy_: ", src.device().to_string(), " to ", dst.device().to_string(),
                 ": this build has no CUDA backend");
 #endif
+}
+
+// fill_ of a contiguous cuda tensor: f32 directly, bf16 through an f32 buffer converted
+// once (f32 ⇄ bf16 is the conversion the GPU has).
+void fill_on_cuda(const Tensor& dense, double value) {
+  if (dense.dtype() != DType::f32 && dense.dtype() != DType::bf16)
+    MERIDIAN_FAIL("fill_(): ", dtype_name(dense.dtype()), " tensor on ", dense.device().to_string(),
+                  " (cuda tensors are filled as f32 or bf16; zero_() takes any dtype)");
+  const Tensor f32 = dense.dtype() == DType::f32 ? dense : Tensor::empty(dense.shape(), DType::f32, dense.device());
+#if MERIDIAN_CUDA
+  {
+    const detail::CudaScope cuda(dense.device());
+    ops::cuda::fill(f32.data<float>(), static_cast<float>(value), f32.numel(), cuda.stream());
+  }
+#else
+  (void)value;
+#endif
+  if (dense.dtype() != DType::f32) copy_with_cuda(dense, f32);
 }
 
 void require_cpu(const Tensor& t, const char* what) {
@@ -495,14 +538,7 @@ Tensor& Tensor::copy_(const Tensor& source) {
 Tensor& Tensor::fill_(double value) {
   check_defined("fill_()");
   if (device().is_cuda()) {
-    require_contiguous_on_cuda(*this, "fill_()");
-    if (dtype() != DType::f32)
-      MERIDIAN_FAIL("fill_(): ", dtype_name(dtype()), " tensor on ", device().to_string(),
-                    " (cuda tensors are filled as f32 only; zero_() takes any dtype)");
-#if MERIDIAN_CUDA
-    const detail::CudaScope cuda(device());
-    ops::cuda::fill(data<float>(), static_cast<float>(value), numel(), cuda.stream());
-#endif
+    write_through_dense(*this, /*reads_dst=*/false, [&](const Tensor& dense) { fill_on_cuda(dense, value); });
     return *this;
   }
   if (dtype() == DType::f32 && is_contiguous()) {
@@ -524,11 +560,14 @@ Tensor& Tensor::zero_() {
   check_defined("zero_()");
   if (numel() == 0) return *this;
   if (device().is_cuda()) {
-    require_contiguous_on_cuda(*this, "zero_()");
+    write_through_dense(*this, /*reads_dst=*/false, [](const Tensor& dense) {
 #if MERIDIAN_CUDA
-    const detail::CudaScope cuda(device());
-    ops::cuda::zero_bytes(raw_data(), nbytes(), cuda.stream());
+      const detail::CudaScope cuda(dense.device());
+      ops::cuda::zero_bytes(dense.raw_data(), dense.nbytes(), cuda.stream());
+#else
+      (void)dense;
 #endif
+    });
     return *this;
   }
   if (is_contiguous()) {

@@ -101,13 +101,13 @@ class Tensor {
   Tensor clone() const;
   Tensor to(DType dtype) const;  // not differentiable
   // A copy on `device` (the tensor itself, detached, when it is already there). Host ⇄ device
-  // copies are ordered on the device's compute stream; a copy to the host waits for it. A cuda
-  // source must be contiguous. Not differentiable.
+  // copies are ordered on the device's compute stream; a copy to the host waits for it. Not
+  // differentiable.
   Tensor to(Device device) const;
 
   // --- in place (never recorded by autograd) ------------------------------------------------
-  // Same shape; converts dtype. With a cuda tensor on either side: same dtype, both contiguous,
-  // cpu ⇄ cuda or within one cuda device.
+  // Same shape; converts dtype (within one GPU, f32 ⇄ bf16 only). Either side
+  // may be a strided view, on the cpu or a GPU.
   Tensor& copy_(const Tensor& source);
   Tensor& fill_(double value);
   Tensor& zero_();

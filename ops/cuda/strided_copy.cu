@@ -20,34 +20,53 @@ struct View {
   int ndim;
 };
 
-// One thread per element of dst (grid-stride): its row-major index unravelled over the view's shape
-// gives the source offset. Element is an integer type of the element's width (bits are moved as is).
+// The offset (in elements) of the view's element with row-major index i.
+__device__ int64_t view_offset(const View& view, int64_t i) {
+  int64_t rest = i, offset = 0;
+  for (int d = view.ndim - 1; d >= 0; --d) {
+    offset += (rest % view.shape[d]) * view.strides[d];
+    rest /= view.shape[d];
+  }
+  return offset;
+}
+
+// One thread per element of the view (grid-stride). Element is an integer type of the element's
+// width (bits are moved as is). A view made by narrow or select never maps two indices to one
+// offset, so the scatter's writes do not collide.
 template <class Element>
 __global__ void gather_strided_kernel(Element* __restrict__ dst, const Element* __restrict__ src, View view,
                                       int64_t n) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    int64_t rest = i, offset = 0;
-    for (int d = view.ndim - 1; d >= 0; --d) {
-      offset += (rest % view.shape[d]) * view.strides[d];
-      rest /= view.shape[d];
-    }
-    dst[i] = src[offset];
-  }
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[i] = src[view_offset(view, i)];
 }
 
 template <class Element>
-void launch_gather(void* dst, const void* src, const View& view, int64_t n, cudaStream_t stream) {
-  gather_strided_kernel<Element><<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(
-      static_cast<Element*>(dst), static_cast<const Element*>(src), view, n);
+__global__ void scatter_strided_kernel(Element* __restrict__ dst, const Element* __restrict__ src, View view,
+                                       int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[view_offset(view, i)] = src[i];
 }
 
-}  // namespace
+enum class Direction { gather, scatter };
 
-void gather_strided(void* dst, const void* src, const int64_t* shape, const int64_t* strides, int ndim,
-                    size_t element_bytes, cudaStream_t stream) {
+template <class Element>
+void launch(Direction direction, void* dst, const void* src, const View& view, int64_t n, cudaStream_t stream) {
+  const int blocks = launch::grid_stride_blocks(n);
+  if (direction == Direction::gather)
+    gather_strided_kernel<Element><<<blocks, launch::kThreadsPerBlock, 0, stream>>>(
+        static_cast<Element*>(dst), static_cast<const Element*>(src), view, n);
+  else
+    scatter_strided_kernel<Element><<<blocks, launch::kThreadsPerBlock, 0, stream>>>(
+        static_cast<Element*>(dst), static_cast<const Element*>(src), view, n);
+}
+
+void copy_strided(Direction direction, void* dst, const void* src, const int64_t* shape, const int64_t* strides,
+                  int ndim, size_t element_bytes, cudaStream_t stream) {
+  const std::string what = direction == Direction::gather ? "gather_strided" : "scatter_strided";
   if (ndim < 0 || ndim > kMaxStridedDims)
-    throw std::invalid_argument("gather_strided: " + std::to_string(ndim) + " dimensions (at most " +
+    throw std::invalid_argument(what + ": " + std::to_string(ndim) + " dimensions (at most " +
                                 std::to_string(kMaxStridedDims) + ")");
   View view{};
   view.ndim = ndim;
@@ -59,13 +78,25 @@ void gather_strided(void* dst, const void* src, const int64_t* shape, const int6
   }
   if (n == 0) return;
   switch (element_bytes) {
-    case 1: launch_gather<uint8_t>(dst, src, view, n, stream); break;
-    case 2: launch_gather<uint16_t>(dst, src, view, n, stream); break;
-    case 4: launch_gather<uint32_t>(dst, src, view, n, stream); break;
-    case 8: launch_gather<uint64_t>(dst, src, view, n, stream); break;
-    default: throw std::invalid_argument("gather_strided: elements of " + std::to_string(element_bytes) + " bytes");
+    case 1: launch<uint8_t>(direction, dst, src, view, n, stream); break;
+    case 2: launch<uint16_t>(direction, dst, src, view, n, stream); break;
+    case 4: launch<uint32_t>(direction, dst, src, view, n, stream); break;
+    case 8: launch<uint64_t>(direction, dst, src, view, n, stream); break;
+    default: throw std::invalid_argument(what + ": elements of " + std::to_string(element_bytes) + " bytes");
   }
-  check_launch("gather_strided (" + std::to_string(n) + " elements)");
+  check_launch(what + " (" + std::to_string(n) + " elements)");
+}
+
+}  // namespace
+
+void gather_strided(void* dst, const void* src, const int64_t* shape, const int64_t* strides, int ndim,
+                    size_t element_bytes, cudaStream_t stream) {
+  copy_strided(Direction::gather, dst, src, shape, strides, ndim, element_bytes, stream);
+}
+
+void scatter_strided(void* dst, const void* src, const int64_t* shape, const int64_t* strides, int ndim,
+                     size_t element_bytes, cudaStream_t stream) {
+  copy_strided(Direction::scatter, dst, src, shape, strides, ndim, element_bytes, stream);
 }
 
 void copy_between_devices(void* dst, int dst_device, cudaStream_t dst_stream, const void* src, int src_device,

@@ -1,6 +1,7 @@
 #pragma once
 // Copies of cuda tensors that are not one dense buffer on one device: a strided view gathered into a
-// dense buffer (Tensor::contiguous() and copies from views), and buffers moved between two GPUs.
+// dense buffer (Tensor::contiguous() and copies from views) or written from one (copies, fills and
+// gradient accumulation into views), and buffers moved between two GPUs.
 #include <cstddef>
 #include <cstdint>
 
@@ -15,6 +16,11 @@ inline constexpr int kMaxStridedDims = 8;
 // 4 or 8; at most kMaxStridedDims dimensions. Both on the current device, ordered on `stream`.
 void gather_strided(void* dst, const void* src, const int64_t* shape, const int64_t* strides, int ndim,
                     size_t element_bytes, cudaStream_t stream);
+
+// The reverse: the view of `dst` with `shape` and `strides` ← dense `src`. The view must not map two
+// of its elements to one address (views made by narrow and select never do).
+void scatter_strided(void* dst, const void* src, const int64_t* shape, const int64_t* strides, int ndim,
+                     size_t element_bytes, cudaStream_t stream);
 
 // `bytes` from src on GPU src_device to dst on GPU dst_device (cudaMemcpyPeerAsync), synchronous for
 // the host: it waits for src_stream first (the values are written) and for dst_stream after (the
