@@ -28,7 +28,6 @@
 #include "ops/cuda/device.h"
 #include "ops/cuda/elementwise.h"
 #include "ops/cuda/flash_attention.h"
-#include "ops/cuda/gelu.h"
 #include "ops/cuda/layernorm.h"
 #include "ops/cuda/matmul.h"
 #include "ops/cuda/optimizer.h"
@@ -162,7 +161,12 @@ int run(const Shape& s, int warmup, int repeats) {
       backward_weight("attention proj backward (weight)", C, C, att.get(), dx.get(), dw_proj.get(), db_c.get(), L),
       backward_input("fc backward (input)", 4 * C, C, w_fc.get(), dfc.get(), dx.get(), L),
       backward_weight("fc backward (weight, bias)", 4 * C, C, ln.get(), dfc.get(), dw_fc.get(), db_4c.get(), L),
-      backward_input("fc proj backward (input)", C, 4 * C, w_fcproj.get(), dx.get(), dfc.get(), L),
+      // The MLP's c_proj input gradient with GELU's derivative in its epilogue (fn::mlp's backward).
+      Row{"fc proj backward (input, DGELU)", 2.0 * N * 4 * C * C, 0, L,
+          [&] {
+            ops::cuda::matmul_backward_dgelu<bf16, bf16>(dfc.get(), dx.get(), w_fcproj.get(), pre_gelu.get(), N, 4 * C,
+                                                         C, stream);
+          }},
       backward_weight("fc proj backward (weight)", C, 4 * C, fc.get(), dx.get(), dw_fcproj.get(), db_c.get(), L),
       backward_input("lm head backward (input)", V, C, wte.get(), dlogits.get(), dx.get(), 1),
       backward_weight("lm head backward (weight)", V, C, x.get(), dlogits.get(), dwte.get(), nullptr, 1),
@@ -187,8 +191,6 @@ int run(const Shape& s, int warmup, int repeats) {
             ops::cuda::layernorm_backward(dx.get(), dln_w.get(), dln_b.get(), datt.get(), x.get(), ln_w.get(),
                                           mean.get(), rstd.get(), N, C, stream, false, layernorm_scratch.get());
           }},
-      Row{"GELU backward", 0, 3 * e * N * 4 * C, L,
-          [&] { ops::cuda::gelu_backward(dfc.get(), pre_gelu.get(), dfc.get(), N * 4 * C, stream, true); }},
       Row{"residual add", 0, 3 * e * N * C, 2 * L,
           [&] { ops::cuda::add_forward(x2.get(), x2.get(), x.get(), N * C, stream); }},
       Row{"fused classifier", 0, 3 * e * N * V, 1,

@@ -22,6 +22,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // (cuBLASLt), saving a pass over the output; the cpu gives the composition's exact bits.
 Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
+// The transformer's MLP, linear(gelu(linear(x, fc_weight, fc_bias)), proj_weight, proj_bias), as one
+// function: on a GPU the GELU rides in c_fc's epilogue and its derivative in the epilogue of c_proj's
+// input-gradient product (bf16); the cpu gives the composition's exact bits. Either bias may be
+// undefined (a row-parallel c_proj adds its bias after the reduction).
+Tensor mlp(const Tensor& x, const Tensor& fc_weight, const Tensor& fc_bias, const Tensor& proj_weight,
+           const Tensor& proj_bias = Tensor());
+
 // LayerNorm over the last axis with affine weight and bias (C each).
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-5f);
 

@@ -30,9 +30,9 @@ Mlp::Mlp(int64_t channels, float init_std, float projection_std) {
   c_proj_ = register_module("c_proj", std::make_shared<Linear>(4 * channels, channels, true, projection_std));
 }
 
-// c_fc and the GELU as one function: on a GPU the GELU is the product's epilogue.
+// One function (fn::mlp): on a GPU the GELU is c_fc's epilogue and its derivative c_proj's.
 Tensor Mlp::forward(const Tensor& x) const {
-  return c_proj_->forward(fn::linear_gelu(x, c_fc_->weight(), c_fc_->bias()));
+  return fn::mlp(x, c_fc_->weight(), c_fc_->bias(), c_proj_->weight(), c_proj_->bias());
 }
 
 CausalSelfAttention::CausalSelfAttention(int64_t channels, int64_t num_heads, float init_std,

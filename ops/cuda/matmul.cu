@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ops/cuda/gelu.h"
 #include "ops/cuda/kernel_common.cuh"
 
 namespace meridian::ops::cuda {
@@ -531,6 +532,36 @@ void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const 
 }
 
 template <class Out, class In>
+void matmul_backward_dgelu(Out* dpre, const In* dout, const In* weight, const Out* pre, int64_t N, int64_t C,
+                           int64_t OC, cudaStream_t stream) {
+  const char* caller = "matmul_backward_dgelu";
+  check_shape(caller, N, C, OC);
+  if (N == 0 || C == 0) return;
+  if (OC == 0) {  // an empty product: the input gradient, and so dpre, is zero
+    check_cuda(cudaMemsetAsync(dpre, 0, static_cast<size_t>(N * C) * sizeof(Out), stream), caller);
+    return;
+  }
+  // As matmul_backward's dinp, overwritten: column-major dpreᵀ (C×N) = weight_cm (C×OC) · doutᵀ (OC×N).
+  Gemm g = gemm(false, false, C, N, OC, weight, C, dout, OC, dpre, C, 0.0f);
+  // The DGELU epilogue reads pre (column-major C×N, ld C, like D) as its aux matrix and multiplies
+  // the product by gelu'(pre) before the one rounding. bf16 only, as the forward's GELU epilogue
+  // (cuBLASLt's derivative is not documented to be exact fp32); aux needs C divisible by 8 and 16-byte
+  // alignment.
+  if (std::is_same_v<Out, __nv_bfloat16> && C % 8 == 0 && detail::vector_aligned(pre)) {
+    g.epilogue = CUBLASLT_EPILOGUE_DGELU;
+    g.aux = const_cast<Out*>(pre);  // read, not written, under DGELU; the attribute is a void*
+    g.aux_ld = C;
+    if (run_gemm(g, stream, caller)) return;
+    g.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+    g.aux = nullptr;
+    g.aux_ld = 0;
+  }
+  // The plain product into dpre, then GELU's derivative in place (one elementwise pass).
+  run_gemm_or_throw(g, stream, caller);
+  gelu_backward(dpre, pre, dpre, N * C, stream, /*overwrite=*/true);
+}
+
+template <class Out, class In>
 void batched_matmul(Out* c, const In* a, const In* b, int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a,
                     bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, float beta,
                     cudaStream_t stream) {
@@ -571,7 +602,9 @@ void release_matmul_resources() { thread_state().release(); }
   template void matmul_forward_gelu<Out, In>(Out*, Out*, const In*, const In*, const Out*, int64_t, int64_t,    \
                                              int64_t, cudaStream_t);                                           \
   template void matmul_backward<Out, In>(Out*, Out*, Out*, const In*, const In*, const In*, int64_t, int64_t,   \
-                                         int64_t, cudaStream_t, bool);
+                                         int64_t, cudaStream_t, bool);                                         \
+  template void matmul_backward_dgelu<Out, In>(Out*, const In*, const In*, const Out*, int64_t, int64_t,        \
+                                               int64_t, cudaStream_t);
 
 MERIDIAN_INSTANTIATE_MATMUL(float, float)
 MERIDIAN_INSTANTIATE_MATMUL(__nv_bfloat16, __nv_bfloat16)

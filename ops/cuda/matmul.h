@@ -44,6 +44,16 @@ template <class Out, class In>
 void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const In* inp, const In* weight,
                      int64_t N, int64_t C, int64_t OC, cudaStream_t stream, bool overwrite_dinp = false);
 
+// dpre (N×C) = (dout · weight) ⊙ gelu'(pre): the gradient reaching pre through out = gelu(pre) ·
+// weightᵀ (the MLP's c_proj after its GELU), in one product. pre is N×C, the GELU's input saved by
+// matmul_forward_gelu; dpre is overwritten (not read). For bf16 the derivative runs in cuBLASLt's
+// epilogue (CUBLASLT_EPILOGUE_DGELU, pre as its aux input; needs C divisible by 8 and pre 16-byte
+// aligned); otherwise, and when cuBLASLt offers no algorithm for it, the plain product and then one
+// elementwise pass in exact fp32.
+template <class Out, class In>
+void matmul_backward_dgelu(Out* dpre, const In* dout, const In* weight, const Out* pre, int64_t N, int64_t C,
+                           int64_t OC, cudaStream_t stream);
+
 // Strided-batched row-major products (attention's per-head products): for each i < batch,
 //   C_i (M×N) = alpha · op(A_i) · op(B_i) + beta · C_i,
 // op(A_i) M×K (A_i stored M×K, or K×M when trans_a), op(B_i) K×N (stored K×N, or N×K when trans_b),

@@ -14,25 +14,14 @@ std::optional<ShardSpec> row_split_shard(const Shape& global_shape, int rank, in
   return ShardSpec{global_shape, offsets, parts};
 }
 
-namespace {
-
-// Into the tensor-parallel region: the whole sequence (all-gathered under sequence parallelism) on
-// every rank.
-Tensor region_input(const Tensor& x, const TensorParallelContext& context) {
+Tensor column_parallel_input(const Tensor& x, const TensorParallelContext& context) {
   return context.sequence_parallel_enabled() ? gather_from_sequence_parallel_region(x, context.group)
                                              : copy_to_tensor_parallel_region(x, context.group);
 }
 
-}  // namespace
-
 Tensor column_parallel_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                               const TensorParallelContext& context) {
-  return fn::linear(region_input(x, context), weight, bias);
-}
-
-Tensor column_parallel_linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                   const TensorParallelContext& context) {
-  return fn::linear_gelu(region_input(x, context), weight, bias);
+  return fn::linear(column_parallel_input(x, context), weight, bias);
 }
 
 ColumnParallelLinear::ColumnParallelLinear(int64_t in_features, int64_t out_features, float init_std,

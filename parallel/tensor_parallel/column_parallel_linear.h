@@ -29,14 +29,14 @@ struct ColumnParallelOptions {
 // (each of `parts` parts split alike); none for a group of one, which holds the whole tensor.
 std::optional<ShardSpec> row_split_shard(const Shape& global_shape, int rank, int size, int64_t parts = 1);
 
-// Enters the tensor-parallel region (copy, or all-gather under sequence parallelism) and applies
-// x·weightᵀ + bias with this rank's weight rows. For layers that own no weight (the tied head).
+// Into the tensor-parallel region: the whole sequence on every rank (an identity whose backward
+// all-reduces, or an all-gather under sequence parallelism whose backward reduce-scatters).
+Tensor column_parallel_input(const Tensor& x, const TensorParallelContext& context);
+
+// Enters the tensor-parallel region and applies x·weightᵀ + bias with this rank's weight rows. For
+// layers that own no weight (the tied head).
 Tensor column_parallel_linear(const Tensor& x, const Tensor& weight, const Tensor& bias,
                               const TensorParallelContext& context);
-// The same followed by GELU on this rank's columns, as one function (fn::linear_gelu: the GELU in
-// the product's epilogue on a GPU).
-Tensor column_parallel_linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                   const TensorParallelContext& context);
 
 class ColumnParallelLinear : public nn::Module {
  public:

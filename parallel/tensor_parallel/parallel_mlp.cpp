@@ -10,10 +10,12 @@ ParallelMlp::ParallelMlp(int64_t channels, float init_std, float projection_std,
                             std::make_shared<RowParallelLinear>(4 * channels, channels, projection_std, context));
 }
 
-// c_fc and the GELU as one function, as nn::Mlp (c_fc never gathers its output).
+// c_fc, the GELU and this rank's part of c_proj as one function (fn::mlp, as nn::Mlp; c_fc never
+// gathers its output), then c_proj's reduction and bias.
 Tensor ParallelMlp::forward(const Tensor& x) const {
-  return c_proj_->forward(
-      column_parallel_linear_gelu(x, c_fc_->weight(), c_fc_->bias(), c_fc_->context()));
+  const Tensor partial =
+      fn::mlp(column_parallel_input(x, c_fc_->context()), c_fc_->weight(), c_fc_->bias(), c_proj_->weight());
+  return c_proj_->reduce_partial(partial);
 }
 
 }  // namespace meridian::parallel

@@ -19,8 +19,9 @@ RowParallelLinear::RowParallelLinear(int64_t in_features, int64_t out_features, 
   if (bias) bias_ = register_parameter("bias", {out_features}, InitSpec::zeros());
 }
 
-Tensor RowParallelLinear::forward(const Tensor& x) const {
-  const Tensor partial = fn::linear(x, weight_);
+Tensor RowParallelLinear::forward(const Tensor& x) const { return reduce_partial(fn::linear(x, weight_)); }
+
+Tensor RowParallelLinear::reduce_partial(const Tensor& partial) const {
   const Tensor summed = context_.sequence_parallel_enabled()
                             ? reduce_scatter_to_sequence_parallel_region(partial, context_.group)
                             : reduce_from_tensor_parallel_region(partial, context_.group);

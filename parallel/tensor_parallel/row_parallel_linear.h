@@ -19,6 +19,10 @@ class RowParallelLinear : public nn::Module {
   RowParallelLinear(int64_t in_features, int64_t out_features, float init_std, TensorParallelContext context,
                     bool bias = true);
   Tensor forward(const Tensor& x) const;
+  // The second half of forward, for callers that compute the partial product x·weightᵀ themselves
+  // (ParallelMlp, in one function with the GELU): the sum over the group (reduce-scattered under
+  // sequence parallelism), plus the bias.
+  Tensor reduce_partial(const Tensor& partial) const;
   const Tensor& weight() const { return weight_; }
   const Tensor& bias() const { return bias_; }
 

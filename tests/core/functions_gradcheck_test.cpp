@@ -54,6 +54,20 @@ TEST(Gradcheck, LinearGelu) {
             [=](const Values& v) { return reference::gelu(reference::linear(v[0], v[1], v[2], B * T, C, OC)); });
 }
 
+TEST(Gradcheck, Mlp) {
+  const int64_t N = 4, C = 5, H = 7;
+  gradcheck({{"x", random_values(N * C, 24), {N, C}},
+             {"fc_weight", random_values(H * C, 25), {H, C}},
+             {"fc_bias", random_values(H, 26), {H}},
+             {"proj_weight", random_values(C * H, 27), {C, H}},
+             {"proj_bias", random_values(C, 28), {C}}},
+            [](const std::vector<Tensor>& in) { return fn::mlp(in[0], in[1], in[2], in[3], in[4]); },
+            [=](const Values& v) {
+              return reference::linear(reference::gelu(reference::linear(v[0], v[1], v[2], N, C, H)), v[3], v[4], N,
+                                       H, C);
+            });
+}
+
 TEST(Gradcheck, AddSameShapeAndSuffixBroadcast) {
   gradcheck({{"a", random_values(2 * 3 * 4, 10), {2, 3, 4}}, {"b", random_values(3 * 4, 11), {3, 4}}},
             [](const std::vector<Tensor>& in) { return fn::add(in[0], in[1]); },

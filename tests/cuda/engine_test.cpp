@@ -238,6 +238,23 @@ TEST_F(CudaEngine, LinearGelu) {
                  [](const std::vector<Tensor>& in) { return fn::linear_gelu(in[0], in[1], in[2]); }, kFp32, rng);
 }
 
+// The MLP as one function: hidden widths 67 (GELU's derivative as its own pass) and 72 (a multiple
+// of 8; fp32 still takes the exact pass, as the epilogue is only used for bf16), with and without
+// c_proj's bias.
+TEST_F(CudaEngine, Mlp) {
+  for (const int64_t hidden : {67, 72}) {
+    const std::vector<Tensor> inputs = {leaf(random_tensor({2, 37, 48}, rng)), leaf(random_tensor({hidden, 48}, rng)),
+                                        leaf(random_tensor({hidden}, rng)), leaf(random_tensor({48, hidden}, rng)),
+                                        leaf(random_tensor({48}, rng))};
+    check_function("mlp (hidden " + std::to_string(hidden) + ")", inputs,
+                   [](const std::vector<Tensor>& in) { return fn::mlp(in[0], in[1], in[2], in[3], in[4]); }, kFp32,
+                   rng);
+    check_function("mlp without c_proj bias (hidden " + std::to_string(hidden) + ")",
+                   {inputs.begin(), inputs.begin() + 4},
+                   [](const std::vector<Tensor>& in) { return fn::mlp(in[0], in[1], in[2], in[3]); }, kFp32, rng);
+  }
+}
+
 TEST_F(CudaEngine, LayerNorm) {
   check_function("layer_norm", {leaf(random_tensor({3, 29, 77}, rng)), leaf(random_tensor({77}, rng)),
                                 leaf(random_tensor({77}, rng))},

@@ -1,7 +1,7 @@
 // cuBLASLt matmul against the CPU twin (ops/cpu/matmul.h): forward with and without bias, with
 // GELU (with and without its saved input; for bf16 on a shape where cuBLASLt's fused GELU_AUX
-// epilogue applies and on one where the separate pass runs), and backward, for fp32, bf16 and
-// bf16-in/fp32-out.
+// epilogue applies and on one where the separate pass runs), and backward, plain and through the
+// GELU (DGELU epilogue), for fp32, bf16 and bf16-in/fp32-out.
 // Sizes are not multiples of any tile. Weights and output gradients are drawn at GPT-2-like scale
 // (±0.1) so the fp32 rounding of a 771- or 1000-term sum, in whatever order cuBLASLt or oneDNN adds,
 // stays well inside the 1e-5 bound even where a sum cancels to near zero.
@@ -124,10 +124,39 @@ void check_backward(const MatmulShape& s, bool want_dinp, bool want_dweight, boo
   release_matmul_resources();
 }
 
+// dpre = (dout · weight) ⊙ gelu'(pre), overwritten (poisoned first), against the cpu's input gradient
+// followed by its GELU backward. offset > 0 places pre (and dpre) past an aligned allocation.
+template <class Out, class In>
+void check_backward_dgelu(const MatmulShape& s, size_t offset = 0) {
+  const MatmulInputs inputs = make_inputs<Out, In>(s, 31);
+  std::mt19937 rng(37);
+  const size_t size = static_cast<size_t>(s.N * s.C);
+  const std::vector<float> pre = rounded_to<Out>(testing::random_floats(size, rng, -3.0f, 3.0f));
+  std::vector<float> dinp(size, 0.0f), expected(size, 0.0f);
+  cpu::matmul_backward(dinp.data(), nullptr, nullptr, inputs.dout.data(), inputs.inp.data(), inputs.weight.data(), s.N,
+                       s.C, s.OC);
+  cpu::gelu_backward(expected.data(), pre.data(), dinp.data(), static_cast<int64_t>(size));
+
+  DeviceBuffer<In> weight(to_element<In>(inputs.weight));
+  DeviceBuffer<In> dout(to_element<In>(inputs.dout));
+  DeviceBuffer<Out> pre_on_device(pad_front(to_element<Out>(pre), offset));
+  DeviceBuffer<Out> dpre(size + offset);
+  dpre.poison();
+  TestStream stream;
+  matmul_backward_dgelu<Out, In>(dpre.get() + offset, dout.get(), weight.get(), pre_on_device.get() + offset, s.N,
+                                 s.C, s.OC, stream.get());
+  MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+  const std::vector<Out> all = dpre.download();
+  expect_close(testing::to_float(std::vector<Out>(all.begin() + static_cast<std::ptrdiff_t>(offset), all.end())),
+               expected, tolerance_for<Out>(), "dpre");
+  release_matmul_resources();
+}
+
 constexpr MatmulShape kAwkward{37, 129, 771};     // OC not divisible by 8: GELU's saved input via the separate pass
 constexpr MatmulShape kAuxAligned{37, 129, 200};  // OC divisible by 8: cuBLASLt's GELU_AUX epilogue
 constexpr MatmulShape kTallRows{1000, 65, 97};    // several row chunks in the dbias reduction
 constexpr MatmulShape kOneRow{1, 129, 200};       // one token (sampling): a one-column cuBLASLt product
+constexpr MatmulShape kDgeluAligned{37, 200, 129};  // C divisible by 8: cuBLASLt's DGELU epilogue (bf16)
 
 using bf16 = __nv_bfloat16;
 
@@ -208,6 +237,19 @@ TEST(CudaMatmul, BackwardBf16) {
 TEST(CudaMatmul, BackwardBf16InFp32Out) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   check_backward<float, bf16>(kAwkward, true, true, true);
+}
+
+// The MLP's c_proj input gradient with GELU's derivative: for bf16 in cuBLASLt's DGELU epilogue when C
+// is divisible by 8 and pre aligned, otherwise (and for fp32) the product and a separate pass.
+TEST(CudaMatmul, BackwardThroughGelu) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  for (const MatmulShape& s : {kAwkward, kDgeluAligned, kOneRow}) {
+    SCOPED_TRACE("C=" + std::to_string(s.C) + " N=" + std::to_string(s.N));
+    check_backward_dgelu<float, float>(s);
+    check_backward_dgelu<bf16, bf16>(s);
+    check_backward_dgelu<float, bf16>(s);
+  }
+  check_backward_dgelu<bf16, bf16>(kDgeluAligned, 1);  // pre only element-aligned: out of the epilogue
 }
 
 TEST(CudaMatmul, BackwardSkipsNullGradients) {

@@ -112,6 +112,36 @@ TEST_F(CudaMixedPrecision, LinearAndLayerNormOnMasterWeights) {
                  [](const std::vector<Tensor>& in) { return fn::layer_norm(in[0], in[1], in[2]); }, rng);
 }
 
+// fn::mlp in bf16 against its own composition on the GPU, linear(linear_gelu(...)): the forward runs
+// the same kernels (same bits), as does c_proj's weight gradient; the rest differ by where GELU's
+// derivative is applied: the composition rounds the GELU output's gradient to bf16 and then
+// multiplies, fn::mlp multiplies c_proj's fp32 product in the DGELU epilogue (hidden 72: a multiple
+// of 8) and rounds once, so the gradient of the GELU's input differs by up to a bf16 step, which the
+// next product sums over the hidden width. Weights at GPT-2-like scale (±0.1, as
+// tests/cuda/matmul_test.cpp) keep that sum's spread inside the 1e-2 bound; a wrong derivative or aux
+// input moves these gradients by tens of percent. (The composition's functions are checked against
+// the cpu above, and the DGELU product itself in tests/cuda/matmul_test.cpp.)
+TEST_F(CudaMixedPrecision, MlpMatchesItsCompositionOnTheGpu) {
+  const std::vector<Tensor> values = {random_tensor({2, 37, 48}, rng).to(DType::bf16),
+                                      random_tensor({72, 48}, rng, -0.1f, 0.1f), random_tensor({72}, rng),
+                                      random_tensor({48, 72}, rng, -0.1f, 0.1f), random_tensor({48}, rng)};
+  const auto leaves = [&values] {
+    std::vector<Tensor> out;
+    for (const Tensor& v : values) out.push_back(v.to(kGpu).clone().set_requires_grad(true));
+    return out;
+  };
+  const std::vector<Tensor> fused = leaves(), composed = leaves();
+  const Tensor fused_out = fn::mlp(fused[0], fused[1], fused[2], fused[3], fused[4]);
+  const Tensor composed_out = fn::linear(fn::linear_gelu(composed[0], composed[1], composed[2]), composed[3], composed[4]);
+  EXPECT_EQ(fused_out.to_float_vector(), composed_out.to_float_vector()) << "forward: the same kernels";
+  const Tensor upstream = random_tensor(fused_out.shape(), rng).to(DType::bf16).to(kGpu);
+  fused_out.backward(upstream);
+  composed_out.backward(upstream);
+  for (size_t i = 0; i < values.size(); ++i)
+    expect_close(fused[i].grad(), composed[i].grad(), "mlp gradient of input " + std::to_string(i));
+  EXPECT_EQ(fused[3].grad().to_float_vector(), composed[3].grad().to_float_vector()) << "c_proj's weight: same kernel";
+}
+
 TEST_F(CudaMixedPrecision, ElementwiseAttentionAndLoss) {
   check_function("gelu", {{random_tensor({1031}, rng, -4.0f, 4.0f), true}},
                  [](const std::vector<Tensor>& in) { return fn::gelu(in[0]); }, rng);

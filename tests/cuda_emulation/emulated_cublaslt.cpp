@@ -78,6 +78,10 @@ static size_t elem_bytes(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
 static bool has_bias(uint32_t e) { return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_GELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_RELU_BIAS; }
 static bool has_gelu(uint32_t e) { return e == CUBLASLT_EPILOGUE_GELU || e == CUBLASLT_EPILOGUE_GELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
 static bool has_aux(uint32_t e) { return e == CUBLASLT_EPILOGUE_GELU_AUX || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS; }
+// DGELU reads the aux matrix (the forward's GELU input) and multiplies the product by GELU's
+// derivative there; the bias-gradient form (DGELU_BGRAD) is not modelled.
+static bool has_dgelu(uint32_t e) { return e == CUBLASLT_EPILOGUE_DGELU; }
+static bool uses_aux(uint32_t e) { return has_aux(e) || has_dgelu(e); }
 
 // Validation shared by the heuristic and the matmul. Returns SUCCESS / INVALID_VALUE / NOT_SUPPORTED.
 static cublasStatus_t validate(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
@@ -98,9 +102,9 @@ static cublasStatus_t validate(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
   if (d->compute != CUBLAS_COMPUTE_32F && d->compute != CUBLAS_COMPUTE_32F_FAST_TF32) { why = "compute type"; return CUBLAS_STATUS_NOT_SUPPORTED; }
   if (d->scale != CUDA_R_32F) { why = "scale type"; return CUBLAS_STATUS_NOT_SUPPORTED; }
   const uint32_t e = d->epilogue;
-  if (e != CUBLASLT_EPILOGUE_DEFAULT && !has_bias(e) && !has_gelu(e)) { why = "epilogue not modelled"; return CUBLAS_STATUS_NOT_SUPPORTED; }
+  if (e != CUBLASLT_EPILOGUE_DEFAULT && !has_bias(e) && !has_gelu(e) && !has_dgelu(e)) { why = "epilogue not modelled"; return CUBLAS_STATUS_NOT_SUPPORTED; }
   if (has_bias(e) && d->bias == nullptr) { why = "bias epilogue without bias pointer"; return CUBLAS_STATUS_INVALID_VALUE; }
-  if (has_aux(e)) {
+  if (uses_aux(e)) {
     if (d->aux == nullptr) { why = "aux epilogue without aux pointer"; return CUBLAS_STATUS_INVALID_VALUE; }
     if (d->aux_ld < static_cast<int64_t>(m)) { why = "aux_ld < rows"; return CUBLAS_STATUS_INVALID_VALUE; }
     if (d->aux_ld % 8 != 0) { why = "aux_ld not a multiple of 8"; return CUBLAS_STATUS_NOT_SUPPORTED; }
@@ -189,7 +193,9 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
   bool ok = range_ok(A, a, "A") && range_ok(B, b, "B") && range_ok(D, dl, "D") && (beta == 0.0f || range_ok(C, c, "C"));
   const uint32_t e = d->epilogue;
   if (has_bias(e) && !emu::device_range_ok(d->bias, m * elem_bytes(dl->type))) { emu::warn("cuBLASLt DEVICE FAULT: bias"); ok = false; }
-  if (has_aux(e) && !emu::device_range_ok(d->aux, ((n - 1) * d->aux_ld + m) * elem_bytes(dl->type))) { emu::warn("cuBLASLt DEVICE FAULT: aux"); ok = false; }
+  const size_t aux_bytes = static_cast<size_t>((n - 1) * d->aux_ld + m) * elem_bytes(dl->type);
+  if (uses_aux(e) && !emu::device_range_ok(d->aux, aux_bytes)) { emu::warn("cuBLASLt DEVICE FAULT: aux"); ok = false; }
+  if (uses_aux(e)) emu::check_not_in_flight(d->aux, aux_bytes, "cublasLtMatmul (aux)");
   if (!ok) { cudaGetLastError(); emu::set_launch_error(cudaErrorIllegalAddress); return CUBLAS_STATUS_EXECUTION_FAILED; }
   const bool use_tf32 = d->compute == CUBLAS_COMPUTE_32F_FAST_TF32;
   std::vector<float> acc(static_cast<size_t>(m * n));
@@ -219,6 +225,11 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         if (has_bias(e)) v += load(d->bias, dl->type, i);
         if (has_aux(e)) store(d->aux, dl->type, i + j * d->aux_ld, v);
         if (has_gelu(e)) v = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+        if (has_dgelu(e)) {
+          const float g = load(d->aux, dl->type, i + j * d->aux_ld);
+          const float t = std::tanh(0.7978845608028654f * (g + 0.044715f * g * g * g));
+          v *= 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * 0.7978845608028654f * (1.0f + 3.0f * 0.044715f * g * g);
+        }
         store(D, dl->type, dof + i + j * dl->ld, v);
       }
   }
