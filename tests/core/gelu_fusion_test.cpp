@@ -1,7 +1,9 @@
-// fn::mlp on the cpu is linear(linear_gelu(...)) bit for bit — output and all five gradients — for
-// f32 and for bf16 activations on fp32 master weights, with and without biases; under
-// DeferWeightGrads both products' weight gradients wait for the store. The GPU's fused epilogues are
-// checked against this in tests/cuda/.
+// The functions that fuse GELU with products, on the cpu, against their compositions bit for bit —
+// output and every gradient — for f32 and for bf16 activations on fp32 master weights (the cpu runs
+// the same kernels in the same order, rounding as the composition does): fn::linear_gelu is
+// gelu(linear(...)), fn::mlp is linear(linear_gelu(...)), with and without biases. Under
+// DeferWeightGrads their weight gradients wait for the store. The GPU's fused epilogues are checked
+// against these in tests/cuda/.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -35,6 +37,60 @@ void expect_same_bits(const Tensor& actual, const Tensor& expected, const std::s
   EXPECT_EQ(actual.to_float_vector(), expected.to_float_vector()) << what;
 }
 
+void check(DType activation_dtype, bool with_bias) {
+  const std::string label = std::string(dtype_name(activation_dtype)) + (with_bias ? " with bias" : " without bias");
+  std::mt19937 rng(17);
+  const Tensor x_values = random_tensor({2, 13, 24}, rng).to(activation_dtype);
+  const Tensor w_values = random_tensor({37, 24}, rng), b_values = random_tensor({37}, rng);
+  const Tensor upstream = random_tensor({2, 13, 37}, rng).to(activation_dtype);
+
+  const Tensor x1 = leaf(x_values.clone()), w1 = leaf(w_values.clone()), b1 = leaf(b_values.clone());
+  const Tensor x2 = leaf(x_values.clone()), w2 = leaf(w_values.clone()), b2 = leaf(b_values.clone());
+  const Tensor fused = fn::linear_gelu(x1, w1, with_bias ? b1 : Tensor());
+  const Tensor composed = fn::gelu(fn::linear(x2, w2, with_bias ? b2 : Tensor()));
+  expect_same_bits(fused, composed, label + ": output");
+  fused.backward(upstream);
+  composed.backward(upstream);
+  expect_same_bits(x1.grad(), x2.grad(), label + ": input gradient");
+  expect_same_bits(w1.grad(), w2.grad(), label + ": weight gradient");
+  if (with_bias) expect_same_bits(b1.grad(), b2.grad(), label + ": bias gradient");
+}
+
+TEST(LinearGelu, MatchesTheCompositionBitForBit) {
+  check(DType::f32, true);
+  check(DType::f32, false);
+  check(DType::bf16, true);
+}
+
+TEST(LinearGelu, DefersWeightGradientsLikeLinear) {
+  std::mt19937 rng(5);
+  const Tensor x_values = random_tensor({7, 16}, rng), w_values = random_tensor({9, 16}, rng);
+  const Tensor x1 = leaf(x_values.clone()), w1 = leaf(w_values.clone());
+  const Tensor x2 = leaf(x_values.clone()), w2 = leaf(w_values.clone());
+  fn::sum(fn::linear_gelu(x1, w1)).backward();
+
+  autograd::WeightGradStore store;
+  {
+    autograd::DeferWeightGrads defer(store);
+    fn::sum(fn::linear_gelu(x2, w2)).backward();
+  }
+  expect_same_bits(x2.grad(), x1.grad(), "input gradient (computed during backward)");
+  EXPECT_FALSE(w2.grad().defined()) << "the weight gradient waits for the store";
+  ASSERT_EQ(store.size(), 1u);
+  store.run();
+  expect_same_bits(w2.grad(), w1.grad(), "weight gradient (after the store ran)");
+}
+
+TEST(LinearGelu, ShapeErrorsNameTheFunction) {
+  const Tensor x = Tensor::zeros({3, 5}), w = Tensor::zeros({4, 6});
+  try {
+    fn::linear_gelu(x, w);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("linear_gelu: input of shape"), std::string::npos) << e.what();
+  }
+}
+
 // The MLP's five inputs as fresh leaves (x in the activation dtype, parameters in f32).
 struct Inputs {
   Tensor x, fc_weight, fc_bias, proj_weight, proj_bias;
@@ -59,7 +115,7 @@ void expect_same_gradients(const Inputs& actual, const Inputs& expected, bool wi
   expect_same_bits(actual.proj_bias.grad(), expected.proj_bias.grad(), label + ": c_proj bias gradient");
 }
 
-void check(DType activation_dtype, bool with_biases) {
+void check_mlp(DType activation_dtype, bool with_biases) {
   const std::string label = std::string(dtype_name(activation_dtype)) + (with_biases ? " with biases" : " without");
   std::mt19937 rng(17);
   const Inputs values = random_inputs(activation_dtype, rng);
@@ -76,9 +132,9 @@ void check(DType activation_dtype, bool with_biases) {
 }
 
 TEST(Mlp, MatchesTheCompositionBitForBit) {
-  check(DType::f32, true);
-  check(DType::f32, false);
-  check(DType::bf16, true);
+  check_mlp(DType::f32, true);
+  check_mlp(DType::f32, false);
+  check_mlp(DType::bf16, true);
 }
 
 TEST(Mlp, DefersBothWeightGradientsLikeLinear) {
