@@ -4,7 +4,6 @@
 // product (ops::cuda::matmul_backward_dgelu), which then writes the gradient of the GELU's input
 // directly instead of writing the GELU output's gradient and reading it back.
 #include "core/functions/checks.h"
-#include "core/functions/float_view.h"
 #include "core/functions/functions.h"
 #include "core/functions/gelu_kernels.h"
 #include "core/functions/linear_product.h"

@@ -30,36 +30,31 @@ __device__ int64_t view_offset(const View& view, int64_t i) {
   return offset;
 }
 
-// One thread per element of the view (grid-stride). Element is an integer type of the element's
-// width (bits are moved as is). A view made by narrow or select never maps two indices to one
-// offset, so the scatter's writes do not collide.
-template <class Element>
-__global__ void gather_strided_kernel(Element* __restrict__ dst, const Element* __restrict__ src, View view,
-                                      int64_t n) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dst[i] = src[view_offset(view, i)];
-}
-
-template <class Element>
-__global__ void scatter_strided_kernel(Element* __restrict__ dst, const Element* __restrict__ src, View view,
-                                       int64_t n) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dst[view_offset(view, i)] = src[i];
-}
-
 enum class Direction { gather, scatter };
+
+// One thread per element of the view (grid-stride): gather reads the view's element i into dst[i],
+// scatter writes src[i] to it. Element is an integer type of the element's width (bits are moved as
+// is). A view made by narrow or select never maps two indices to one offset, so the scatter's writes
+// do not collide.
+template <class Element, Direction kDirection>
+__global__ void strided_copy_kernel(Element* __restrict__ dst, const Element* __restrict__ src, View view,
+                                    int64_t n) {
+  const detail::GridStride walk = detail::grid_stride();
+  for (int64_t i = walk.first; i < n; i += walk.step) {
+    const int64_t offset = view_offset(view, i);
+    if constexpr (kDirection == Direction::gather)
+      dst[i] = src[offset];
+    else
+      dst[offset] = src[i];
+  }
+}
 
 template <class Element>
 void launch(Direction direction, void* dst, const void* src, const View& view, int64_t n, cudaStream_t stream) {
-  const int blocks = launch::grid_stride_blocks(n);
-  if (direction == Direction::gather)
-    gather_strided_kernel<Element><<<blocks, launch::kThreadsPerBlock, 0, stream>>>(
-        static_cast<Element*>(dst), static_cast<const Element*>(src), view, n);
-  else
-    scatter_strided_kernel<Element><<<blocks, launch::kThreadsPerBlock, 0, stream>>>(
-        static_cast<Element*>(dst), static_cast<const Element*>(src), view, n);
+  const auto kernel = direction == Direction::gather ? strided_copy_kernel<Element, Direction::gather>
+                                                     : strided_copy_kernel<Element, Direction::scatter>;
+  kernel<<<launch::grid_stride_blocks(n), launch::kThreadsPerBlock, 0, stream>>>(
+      static_cast<Element*>(dst), static_cast<const Element*>(src), view, n);
 }
 
 void copy_strided(Direction direction, void* dst, const void* src, const int64_t* shape, const int64_t* strides,
