@@ -25,9 +25,6 @@ int main(int argc, char** argv) {
     const launcher::ParallelConfig parallel = launcher::parse_parallel_config(parsed, runtime.world_size());
     const train::PipelineFlags pipeline = train::read_pipeline_options(parsed, parallel);
     const bool on_gpu = parallel.device == launcher::DeviceKind::cuda;
-    if (on_gpu && !pipeline.trace.empty())
-      MERIDIAN_USAGE_ERROR("--trace with --device cuda: the pipeline timeline records host times, which on GPUs "
-                           "time kernel launches rather than kernels (profile GPU runs with Nsight Systems)");
     runtime.configure(parallel);  // with --device cuda: binds cuda:local_rank, or fails naming why
     parallel::ProcessGrid grid(runtime.world(), parallel.grid);
     if (parallel.grid.pp > 1) return train::train_pipelined(options, pipeline, parallel, runtime, grid, runtime.device());

@@ -33,8 +33,8 @@ double theoretical_bubble(parallel::ScheduleKind kind, const parallel::ScheduleS
   return parallel::simulate_schedule(kind, shape, {1.0 / v, 2.0 / v, 1.0 / v, 1.0 / v}).bubble_fraction.front();
 }
 
-// Every rank's bubble, live micro-batches and memory, gathered to rank 0 and printed there.
-// On GPUs the timeline holds host times of kernel launches, not of kernels: no bubble is printed.
+// Every rank's bubble, live micro-batches and memory, gathered to rank 0 and printed there. On GPUs
+// the bubble is the compute stream's (the timeline marks the stream, not the host's launches).
 void report_pipeline(comm::Communicator& world, const parallel::ProcessGrid& grid, parallel::PipelineParallel& pipeline,
                      const optim::Optimizer& optimizer, int64_t steps, double theory, Device device) {
   // Leave the first step (allocation, warm-up) out of the mean when there are others.
@@ -55,7 +55,6 @@ void report_pipeline(comm::Communicator& world, const parallel::ProcessGrid& gri
   world.all_gather(local, all)->wait();
   if (world.rank() != 0) return;
   const float* v = all.data<float>();
-  const bool timed = !device.is_cuda();
   double mean = 0.0;
   std::printf("pipeline per rank: stage | bubble | peak live micro-batches | memory on %s (MiB): peak allocated | "
               "parameters | gradients | optimizer state\n",
@@ -63,19 +62,13 @@ void report_pipeline(comm::Communicator& world, const parallel::ProcessGrid& gri
   for (int r = 0; r < world.size(); ++r) {
     const float* f = v + kFields * r;
     mean += f[0] / world.size();
-    char bubble_text[16] = "n/a";
-    if (timed) std::snprintf(bubble_text, sizeof bubble_text, "%5.1f%%", 100.0 * f[0]);
-    std::printf("  rank %d: pp %d | %6s | %d | %10.1f | %10.1f | %9.1f | %15.1f\n", r, static_cast<int>(f[2]),
-                bubble_text, static_cast<int>(f[1]), f[3], f[4], f[5], f[6]);
+    std::printf("  rank %d: pp %d | %5.1f%% | %d | %10.1f | %10.1f | %9.1f | %15.1f\n", r, static_cast<int>(f[2]),
+                100.0 * f[0], static_cast<int>(f[1]), f[3], f[4], f[5], f[6]);
   }
-  if (timed)
-    std::printf("pipeline bubble: %.1f%% measured (mean over ranks and steps%s), %.1f%% in theory for equal-cost "
-                "stages\n",
-                100.0 * mean, steps > 1 ? " after the first" : "", 100.0 * theory);
-  else
-    std::printf("pipeline bubble: not measured on GPUs (the timeline records kernel launches, not kernels); "
-                "%.1f%% in theory for equal-cost stages\n",
-                100.0 * theory);
+  std::printf("pipeline bubble: %.1f%% measured (mean over ranks and steps%s%s), %.1f%% in theory for equal-cost "
+              "stages\n",
+              100.0 * mean, steps > 1 ? " after the first" : "", device.is_cuda() ? ", on the compute streams" : "",
+              100.0 * theory);
 }
 
 }  // namespace
@@ -161,14 +154,14 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
     const double loss = pipeline.forward_backward();
     const double norm = pipeline.grad_norm();
     const float lr = options.schedule.at(step);
-    const int64_t optimizer_start = parallel::Timeline::now_ns();
+    const int64_t optimizer_start = pipeline.timeline().now();
     {
       profiler::Scope scope("optimizer");
       optimizer->step(lr, optim::clip_coefficient(norm, options.grad_clip));
       pipeline.after_optimizer_step();
     }
     pipeline.timeline().record("optimizer", parallel::TimelineCategory::optimizer, parallel::TimelineTrack::compute,
-                               optimizer_start, parallel::Timeline::now_ns(), {{"step", step}});
+                               optimizer_start, pipeline.timeline().now(), {{"step", step}});
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     report.record(step, loss, lr, norm, ms);
   }
@@ -180,6 +173,7 @@ int train_pipelined(const TrainOptions& options, const PipelineFlags& flags, con
   if (!flags.trace.empty()) {
     const int rank = runtime.world_rank();
     const auto& c = grid.coordinates();
+    pipeline.timeline().flush();  // the last optimizer step's times (on a GPU, known once it has run)
     parallel::write_chrome_trace(pipeline.timeline(), trace_path_for_rank(flags.trace, rank), rank,
                                  "rank " + std::to_string(rank) + " (pp " + std::to_string(c.pp) + ", dp " +
                                      std::to_string(c.dp) + ", tp " + std::to_string(c.tp) + ")");

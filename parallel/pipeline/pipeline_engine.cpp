@@ -59,7 +59,7 @@ PipelineStepStats PipelineEngine::run_step() {
   PipelineStepStats stats;
   live_ = peak_live_ = 0;
   group_.barrier()->wait();
-  timeline_.begin_window(Timeline::now_ns());
+  timeline_.begin_window();
   for (size_t i = 0; i < actions_.size(); ++i) {
     for (size_t ahead = i; ahead < std::min(actions_.size(), i + 1 + kReceiveLookahead); ++ahead)
       transfers_.post_receive(actions_[ahead]);
@@ -80,7 +80,7 @@ PipelineStepStats PipelineEngine::run_step() {
   for (const Tensor& loss : losses_) stats.loss_sum += loss.item<double>();
   losses_.clear();
   group_.barrier()->wait();
-  timeline_.end_window(Timeline::now_ns());
+  timeline_.end_window();
   stats.peak_live_micro_batches = peak_live_;
   stats.bubble_fraction = timeline_.windows().back().bubble_fraction();
   return stats;
@@ -93,12 +93,12 @@ void PipelineEngine::run_forward(const PipelineAction& action) {
     entry.input = transfers_.take_input(action);
     entry.input.set_requires_grad(true);
   }
-  const int64_t start = Timeline::now_ns();
+  const int64_t start = timeline_.now();
   {
     profiler::Scope scope("pipeline.forward");
     entry.output = chunks_[static_cast<size_t>(action.chunk)]->forward(action.micro_batch, entry.input);
   }
-  timeline_.record(to_string(action), TimelineCategory::forward, TimelineTrack::compute, start, Timeline::now_ns(),
+  timeline_.record(to_string(action), TimelineCategory::forward, TimelineTrack::compute, start, timeline_.now(),
                    action_args(action, stage));
   if (!entry.output.requires_grad())
     MERIDIAN_FAIL("pipeline: stage ", stage, " returned an output without a gradient path for ", to_string(action));
@@ -126,7 +126,7 @@ void PipelineEngine::run_backward(const PipelineAction& action, size_t index) {
           : transfers_.take_input(action);
   const bool split = action.pass == PassKind::backward_input;
   DataParallel* dp = data_parallel_.empty() ? nullptr : data_parallel_[static_cast<size_t>(action.chunk)];
-  const int64_t start = Timeline::now_ns();
+  const int64_t start = timeline_.now();
   {
     profiler::Scope scope("pipeline.backward");
     if (split) {
@@ -137,13 +137,13 @@ void PipelineEngine::run_backward(const PipelineAction& action, size_t index) {
       autograd::run_backward(entry.output, gradient);
     }
   }
-  timeline_.record(to_string(action), TimelineCategory::backward, TimelineTrack::compute, start, Timeline::now_ns(),
+  timeline_.record(to_string(action), TimelineCategory::backward, TimelineTrack::compute, start, timeline_.now(),
                    action_args(action, stage));
   if (!split && dp) {
-    const int64_t wait_start = Timeline::now_ns();
+    const int64_t wait_start = timeline_.now();
     dp->end_micro_step();
     timeline_.record("dp reduce " + to_string(action), TimelineCategory::data_parallel,
-                     TimelineTrack::communication, wait_start, Timeline::now_ns(), action_args(action, stage));
+                     TimelineTrack::communication, wait_start, timeline_.now(), action_args(action, stage));
   }
   if (!is_first_stage(action.chunk)) {
     if (!entry.input.grad().defined())
@@ -159,20 +159,20 @@ void PipelineEngine::run_weight_gradients(const PipelineAction& action, size_t i
   const int stage = action.chunk * options_.shape.pipeline_size + rank_;
   auto it = in_flight_.find({action.chunk, action.micro_batch});
   MERIDIAN_CHECK(it != in_flight_.end(), "pipeline: ", to_string(action), " before its backward");
-  const int64_t start = Timeline::now_ns();
+  const int64_t start = timeline_.now();
   {
     profiler::Scope scope("pipeline.weight_gradients");
     it->second.weight_grads.run();
   }
   timeline_.record(to_string(action), TimelineCategory::weight_gradient, TimelineTrack::compute, start,
-                   Timeline::now_ns(), action_args(action, stage));
+                   timeline_.now(), action_args(action, stage));
   release(action);
   DataParallel* dp = data_parallel_.empty() ? nullptr : data_parallel_[static_cast<size_t>(action.chunk)];
   if (dp && index == last_gradient_action_[static_cast<size_t>(action.chunk)]) {
-    const int64_t wait_start = Timeline::now_ns();
+    const int64_t wait_start = timeline_.now();
     dp->reduce_gradients();
     timeline_.record("dp reduce chunk " + std::to_string(action.chunk), TimelineCategory::data_parallel,
-                     TimelineTrack::communication, wait_start, Timeline::now_ns(), action_args(action, stage));
+                     TimelineTrack::communication, wait_start, timeline_.now(), action_args(action, stage));
   }
 }
 

@@ -29,7 +29,10 @@ double sum_of_squares(const Tensor& t) {
 
 PipelineParallel::PipelineParallel(const ProcessGrid& grid, std::vector<PipelineChunk> chunks,
                                    PipelineParallelOptions options)
-    : grid_(grid), options_(std::move(options)), chunks_(std::move(chunks)), timeline_(options_.keep_trace_events) {
+    : grid_(grid),
+      options_(std::move(options)),
+      chunks_(std::move(chunks)),
+      timeline_(options_.keep_trace_events, device_timeline_clock(options_.device)) {
   const int pp = grid.shape().pp, pp_rank = grid.coordinate(Axis::pp), V = options_.virtual_stages;
   const ScheduleShape shape{pp, V, options_.micro_batches};
   if (pp < 2) MERIDIAN_FAIL("pipeline parallelism needs pp >= 2 (one stage has nothing to pipeline), got ", pp);
@@ -110,10 +113,10 @@ void PipelineParallel::sum_tied_gradients() {
   const std::string& tied = options_.tied_parameter;
   const int chunk = tied_first_chunk_ >= 0 ? tied_first_chunk_ : tied_last_chunk_;
   Tensor owned = data_parallel_[static_cast<size_t>(chunk)]->owned_gradient(tied);
-  const int64_t start = Timeline::now_ns();
+  const int64_t start = timeline_.now();
   tied_group_->all_reduce(owned, comm::ReduceOp::sum)->wait();
   timeline_.record("tied " + tied, TimelineCategory::data_parallel, TimelineTrack::communication, start,
-                   Timeline::now_ns());
+                   timeline_.now());
 }
 
 double PipelineParallel::grad_norm() {

@@ -70,14 +70,14 @@ Tensor StageTransfers::take_input(const PipelineAction& action) {
   MERIDIAN_CHECK(it != receives_.end(), "pipeline: the input of ", to_string(action), " was received already");
   PendingReceive pending = std::move(it->second);
   receives_.erase(it);
-  const int64_t start = Timeline::now_ns();
+  const int64_t start = timeline_.now();
   {
     profiler::Scope scope("pipeline.wait_recv");
     pending.handle->wait();
   }
   const bool forward = action.pass == PassKind::forward;
   timeline_.record(std::string("recv ") + (forward ? "activation " : "gradient ") + to_string(action),
-                   TimelineCategory::recv, TimelineTrack::communication, start, Timeline::now_ns(),
+                   TimelineCategory::recv, TimelineTrack::communication, start, timeline_.now(),
                    {{"peer", sender}, {"micro_batch", action.micro_batch}, {"chunk", action.chunk},
                     {"bytes", pending.buffer.nbytes()}});
   return pending.buffer;
@@ -102,11 +102,11 @@ void StageTransfers::send_output(const PipelineAction& action, const Tensor& ten
   auto link = outgoing_.find(peer);
   MERIDIAN_CHECK(link != outgoing_.end(), "pipeline: ", to_string(action), " on pp rank ", rank_,
                  " sends to pp rank ", peer, ", which the schedule's links do not include");
-  const int64_t start = Timeline::now_ns();
+  const int64_t start = timeline_.now();
   release_completed_sends();
   sends_.push_back(link->second->send(tensor, kLinkReceiver, kLinkTag));
   timeline_.record(std::string("send ") + (forward ? "activation " : "gradient ") + to_string(action),
-                   TimelineCategory::send, TimelineTrack::communication, start, Timeline::now_ns(),
+                   TimelineCategory::send, TimelineTrack::communication, start, timeline_.now(),
                    {{"peer", peer}, {"micro_batch", action.micro_batch}, {"chunk", action.chunk},
                     {"bytes", tensor.nbytes()}});
 }

@@ -36,21 +36,66 @@ int64_t Timeline::now_ns() {
       .count();
 }
 
-void Timeline::record(std::string name, TimelineCategory category, TimelineTrack track, int64_t start_ns,
-                      int64_t end_ns, nlohmann::json args) {
-  if (in_window_ && is_compute(category)) window_compute_.emplace_back(start_ns, end_ns);
-  if (keep_events_) events_.push_back({std::move(name), category, track, start_ns, end_ns - start_ns, std::move(args)});
+int64_t Timeline::now() { return clock_ ? clock_->mark() : now_ns(); }
+
+void Timeline::record(std::string name, TimelineCategory category, TimelineTrack track, int64_t start, int64_t end,
+                      nlohmann::json args) {
+  // Without a clock, or when only the windows are kept, nothing but compute inside a window matters.
+  if (!keep_events_ && !(in_window_ && is_compute(category))) return;
+  if (clock_) {
+    pending_.push_back({{std::move(name), category, track, 0, 0, std::move(args)}, start, end});
+  } else {
+    add({std::move(name), category, track, start, end - start, std::move(args)});
+  }
 }
 
-void Timeline::begin_window(int64_t start_ns) {
+void Timeline::add(TimelineEvent event) {
+  if (in_window_ && is_compute(event.category))
+    window_compute_.emplace_back(event.start_ns, event.start_ns + event.duration_ns);
+  if (keep_events_) events_.push_back(std::move(event));
+}
+
+void Timeline::flush() {
+  if (!pending_.empty()) resolve(clock_->times());
+}
+
+void Timeline::resolve(const std::vector<int64_t>& times) {
+  const auto at = [&](int64_t mark) {
+    MERIDIAN_CHECK(mark >= 0 && static_cast<size_t>(mark) < times.size(), "timeline: mark ", mark,
+                   " is not from this window's clock");
+    return times[static_cast<size_t>(mark)];
+  };
+  for (Pending& pending : pending_) {
+    pending.event.start_ns = at(pending.start_mark);
+    pending.event.duration_ns = at(pending.end_mark) - pending.event.start_ns;
+    add(std::move(pending.event));
+  }
+  pending_.clear();
+}
+
+const std::vector<TimelineEvent>& Timeline::events() const {
+  MERIDIAN_CHECK(pending_.empty(), "timeline: ", pending_.size(), " events wait for their times: flush() first");
+  return events_;
+}
+
+void Timeline::begin_window() {
   MERIDIAN_CHECK(!in_window_, "timeline: a step window is already open");
+  flush();  // the marks before the anchor are about to be forgotten
+  const int64_t start_ns = clock_ ? clock_->anchor() : now_ns();
   in_window_ = true;
   window_compute_.clear();
   windows_.push_back({start_ns, start_ns, 0});
 }
 
-void Timeline::end_window(int64_t end_ns) {
+void Timeline::end_window() {
   MERIDIAN_CHECK(in_window_, "timeline: no step window is open");
+  int64_t end_ns = now_ns();
+  if (clock_) {
+    const auto end = static_cast<size_t>(clock_->mark());
+    const std::vector<int64_t> times = clock_->times();
+    resolve(times);  // the window's compute, while it is still open
+    end_ns = times.at(end);
+  }
   in_window_ = false;
   StepWindow& window = windows_.back();
   window.end_ns = end_ns;

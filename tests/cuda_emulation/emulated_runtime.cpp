@@ -9,6 +9,7 @@
 #include <deque>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -675,7 +676,10 @@ struct CUstream_st {
 // with queued tasks the event also names how many of them precede it.
 struct CUevent_st {
   int recorded = 0;
-  std::chrono::steady_clock::time_point when{};
+  // When the stream reached the event: stamped at the record, or by a task of the stream's queue when
+  // queued work comes before it. A new one per record, so that a late task of an earlier record
+  // cannot overwrite the time of a later one.
+  std::shared_ptr<std::chrono::steady_clock::time_point> when;
   emu::StreamQueue* queue = nullptr;
   uint64_t ticket = 0;
 };
@@ -753,9 +757,14 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned) { *event = ne
 cudaError_t cudaEventDestroy(cudaEvent_t event) { delete event; return cudaSuccess; }
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   event->recorded = 1;
-  event->when = std::chrono::steady_clock::now();
+  event->when = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
   event->queue = emu::queue_of(stream, false);
   event->ticket = event->queue != nullptr ? event->queue->ticket() : 0;
+  if (event->queue != nullptr && !event->queue->reached(event->ticket)) {
+    // Work is queued before the event (a wait for a transfer): its time is when the queue gets here.
+    event->queue->push([when = event->when] { *when = std::chrono::steady_clock::now(); });
+    event->ticket = event->queue->ticket();
+  }
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
@@ -769,7 +778,13 @@ cudaError_t cudaEventQuery(cudaEvent_t event) {
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (!start->recorded || !end->recorded) return cudaErrorInvalidResourceHandle;
-  *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
+  if (cudaEventQuery(start) != cudaSuccess || cudaEventQuery(end) != cudaSuccess) return cudaErrorNotReady;
+  *ms = std::chrono::duration<float, std::milli>(*end->when - *start->when).count();
+  return cudaSuccess;
+}
+cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* user_data) {
+  if (!is_default_stream(stream) && !live_streams().count(stream)) return fail(cudaErrorInvalidResourceHandle);
+  emu::enqueue(stream, [fn, user_data] { fn(user_data); });
   return cudaSuccess;
 }
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* ptr) {

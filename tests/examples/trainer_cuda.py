@@ -29,7 +29,9 @@ Cases:
                     --steps 0 --checkpoint-out from one GPU, from --tp 2 (shards gathered over NCCL) and
                     from --pp 2 on two GPUs: each file byte-identical to the cpu's (the initial weights
                     go to the GPUs and come back unchanged); --sample 8 runs on the tp2 model's GPUs.
-  refuses_trace     --device cuda with --pp 2 --trace ends every rank with a usage error (no GPU needed).
+  pp2_trace_on_gpus --pp 2 --trace on two GPUs: every rank's Chrome trace, timed on its compute stream (every
+                    category, no span running backwards, one forward per micro-batch and step), and the
+                    bubble printed for the compute streams.
 Exits 77 (ctest: skipped) when the trainer says no GPU (or too few GPUs) is usable or the build has no
 CUDA backend.
 """
@@ -135,6 +137,24 @@ def checkpoints_from_gpus(args):
     return 1 if failures else 0
 
 
+def trace_on_gpus(args, steps=3, micro_batches=4):
+    trace = os.path.join(args.work_dir, "timeline.json")
+    flags = list(COMMON)
+    flags[flags.index("--steps") + 1] = str(steps)
+    result = tt.run(args.mpiexec + ["-np", "2", args.trainer] + flags +
+                    ["--device", "cuda", "--batch", "4", "--pp", "2", "--micro-batches", str(micro_batches),
+                     "--trace", trace])
+    if no_gpu(result):
+        print("skipped: fewer than 2 usable GPUs\n" + result.stderr)
+        return SKIP
+    if tt.failed("traced job on GPUs", result):
+        return 1
+    if "on the compute streams" not in result.stdout:
+        print(f"the job printed no bubble for the compute streams:\n{result.stdout}")
+        return 1
+    return tt.check_trace_files(args.work_dir, 2, steps * micro_batches)
+
+
 # case: (label, layout flags, per-replica micro-batch, ranks); the one-GPU reference runs --batch 4.
 LAYOUTS = {
     "dp2_matches_one_gpu": ("dp2", [], 2, 2),
@@ -166,10 +186,8 @@ def main():
         return compare_gpus(args, "bf16 " + label, layout, batch, ranks, "bf16", bounds)
     if args.case == "checkpoints_from_gpus":
         return checkpoints_from_gpus(args)
-    if args.case == "refuses_trace":
-        command = args.mpiexec + ["-np", "2", args.trainer, "--device", "cuda", "--pp", "2", "--trace", "t.json",
-                                  "--steps", "1"]
-        return tt.check_usage_error(command, ["--trace with --device cuda", "kernel launches"])
+    if args.case == "pp2_trace_on_gpus":
+        return trace_on_gpus(args)
     print(f"unknown case {args.case}")
     return 2
 

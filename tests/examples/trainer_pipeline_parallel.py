@@ -13,11 +13,10 @@ case, that sampling from the gathered model equals one process's sample; the bad
 cases check that every rank ends with a usage error (exit 2) naming the flags.
 """
 import filecmp
-import json
 import os
 import sys
 
-from trainer_testing import check_usage_error, compare_logs, failed, parse_args, read_log, run
+from trainer_testing import check_trace_files, check_usage_error, compare_logs, failed, parse_args, read_log, run
 
 # name: (pp, tp, dp, per-replica batch, flags for both runs, flags for the pipelined job only)
 CASES = {
@@ -57,7 +56,6 @@ BAD_LAYOUTS = {
     "trace_directory_missing": (2, ["--pp", "2", "--trace", "/nonexistent-meridian-dir/t.json"],
                                 ["--trace", "/nonexistent-meridian-dir", "does not exist"]),
 }
-TRACE_CATEGORIES = {"forward", "backward", "send", "recv", "optimizer", "idle"}
 
 
 def check_parity(args, name):
@@ -87,23 +85,7 @@ def check_trace(args):
     if "pipeline bubble:" not in result.stdout:
         print(f"the job printed no bubble fraction:\n{result.stdout}")
         return 1
-    status = 0
-    for rank in range(2):
-        path = os.path.join(args.work_dir, f"timeline.rank{rank}.json")
-        events = json.load(open(path))["traceEvents"]
-        # Complete events ("X") carry a start and a duration, and never run backwards.
-        spans = [e for e in events if e.get("ph") == "X"]
-        categories = {e.get("cat") for e in spans}
-        missing = TRACE_CATEGORIES - categories
-        negative = [e for e in spans if e["dur"] < 0]
-        forwards = sum(1 for e in spans if e.get("cat") == "forward")
-        print(f"rank {rank}: {len(spans)} spans, categories {sorted(c for c in categories if c)}, "
-              f"{forwards} forward passes")
-        if missing or negative or forwards != 3 * 4:
-            print(f"rank {rank}: missing categories {sorted(missing)}, {len(negative)} negative durations, "
-                  f"{forwards} forward passes where 12 were run")
-            status = 1
-    return status
+    return check_trace_files(args.work_dir, 2, 3 * 4)
 
 
 def check_checkpoint(args):

@@ -71,3 +71,29 @@ def check_usage_error(command, expected):
     ok = (result.returncode == 2 and all(word in result.stderr for word in expected)
           and "aborting" not in result.stderr and elapsed < 60)
     return 0 if ok else 1
+
+
+TRACE_CATEGORIES = {"forward", "backward", "send", "recv", "optimizer", "idle"}
+
+
+def check_trace_files(work_dir, ranks, forwards):
+    """0 when every rank wrote its Chrome trace (work_dir/timeline.rank<R>.json, from --trace
+    work_dir/timeline.json) with spans of every TRACE_CATEGORIES category, none running backwards,
+    and `forwards` forward passes."""
+    status = 0
+    for rank in range(ranks):
+        path = os.path.join(work_dir, f"timeline.rank{rank}.json")
+        events = json.load(open(path))["traceEvents"]
+        # Complete events ("X") carry a start and a duration, and never run backwards.
+        spans = [e for e in events if e.get("ph") == "X"]
+        categories = {e.get("cat") for e in spans}
+        missing = TRACE_CATEGORIES - categories
+        negative = [e for e in spans if e["dur"] < 0]
+        count = sum(1 for e in spans if e.get("cat") == "forward")
+        print(f"rank {rank}: {len(spans)} spans, categories {sorted(c for c in categories if c)}, "
+              f"{count} forward passes")
+        if missing or negative or count != forwards:
+            print(f"rank {rank}: missing categories {sorted(missing)}, {len(negative)} negative durations, "
+                  f"{count} forward passes where {forwards} were run")
+            status = 1
+    return status
