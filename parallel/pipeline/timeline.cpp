@@ -89,12 +89,14 @@ void Timeline::begin_window() {
 
 void Timeline::end_window() {
   MERIDIAN_CHECK(in_window_, "timeline: no step window is open");
-  int64_t end_ns = now_ns();
+  int64_t end_ns = 0;
   if (clock_) {
     const auto end = static_cast<size_t>(clock_->mark());
     const std::vector<int64_t> times = clock_->times();
     resolve(times);  // the window's compute, while it is still open
     end_ns = times.at(end);
+  } else {
+    end_ns = now_ns();
   }
   in_window_ = false;
   StepWindow& window = windows_.back();

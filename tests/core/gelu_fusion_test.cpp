@@ -14,21 +14,14 @@
 #include "core/error.h"
 #include "core/functions/functions.h"
 #include "core/tensor.h"
+#include "tensor_testing.h"
 
 namespace meridian {
 namespace {
 
-Tensor random_tensor(const Shape& shape, std::mt19937& rng) {
-  std::uniform_real_distribution<float> distribution(-2.0f, 2.0f);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (float& v : values) v = distribution(rng);
-  return Tensor::from_vector(values, shape);
-}
-
-Tensor leaf(Tensor t) {
-  t.set_requires_grad(true);
-  return t;
-}
+// Inputs over [-2, 2], where GELU bends.
+Tensor random_tensor(const Shape& shape, std::mt19937& rng) { return testing::random_tensor(shape, rng, -2.0f, 2.0f); }
+using testing::leaf;
 
 void expect_same_bits(const Tensor& actual, const Tensor& expected, const std::string& what) {
   ASSERT_TRUE(actual.defined() && expected.defined()) << what;

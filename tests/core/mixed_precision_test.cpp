@@ -14,21 +14,13 @@
 
 #include "core/functions/functions.h"
 #include "core/tensor.h"
+#include "tensor_testing.h"
 
 namespace meridian {
 namespace {
 
-Tensor random_tensor(const Shape& shape, std::mt19937& rng, float low = -1.0f, float high = 1.0f) {
-  std::uniform_real_distribution<float> distribution(low, high);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (float& v : values) v = distribution(rng);
-  return Tensor::from_vector(values, shape);
-}
-
-Tensor leaf(Tensor t) {
-  t.set_requires_grad(true);
-  return t;
-}
+using testing::random_tensor;
+using testing::leaf;
 
 Tensor rounded(const Tensor& t) { return t.to(DType::bf16).to(DType::f32); }
 

@@ -19,20 +19,17 @@
 #include "core/functions/functions.h"
 #include "core/optim/optimizer.h"
 #include "core/tensor.h"
+#include "tensor_testing.h"
 #include "cuda_test_support.h"
 #include "ops/cuda/device.h"
 
 namespace meridian {
 namespace {
 
-const Device kGpu = Device::cuda(0);
+using testing::random_tensor;
+using testing::leaf;
 
-Tensor random_tensor(const Shape& shape, std::mt19937& rng, float low = -1.0f, float high = 1.0f) {
-  std::uniform_real_distribution<float> distribution(low, high);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (float& v : values) v = distribution(rng);
-  return Tensor::from_vector(values, shape);
-}
+const Device kGpu = Device::cuda(0);
 
 Tensor random_ids(const Shape& shape, int32_t low, int32_t high, std::mt19937& rng) {
   std::uniform_int_distribution<int32_t> distribution(low, high - 1);
@@ -96,11 +93,6 @@ void check_function(const std::string& name, const std::vector<Tensor>& cpu_inpu
                    label + " gradient of input " + std::to_string(i));
     }
   }
-}
-
-Tensor leaf(Tensor t) {
-  t.set_requires_grad(true);
-  return t;
 }
 
 constexpr double kFp32 = 1e-5;

@@ -15,20 +15,16 @@
 
 #include "core/functions/functions.h"
 #include "core/tensor.h"
+#include "tensor_testing.h"
 #include "cuda_test_support.h"
 
 namespace meridian {
 namespace {
 
+using testing::random_tensor;
+
 const Device kGpu = Device::cuda(0);
 constexpr double kBf16 = 1e-2;
-
-Tensor random_tensor(const Shape& shape, std::mt19937& rng, float low = -1.0f, float high = 1.0f) {
-  std::uniform_real_distribution<float> distribution(low, high);
-  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
-  for (float& v : values) v = distribution(rng);
-  return Tensor::from_vector(values, shape);
-}
 
 void expect_close(const Tensor& gpu, const Tensor& cpu, const std::string& what) {
   ASSERT_TRUE(gpu.device().is_cuda()) << what;
