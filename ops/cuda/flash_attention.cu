@@ -2,7 +2,6 @@
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
-#include <mma.h>
 
 #include <cmath>
 #include <cstdint>
@@ -12,52 +11,50 @@
 
 #include "ops/cuda/attention_shape.cuh"
 #include "ops/cuda/kernel_common.cuh"
+#include "ops/cuda/mma_sync.cuh"
 
 namespace meridian::ops::cuda {
 namespace {
 
-namespace wmma = nvcuda::wmma;
 using bf16 = __nv_bfloat16;
+using detail::a_fragment_from_accumulators;
 using detail::allow_shared_memory;
 using detail::AttentionShape;
 using detail::check_attention_shape;
 using detail::check_launch;
+using detail::high_bf16;
+using detail::kFullWarp;
 using detail::kWarpSize;
+using detail::load_b_fragment_transposed;
+using detail::load_pair;
+using detail::low_bf16;
+using detail::mma_bf16_m16n8k16;
+using detail::pack_bf16;
 using detail::shape_text;
-using detail::warp_max;
 using detail::warp_sum;
 
-// Work decomposition: a block of 4 warps meets 64 queries with 64 keys at a time. In each 64×64
-// product a warp owns 16 rows (one fragment row): its own score rows in the query-major kernels,
-// its own keys in the key-major one. Per-row softmax work stays inside the warp, so only the tile
-// loads (and, key-major, the switch from query rows to key rows) need the whole block.
+// Work decomposition: a block of 4 warps meets 64 queries with 64 keys at a time; a warp owns 16 rows
+// of each 64 × 64 product (one mma row block): its 16 queries in the forward and dQ kernels, its 16
+// keys in the dK/dV kernel. Scores, probabilities and all accumulators stay in registers in the
+// mma layout (mma_sync.cuh); shared memory holds only the tiles every warp reads.
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * kWarpSize;
-constexpr int kFragment = 16;  // WMMA bf16 shape: 16×16×16
 constexpr int kTile = 64;
 constexpr int kRowsPerWarp = kTile / kWarps;
-static_assert(kRowsPerWarp == kFragment, "a warp owns one fragment row of the tile");
-constexpr int kTileFragments = kTile / kFragment;
-constexpr int kColumnsPerLane = kTile / kWarpSize;  // a lane's share of a score row
-constexpr int kMaxHeadFragments = 8;                 // head size ≤ 128
+static_assert(kRowsPerWarp == 16, "a warp owns one mma row block");
+constexpr int kMaxHeadSize = 128;
+// Backward walks the other side in halves of 32 columns: the scores and their gradients of a half
+// (2 × 4 accumulator tiles) stay in registers beside the head-sized accumulators.
+constexpr int kHalf = kTile / 2;
 
-// Shared-memory row lengths. WMMA needs a multiple of 8 elements (bf16) or 4 (fp32); the padding
-// also staggers rows across banks.
-__host__ __device__ constexpr int head_ld(int head_size) { return head_size + 8; }    // bf16 q, k, v, dO rows
-__host__ __device__ constexpr int output_ld(int head_size) { return head_size + 4; }  // fp32 O rows
-constexpr int kScoresLd = kTile + 4;                                                   // fp32 S, dP rows
-constexpr int kProbabilitiesLd = kTile + 8;                                            // bf16 P, dS rows
+// Row length of shared tiles: 8 elements (16 bytes) of padding keep rows 16-byte aligned for vector
+// stores and make the row stride 4 banks mod 32, so a fragment load (8 groups × 4 lanes, one 32-bit
+// word each) touches 32 different banks.
+__host__ __device__ constexpr int padded(int elements) { return elements + 8; }
 
-using FragmentA = wmma::fragment<wmma::matrix_a, kFragment, kFragment, kFragment, bf16, wmma::row_major>;
-using FragmentATransposed = wmma::fragment<wmma::matrix_a, kFragment, kFragment, kFragment, bf16, wmma::col_major>;
-using FragmentB = wmma::fragment<wmma::matrix_b, kFragment, kFragment, kFragment, bf16, wmma::row_major>;
-using FragmentBTransposed = wmma::fragment<wmma::matrix_b, kFragment, kFragment, kFragment, bf16, wmma::col_major>;
-using Accumulator = wmma::fragment<wmma::accumulator, kFragment, kFragment, kFragment, float>;
-
-// Consecutive 128-byte aligned regions of dynamic shared memory (WMMA wants 32-byte aligned
-// fragments). The host runs the same carving from address 0 (Base = uintptr_t) to learn the size;
-// kernels carve from the shared array itself (Base = unsigned char*), so that the compiler sees
-// shared-memory pointers and emits ld/st.shared rather than generic accesses.
+// Consecutive 128-byte aligned regions of dynamic shared memory. The host runs the same carving from
+// address 0 (Base = uintptr_t) to learn the size; kernels carve from the shared array itself (Base =
+// unsigned char*), so that the compiler sees shared-memory pointers and emits ld/st.shared.
 template <class Base>
 class SharedCarver {
  public:
@@ -75,153 +72,144 @@ class SharedCarver {
   size_t used_ = 0;
 };
 
+// A tile of 64 rows (tokens) × hs channels, row-major, and one stored transposed (hs × 64).
+__host__ __device__ constexpr int rows_tile_elements(int head_size) { return kTile * padded(head_size); }
+__host__ __device__ constexpr int transposed_tile_elements(int head_size) { return head_size * padded(kTile); }
+
+// Forward: the key tile as rows (B operand of q·kᵀ) and the value tile transposed (B operand of P·v).
 struct ForwardShared {
-  bf16 *q, *k, *v, *p;
-  float *s, *o, *row_max, *row_sum;
+  bf16 *k, *v_transposed;
   size_t bytes;
   template <class Base>
   __host__ __device__ ForwardShared(Base base, int head_size) {
     SharedCarver<Base> carve(base);
-    q = carve.template take<bf16>(kTile * head_ld(head_size));
-    k = carve.template take<bf16>(kTile * head_ld(head_size));
-    v = carve.template take<bf16>(kTile * head_ld(head_size));
-    p = carve.template take<bf16>(kTile * kProbabilitiesLd);
-    s = carve.template take<float>(kTile * kScoresLd);
-    o = carve.template take<float>(kTile * output_ld(head_size));
-    row_max = carve.template take<float>(kTile);
-    row_sum = carve.template take<float>(kTile);
+    k = carve.template take<bf16>(rows_tile_elements(head_size));
+    v_transposed = carve.template take<bf16>(transposed_tile_elements(head_size));
     bytes = carve.used();
   }
 };
 
-struct BackwardShared {
-  bf16 *q, *k, *v, *dout, *p, *ds;
-  float *s, *dp, *lse, *delta, *staging;
+// dK/dV kernel: the query tile's q and dO as rows (B operands of k·qᵀ and v·dOᵀ) and transposed (B
+// operands of dSᵀ·q and Pᵀ·dO), with the tile's lse and delta.
+struct KeyBackwardShared {
+  bf16 *q, *dout, *q_transposed, *dout_transposed;
+  float *lse, *delta;
   size_t bytes;
   template <class Base>
-  __host__ __device__ BackwardShared(Base base, int head_size) {
+  __host__ __device__ KeyBackwardShared(Base base, int head_size) {
     SharedCarver<Base> carve(base);
-    q = carve.template take<bf16>(kTile * head_ld(head_size));
-    k = carve.template take<bf16>(kTile * head_ld(head_size));
-    v = carve.template take<bf16>(kTile * head_ld(head_size));
-    dout = carve.template take<bf16>(kTile * head_ld(head_size));
-    p = carve.template take<bf16>(kTile * kProbabilitiesLd);
-    ds = carve.template take<bf16>(kTile * kProbabilitiesLd);
-    s = carve.template take<float>(kTile * kScoresLd);
-    dp = carve.template take<float>(kTile * kScoresLd);
+    q = carve.template take<bf16>(rows_tile_elements(head_size));
+    dout = carve.template take<bf16>(rows_tile_elements(head_size));
+    q_transposed = carve.template take<bf16>(transposed_tile_elements(head_size));
+    dout_transposed = carve.template take<bf16>(transposed_tile_elements(head_size));
     lse = carve.template take<float>(kTile);
     delta = carve.template take<float>(kTile);
-    staging = carve.template take<float>(kWarps * kFragment * kFragment);
     bytes = carve.used();
   }
 };
 
-// Rows first_row … first_row + 63 of one head (row_stride elements apart in global memory) into a
-// shared tile, 8 elements (16 bytes) per load; rows at or past T read as zero.
+// dQ kernel: the key tile's k and v as rows (B operands of q·kᵀ and dO·vᵀ) and k transposed (B
+// operand of dS·k).
+struct QueryBackwardShared {
+  bf16 *k, *v, *k_transposed;
+  size_t bytes;
+  template <class Base>
+  __host__ __device__ QueryBackwardShared(Base base, int head_size) {
+    SharedCarver<Base> carve(base);
+    k = carve.template take<bf16>(rows_tile_elements(head_size));
+    v = carve.template take<bf16>(rows_tile_elements(head_size));
+    k_transposed = carve.template take<bf16>(transposed_tile_elements(head_size));
+    bytes = carve.used();
+  }
+};
+
+// Rows first_row … first_row + 63 of one head (row_stride elements apart in global memory) into
+// tile[r][c] (padded(hs) per row), 8 elements (16 bytes) per load; rows at or past T read as zero.
 template <int kHeadSize>
-__device__ void load_tile(bf16* tile, const bf16* source, int64_t row_stride, int64_t first_row, int64_t T) {
+__device__ void load_rows(bf16* tile, const bf16* source, int64_t row_stride, int64_t first_row, int64_t T) {
   constexpr int kChunks = kHeadSize / 8;
   for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
-    const int r = i / kChunks;
-    const int c = (i % kChunks) * 8;
+    const int r = i / kChunks, c = (i % kChunks) * 8;
     const int64_t row = first_row + r;
     uint4 value = make_uint4(0u, 0u, 0u, 0u);
     if (row < T) value = *reinterpret_cast<const uint4*>(source + row * row_stride + c);
-    *reinterpret_cast<uint4*>(tile + r * head_ld(kHeadSize) + c) = value;
+    *reinterpret_cast<uint4*>(tile + r * padded(kHeadSize) + c) = value;
   }
 }
 
-// The warp's 16 rows of a 64×64 product a·bᵀ: c (fp32, kScoresLd) = a (16 × hs) · bᵀ, b 64 × hs,
-// both bf16 tiles with head_ld rows.
-template <int kHeadFragments>
-__device__ void warp_product_abt(float* c, const bf16* a, const bf16* b) {
-  constexpr int ld = head_ld(kHeadFragments * kFragment);
-  Accumulator accumulators[kTileFragments];
+// The same rows transposed: tile[c][r] (padded(64) per row). Consecutive threads take consecutive
+// rows, so a warp's 2-byte stores land in 16 different banks (two per 32-bit word).
+template <int kHeadSize>
+__device__ void load_rows_transposed(bf16* tile, const bf16* source, int64_t row_stride, int64_t first_row,
+                                     int64_t T) {
+  constexpr int kChunks = kHeadSize / 8;
+  for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
+    const int r = i % kTile, c = (i / kTile) * 8;
+    const int64_t row = first_row + r;
+    uint4 value = make_uint4(0u, 0u, 0u, 0u);
+    if (row < T) value = *reinterpret_cast<const uint4*>(source + row * row_stride + c);
+    const bf16* elements = reinterpret_cast<const bf16*>(&value);
 #pragma unroll
-  for (int j = 0; j < kTileFragments; ++j) wmma::fill_fragment(accumulators[j], 0.0f);
-#pragma unroll
-  for (int kk = 0; kk < kHeadFragments; ++kk) {
-    FragmentA fa;
-    wmma::load_matrix_sync(fa, a + kk * kFragment, ld);
-#pragma unroll
-    for (int j = 0; j < kTileFragments; ++j) {
-      FragmentBTransposed fb;  // bᵀ: row j·16 + n of b is column n of the fragment
-      wmma::load_matrix_sync(fb, b + j * kFragment * ld + kk * kFragment, ld);
-      wmma::mma_sync(accumulators[j], fa, fb, accumulators[j]);
-    }
-  }
-#pragma unroll
-  for (int j = 0; j < kTileFragments; ++j) {
-    wmma::store_matrix_sync(c + j * kFragment, accumulators[j], kScoresLd, wmma::mem_row_major);
+    for (int e = 0; e < 8; ++e) tile[(c + e) * padded(kTile) + r] = elements[e];
   }
 }
 
-// One step of the online softmax on the warp's 16 rows of scores: new running maxima, the tile's
-// probabilities exp(s − max) into p (bf16), the running sums, and O rescaled to the new maxima.
-__device__ void online_softmax(const ForwardShared& sh, int row0, int64_t first_query, int64_t first_key, int64_t T,
-                               float scale, int head_size, int lane) {
-  const int ldo = output_ld(head_size);
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int row = row0 + r;
-    const int64_t query = first_query + row;
-    float x[kColumnsPerLane];
-    float tile_max = -INFINITY;
+// The warp's 16 rows first_row … + 15 of one head, all hs channels, as A fragments straight from
+// global memory (kept in registers for the whole kernel); rows at or past T are zero.
+template <int kHeadChunks>
+__device__ void load_a_rows(uint32_t (&a)[kHeadChunks][4], const bf16* source, int64_t row_stride, int64_t first_row,
+                            int64_t T, int lane) {
+  const int g = lane / 4, t = lane % 4;
+  const int64_t row_low = first_row + g, row_high = row_low + 8;
 #pragma unroll
-    for (int e = 0; e < kColumnsPerLane; ++e) {
-      const int c = lane + e * kWarpSize;
-      const int64_t key = first_key + c;
-      x[e] = (key <= query && key < T) ? sh.s[row * kScoresLd + c] * scale : -INFINITY;
-      tile_max = fmaxf(tile_max, x[e]);
-    }
-    // Key first_key ≤ every query of the tile is always visible, so new_max is finite.
-    const float previous_max = sh.row_max[row];
-    const float new_max = fmaxf(previous_max, warp_max(tile_max));
-    const float correction = __expf(previous_max - new_max);  // 0 on the first tile
-    float tile_sum = 0.0f;
+  for (int kk = 0; kk < kHeadChunks; ++kk) {
+    const int c = kk * 16 + 2 * t;
+    a[kk][0] = row_low < T ? load_pair(source + row_low * row_stride + c) : 0u;
+    a[kk][1] = row_high < T ? load_pair(source + row_high * row_stride + c) : 0u;
+    a[kk][2] = row_low < T ? load_pair(source + row_low * row_stride + c + 8) : 0u;
+    a[kk][3] = row_high < T ? load_pair(source + row_high * row_stride + c + 8) : 0u;
+  }
+}
+
+// Writes (or, without overwrite, adds to) rows first_row … + 15 of one head, channels 0 … hs − 1,
+// from accumulators in the mma layout (acc[f]: channels 8f … 8f + 7); rows at or past T are skipped.
+// Each pair of elements is read and written by one thread: deterministic, no atomics.
+template <int kHeadTiles>
+__device__ void store_rows(bf16* target, int64_t row_stride, const float (&acc)[kHeadTiles][4], float multiplier_low,
+                           float multiplier_high, int64_t first_row, int64_t T, int lane, bool overwrite) {
+  const int g = lane / 4, t = lane % 4;
 #pragma unroll
-    for (int e = 0; e < kColumnsPerLane; ++e) {
-      const float p = __expf(x[e] - new_max);  // masked: exp(−∞) = 0
-      tile_sum += p;
-      sh.p[row * kProbabilitiesLd + lane + e * kWarpSize] = __float2bfloat16_rn(p);
-    }
-    tile_sum = warp_sum(tile_sum);
-    if (correction != 1.0f) {
-      for (int d = lane; d < head_size; d += kWarpSize) sh.o[row * ldo + d] *= correction;
-    }
-    __syncwarp();  // every lane has read row_max[row] before lane 0 replaces it
-    if (lane == 0) {
-      sh.row_max[row] = new_max;
-      sh.row_sum[row] = sh.row_sum[row] * correction + tile_sum;
+  for (int half = 0; half < 2; ++half) {
+    const int64_t row = first_row + g + 8 * half;
+    if (row >= T) continue;
+    const float multiplier = half == 0 ? multiplier_low : multiplier_high;
+#pragma unroll
+    for (int f = 0; f < kHeadTiles; ++f) {
+      uint32_t* pair = reinterpret_cast<uint32_t*>(target + row * row_stride + 8 * f + 2 * t);
+      float low = acc[f][2 * half] * multiplier, high = acc[f][2 * half + 1] * multiplier;
+      if (!overwrite) {
+        const uint32_t old = *pair;
+        low += low_bf16(old);
+        high += high_bf16(old);
+      }
+      *pair = pack_bf16(low, high);
     }
   }
 }
 
-// O (the warp's 16 rows, fp32 in shared memory) += P (16 × 64) · V (64 × hs).
-template <int kHeadFragments>
-__device__ void accumulate_pv(float* o, const bf16* p, const bf16* v) {
-  constexpr int kHeadSize = kHeadFragments * kFragment;
-  FragmentA probabilities[kTileFragments];
-#pragma unroll
-  for (int kk = 0; kk < kTileFragments; ++kk) {
-    wmma::load_matrix_sync(probabilities[kk], p + kk * kFragment, kProbabilitiesLd);
-  }
-#pragma unroll
-  for (int f = 0; f < kHeadFragments; ++f) {
-    Accumulator accumulator;
-    wmma::load_matrix_sync(accumulator, o + f * kFragment, output_ld(kHeadSize), wmma::mem_row_major);
-#pragma unroll
-    for (int kk = 0; kk < kTileFragments; ++kk) {
-      FragmentB values;
-      wmma::load_matrix_sync(values, v + kk * kFragment * head_ld(kHeadSize) + f * kFragment, head_ld(kHeadSize));
-      wmma::mma_sync(accumulator, probabilities[kk], values, accumulator);
-    }
-    wmma::store_matrix_sync(o + f * kFragment, accumulator, output_ld(kHeadSize), wmma::mem_row_major);
-  }
+// Reduces a per-lane value over the 4 lanes of its group (the lanes holding one accumulator row).
+__device__ __forceinline__ float group_max(float value) {
+  value = fmaxf(value, __shfl_xor_sync(kFullWarp, value, 1));
+  return fmaxf(value, __shfl_xor_sync(kFullWarp, value, 2));
+}
+__device__ __forceinline__ float group_sum(float value) {
+  value += __shfl_xor_sync(kFullWarp, value, 1);
+  return value + __shfl_xor_sync(kFullWarp, value, 2);
 }
 
 // Where a block works: head h of batch b (grid y = b·NH + h), its 64-row tile (grid x; reversed
-// when `longest_first`, for query tiles, whose rows see the most keys last), and the calling
-// thread's warp, lane and first row of the warp's 16 in the tile.
+// when `longest_first`, for query tiles, whose rows see the most keys), and the calling thread's
+// warp, lane and first row of the warp's 16 in the tile.
 struct BlockPlace {
   int64_t b, h, tile;
   int warp, lane, row0;
@@ -234,46 +222,98 @@ __device__ __forceinline__ BlockPlace block_place(int64_t T, int64_t NH, bool lo
           static_cast<int>(threadIdx.x % kWarpSize), warp * kRowsPerWarp};
 }
 
-// Grid: x = query tiles, y = b·NH + h.
-template <int kHeadFragments>
+// Forward. Grid: x = query tiles (longest first), y = b·NH + h. Each warp keeps its 16 queries (A
+// fragments), their running max and sum, and O (16 × hs) in registers; per key tile it computes
+// S = q·kᵀ (16 × 64), the online softmax on S in place, and O += P·v with P as the A operand.
+template <int kHeadChunks>
 __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, int64_t T,
                                                                  int64_t C, int64_t NH, float scale) {
-  constexpr int kHeadSize = kHeadFragments * kFragment;
+  constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kKeyTiles = kTile / 8;
   extern __shared__ __align__(128) unsigned char shared_memory[];
   const ForwardShared sh(shared_memory, kHeadSize);
   const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
-  const int64_t first_query = query_tile * kTile, row_stride = 3 * C;
+  const int g = lane / 4, t = lane % 4;
+  const int64_t row_stride = 3 * C, first_query = query_tile * kTile + row0;
+  const int64_t query_low = first_query + g, query_high = query_low + 8;
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
 
-  load_tile<kHeadSize>(sh.q, head, row_stride, first_query, T);
-  for (int i = threadIdx.x; i < kTile * output_ld(kHeadSize); i += kThreads) sh.o[i] = 0.0f;
-  if (threadIdx.x < kTile) {
-    sh.row_max[threadIdx.x] = -INFINITY;
-    sh.row_sum[threadIdx.x] = 0.0f;
-  }
+  uint32_t q[kHeadChunks][4];
+  load_a_rows<kHeadChunks>(q, head, row_stride, first_query, T, lane);
+  float o[kHeadTiles][4] = {};
+  float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};  // rows g, g + 8 (lane's share)
+
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
     const int64_t first_key = key_tile * kTile;
-    __syncthreads();  // the previous step is done with k and v (first step: q, o and the rows are in)
-    load_tile<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
-    load_tile<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
+    __syncthreads();  // every warp is done with the previous tiles
+    load_rows<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
+    load_rows_transposed<kHeadSize>(sh.v_transposed, head + 2 * C, row_stride, first_key, T);
     __syncthreads();
-    warp_product_abt<kHeadFragments>(sh.s + row0 * kScoresLd, sh.q + row0 * head_ld(kHeadSize), sh.k);
-    __syncwarp();
-    online_softmax(sh, row0, first_query, first_key, T, scale, kHeadSize, lane);
-    __syncwarp();
-    accumulate_pv<kHeadFragments>(sh.o + row0 * output_ld(kHeadSize), sh.p + row0 * kProbabilitiesLd, sh.v);
-  }
-  __syncwarp();
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int row = row0 + r;
-    const int64_t query = first_query + row;
-    if (query >= T) break;
-    const float inverse_sum = 1.0f / sh.row_sum[row];
-    bf16* destination = out + (b * T + query) * C + h * kHeadSize;
-    for (int d = lane; d < kHeadSize; d += kWarpSize) {
-      destination[d] = __float2bfloat16_rn(sh.o[row * output_ld(kHeadSize) + d] * inverse_sum);
+
+    float s[kKeyTiles][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kHeadChunks; ++kk) {
+#pragma unroll
+      for (int j = 0; j < kKeyTiles; ++j) {
+        uint32_t fragment[2];
+        load_b_fragment_transposed(fragment, sh.k, padded(kHeadSize), 8 * j, 16 * kk, lane);
+        mma_bf16_m16n8k16(s[j], q[kk], fragment);
+      }
     }
-    if (lane == 0) lse[(b * NH + h) * T + query] = sh.row_max[row] + logf(sh.row_sum[row]);
+    // Scale and mask (only the diagonal tile has keys after a query, or past T), then the online
+    // softmax. Key first_key ≤ every query of the tile is visible, so the new maxima are finite.
+    const bool diagonal = key_tile == query_tile;
+    float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int64_t key = first_key + 8 * j + 2 * t + e % 2, query = e < 2 ? query_low : query_high;
+        const bool visible = !diagonal || (key <= query && key < T);
+        s[j][e] = visible ? s[j][e] * scale : -INFINITY;
+        tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+      }
+    }
+    float correction[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float new_max = fmaxf(running_max[r], group_max(tile_max[r]));
+      correction[r] = __expf(running_max[r] - new_max);  // 0 on the first tile
+      running_max[r] = new_max;
+      running_sum[r] *= correction[r];
+    }
+#pragma unroll
+    for (int f = 0; f < kHeadTiles; ++f) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) o[f][e] *= correction[e / 2];
+    }
+#pragma unroll
+    for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[j][e] = __expf(s[j][e] - running_max[e / 2]);  // masked: exp(−∞) = 0
+        running_sum[e / 2] += s[j][e];
+      }
+    }
+    // O += P (16 × 64, bf16) · v (64 × hs).
+#pragma unroll
+    for (int kk = 0; kk < kTile / 16; ++kk) {
+      uint32_t p[4];
+      a_fragment_from_accumulators(p, s[2 * kk], s[2 * kk + 1]);
+#pragma unroll
+      for (int f = 0; f < kHeadTiles; ++f) {
+        uint32_t fragment[2];
+        load_b_fragment_transposed(fragment, sh.v_transposed, padded(kTile), 8 * f, 16 * kk, lane);
+        mma_bf16_m16n8k16(o[f], p, fragment);
+      }
+    }
+  }
+  const float sum_low = group_sum(running_sum[0]), sum_high = group_sum(running_sum[1]);
+  store_rows<kHeadTiles>(out + b * T * C + h * kHeadSize, C, o, 1.0f / sum_low, 1.0f / sum_high, first_query, T, lane,
+                         /*overwrite=*/true);
+  if (t == 0) {
+    float* head_lse = lse + (b * NH + h) * T;
+    if (query_low < T) head_lse[query_low] = running_max[0] + logf(sum_low);
+    if (query_high < T) head_lse[query_high] = running_max[1] + logf(sum_high);
   }
 }
 
@@ -294,175 +334,182 @@ __global__ void __launch_bounds__(kThreads) flash_delta_kernel(float* delta, con
   if (lane == 0) delta[row] = dot;
 }
 
-// The warp's 16 query rows of P = exp(scale·s − lse) (masked) and dS = scale · P ∘ (dP − delta), as
-// bf16 for the following products. p may be null (the query-major kernel needs only dS).
-__device__ void score_gradients(const BackwardShared& sh, bf16* p, int row0, int64_t first_query,
-                                int64_t first_key, int64_t T, float scale, int lane) {
-  for (int r = 0; r < kRowsPerWarp; ++r) {
-    const int row = row0 + r;
-    const int64_t query = first_query + row;
-#pragma unroll
-    for (int e = 0; e < kColumnsPerLane; ++e) {
-      const int c = lane + e * kWarpSize;
-      const bool visible = query < T && first_key + c <= query;
-      const float probability = visible ? __expf(sh.s[row * kScoresLd + c] * scale - sh.lse[row]) : 0.0f;
-      const float score_gradient = scale * probability * (sh.dp[row * kScoresLd + c] - sh.delta[row]);
-      if (p != nullptr) p[row * kProbabilitiesLd + c] = __float2bfloat16_rn(probability);
-      sh.ds[row * kProbabilitiesLd + c] = __float2bfloat16_rn(score_gradient);
-    }
-  }
-}
-
-// Query rows first_query … + 63: q and dO tiles, their lse and delta (zero past T).
-template <int kHeadSize>
-__device__ void load_query_side(const BackwardShared& sh, const bf16* q_head, const bf16* dout_head,
-                                const float* lse_head, const float* delta_head, int64_t first_query, int64_t T,
-                                int64_t C) {
-  load_tile<kHeadSize>(sh.q, q_head, 3 * C, first_query, T);
-  load_tile<kHeadSize>(sh.dout, dout_head, C, first_query, T);
-  if (threadIdx.x < kTile) {
-    const int64_t query = first_query + threadIdx.x;
-    sh.lse[threadIdx.x] = query < T ? lse_head[query] : 0.0f;
-    sh.delta[threadIdx.x] = query < T ? delta_head[query] : 0.0f;
-  }
-}
-
-// target rows first_row … first_row + 15 (row_stride apart), 16 columns, += the fragment (= with
-// `overwrite`; one rounding to bf16); rows at or past T are skipped. staging: the warp's 16×16 fp32
-// scratch.
-__device__ void add_fragment(bf16* target, int64_t row_stride, const Accumulator& fragment, float* staging,
-                             int64_t first_row, int64_t T, int lane, bool overwrite) {
-  wmma::store_matrix_sync(staging, fragment, kFragment, wmma::mem_row_major);
-  __syncwarp();
-  for (int i = lane; i < kFragment * kFragment; i += kWarpSize) {
-    const int64_t row = first_row + i / kFragment;
-    if (row < T) {
-      bf16& element = target[row * row_stride + i % kFragment];
-      element = __float2bfloat16_rn(overwrite ? staging[i] : __bfloat162float(element) + staging[i]);
-    }
-  }
-  __syncwarp();
-}
-
-// Key-major: a block owns 64 keys of one head (grid x = key tiles, early keys, which see the most
-// queries, first) and walks the query tiles from the diagonal on; each warp keeps dK and dV of its
-// 16 keys in accumulator fragments.
-template <int kHeadFragments>
+// dK and dV. Grid: x = key tiles (early keys, which see the most queries, first), y = b·NH + h.
+// Each warp keeps its 16 keys and values (A fragments) and dK, dV (16 × hs each) in registers; per
+// query tile from the diagonal on, and per half of it, it computes the transposed scores Sᵀ = k·qᵀ
+// and dPᵀ = v·dOᵀ (16 keys × 32 queries), then Pᵀ = exp(scale·Sᵀ − lse) and
+// dSᵀ = scale · Pᵀ ∘ (dPᵀ − delta) in place, and adds Pᵀ·dO to dV and dSᵀ·q to dK.
+template <int kHeadChunks>
 __global__ void __launch_bounds__(kThreads)
     flash_backward_key_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* delta,
                               int64_t T, int64_t C, int64_t NH, float scale, bool overwrite) {
-  constexpr int kHeadSize = kHeadFragments * kFragment;
-  constexpr int ld = head_ld(kHeadSize);
+  constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kQueryTiles = kHalf / 8;
   extern __shared__ __align__(128) unsigned char shared_memory[];
-  const BackwardShared sh(shared_memory, kHeadSize);
+  const KeyBackwardShared sh(shared_memory, kHeadSize);
   const int64_t tiles = (T + kTile - 1) / kTile;
   const auto [b, h, key_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/false);
-  const int64_t first_key = key_tile * kTile, row_stride = 3 * C;
+  const int g = lane / 4, t = lane % 4;
+  const int64_t row_stride = 3 * C, first_key = key_tile * kTile + row0;
+  const int64_t key_low = first_key + g, key_high = key_low + 8;
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
   const bf16* dout_head = dout + b * T * C + h * kHeadSize;
   const float* lse_head = lse + (b * NH + h) * T;
   const float* delta_head = delta + (b * NH + h) * T;
 
-  load_tile<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
-  load_tile<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
-  Accumulator dk[kHeadFragments], dv[kHeadFragments];
-#pragma unroll
-  for (int f = 0; f < kHeadFragments; ++f) {
-    wmma::fill_fragment(dk[f], 0.0f);
-    wmma::fill_fragment(dv[f], 0.0f);
-  }
+  uint32_t k[kHeadChunks][4], v[kHeadChunks][4];
+  load_a_rows<kHeadChunks>(k, head + C, row_stride, first_key, T, lane);
+  load_a_rows<kHeadChunks>(v, head + 2 * C, row_stride, first_key, T, lane);
+  float dk[kHeadTiles][4] = {}, dv[kHeadTiles][4] = {};
+
   for (int64_t query_tile = key_tile; query_tile < tiles; ++query_tile) {
     const int64_t first_query = query_tile * kTile;
-    __syncthreads();  // the previous step is done with q, dO, P and dS
-    load_query_side<kHeadSize>(sh, head, dout_head, lse_head, delta_head, first_query, T, C);
+    __syncthreads();  // every warp is done with the previous tiles
+    load_rows<kHeadSize>(sh.q, head, row_stride, first_query, T);
+    load_rows<kHeadSize>(sh.dout, dout_head, C, first_query, T);
+    load_rows_transposed<kHeadSize>(sh.q_transposed, head, row_stride, first_query, T);
+    load_rows_transposed<kHeadSize>(sh.dout_transposed, dout_head, C, first_query, T);
+    if (threadIdx.x < kTile) {
+      const int64_t query = first_query + threadIdx.x;
+      sh.lse[threadIdx.x] = query < T ? lse_head[query] : 0.0f;
+      sh.delta[threadIdx.x] = query < T ? delta_head[query] : 0.0f;
+    }
     __syncthreads();
-    // Query rows row0 … row0 + 15: S = q·kᵀ and dP = dO·vᵀ, then P and dS.
-    warp_product_abt<kHeadFragments>(sh.s + row0 * kScoresLd, sh.q + row0 * ld, sh.k);
-    warp_product_abt<kHeadFragments>(sh.dp + row0 * kScoresLd, sh.dout + row0 * ld, sh.v);
-    __syncwarp();
-    score_gradients(sh, sh.p, row0, first_query, first_key, T, scale, lane);
-    __syncthreads();  // key rows need P and dS of every query row
-    // Key rows row0 … row0 + 15: dV += Pᵀ·dO and dK += dSᵀ·q over the tile's 64 queries. Not
-    // unrolled: the dK and dV accumulators already hold 2·hs/16 fragments in registers.
+
 #pragma unroll 1
-    for (int kk = 0; kk < kTileFragments; ++kk) {
-      FragmentATransposed pt, dst;  // column row0 + i of P is row i of Pᵀ
-      wmma::load_matrix_sync(pt, sh.p + kk * kFragment * kProbabilitiesLd + row0, kProbabilitiesLd);
-      wmma::load_matrix_sync(dst, sh.ds + kk * kFragment * kProbabilitiesLd + row0, kProbabilitiesLd);
+    for (int half = 0; half < 2; ++half) {
+      const int column0 = half * kHalf;
+      float s[kQueryTiles][4] = {}, dp[kQueryTiles][4] = {};
 #pragma unroll
-      for (int f = 0; f < kHeadFragments; ++f) {
-        FragmentB dout_fragment, q_fragment;
-        wmma::load_matrix_sync(dout_fragment, sh.dout + kk * kFragment * ld + f * kFragment, ld);
-        wmma::mma_sync(dv[f], pt, dout_fragment, dv[f]);
-        wmma::load_matrix_sync(q_fragment, sh.q + kk * kFragment * ld + f * kFragment, ld);
-        wmma::mma_sync(dk[f], dst, q_fragment, dk[f]);
+      for (int kk = 0; kk < kHeadChunks; ++kk) {
+#pragma unroll
+        for (int j = 0; j < kQueryTiles; ++j) {
+          uint32_t fragment[2];
+          load_b_fragment_transposed(fragment, sh.q, padded(kHeadSize), column0 + 8 * j, 16 * kk, lane);
+          mma_bf16_m16n8k16(s[j], k[kk], fragment);
+          load_b_fragment_transposed(fragment, sh.dout, padded(kHeadSize), column0 + 8 * j, 16 * kk, lane);
+          mma_bf16_m16n8k16(dp[j], v[kk], fragment);
+        }
+      }
+      // Queries past T or before the key are masked (their P is 0, and so is dS).
+#pragma unroll
+      for (int j = 0; j < kQueryTiles; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int column = column0 + 8 * j + 2 * t + e % 2;
+          const int64_t query = first_query + column, key = e < 2 ? key_low : key_high;
+          const bool visible = query < T && key <= query;
+          const float probability = visible ? __expf(s[j][e] * scale - sh.lse[column]) : 0.0f;
+          dp[j][e] = scale * probability * (dp[j][e] - sh.delta[column]);
+          s[j][e] = probability;
+        }
+      }
+      // dV += Pᵀ (16 × 32, bf16) · dO (32 × hs); dK += dSᵀ · q.
+#pragma unroll
+      for (int kk = 0; kk < kHalf / 16; ++kk) {
+        uint32_t pt[4], dst[4];
+        a_fragment_from_accumulators(pt, s[2 * kk], s[2 * kk + 1]);
+        a_fragment_from_accumulators(dst, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+        for (int f = 0; f < kHeadTiles; ++f) {
+          uint32_t fragment[2];
+          load_b_fragment_transposed(fragment, sh.dout_transposed, padded(kTile), 8 * f, column0 + 16 * kk, lane);
+          mma_bf16_m16n8k16(dv[f], pt, fragment);
+          load_b_fragment_transposed(fragment, sh.q_transposed, padded(kTile), 8 * f, column0 + 16 * kk, lane);
+          mma_bf16_m16n8k16(dk[f], dst, fragment);
+        }
       }
     }
   }
-  float* staging = sh.staging + warp * kFragment * kFragment;
   bf16* dk_head = dqkv + b * T * row_stride + C + h * kHeadSize;
-#pragma unroll
-  for (int f = 0; f < kHeadFragments; ++f) {
-    add_fragment(dk_head + f * kFragment, row_stride, dk[f], staging, first_key + row0, T, lane, overwrite);
-    add_fragment(dk_head + C + f * kFragment, row_stride, dv[f], staging, first_key + row0, T, lane, overwrite);
-  }
+  store_rows<kHeadTiles>(dk_head, row_stride, dk, 1.0f, 1.0f, first_key, T, lane, overwrite);
+  store_rows<kHeadTiles>(dk_head + C, row_stride, dv, 1.0f, 1.0f, first_key, T, lane, overwrite);
 }
 
-// Query-major: a block owns 64 queries (grid x = query tiles, longest first) and walks the key
-// tiles up to the diagonal; each warp keeps dQ of its 16 queries in accumulator fragments.
-template <int kHeadFragments>
+// dQ. Grid: x = query tiles (longest first), y = b·NH + h. Each warp keeps its 16 queries and their
+// dO (A fragments), lse and delta, and dQ (16 × hs) in registers; per key tile up to the diagonal,
+// and per half of it, it computes S = q·kᵀ and dP = dO·vᵀ (16 × 32), then P and
+// dS = scale · P ∘ (dP − delta) in place, and adds dS·k to dQ.
+template <int kHeadChunks>
 __global__ void __launch_bounds__(kThreads)
     flash_backward_query_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* delta,
                                 int64_t T, int64_t C, int64_t NH, float scale, bool overwrite) {
-  constexpr int kHeadSize = kHeadFragments * kFragment;
-  constexpr int ld = head_ld(kHeadSize);
+  constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kKeyTiles = kHalf / 8;
   extern __shared__ __align__(128) unsigned char shared_memory[];
-  const BackwardShared sh(shared_memory, kHeadSize);
+  const QueryBackwardShared sh(shared_memory, kHeadSize);
   const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
-  const int64_t first_query = query_tile * kTile, row_stride = 3 * C;
+  const int g = lane / 4, t = lane % 4;
+  const int64_t row_stride = 3 * C, first_query = query_tile * kTile + row0;
+  const int64_t query_low = first_query + g, query_high = query_low + 8;
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
+  const float* lse_head = lse + (b * NH + h) * T;
+  const float* delta_head = delta + (b * NH + h) * T;
 
-  load_query_side<kHeadSize>(sh, head, dout + b * T * C + h * kHeadSize, lse + (b * NH + h) * T,
-                             delta + (b * NH + h) * T, first_query, T, C);
-  Accumulator dq[kHeadFragments];
-#pragma unroll
-  for (int f = 0; f < kHeadFragments; ++f) wmma::fill_fragment(dq[f], 0.0f);
+  uint32_t q[kHeadChunks][4], dout_rows[kHeadChunks][4];
+  load_a_rows<kHeadChunks>(q, head, row_stride, first_query, T, lane);
+  load_a_rows<kHeadChunks>(dout_rows, dout + b * T * C + h * kHeadSize, C, first_query, T, lane);
+  const float row_lse[2] = {query_low < T ? lse_head[query_low] : 0.0f, query_high < T ? lse_head[query_high] : 0.0f};
+  const float row_delta[2] = {query_low < T ? delta_head[query_low] : 0.0f,
+                              query_high < T ? delta_head[query_high] : 0.0f};
+  float dq[kHeadTiles][4] = {};
+
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
     const int64_t first_key = key_tile * kTile;
-    __syncthreads();  // the previous step is done with k and v (first step: the query side is in)
-    load_tile<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
-    load_tile<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
+    __syncthreads();  // every warp is done with the previous tiles
+    load_rows<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
+    load_rows<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
+    load_rows_transposed<kHeadSize>(sh.k_transposed, head + C, row_stride, first_key, T);
     __syncthreads();
-    warp_product_abt<kHeadFragments>(sh.s + row0 * kScoresLd, sh.q + row0 * ld, sh.k);
-    warp_product_abt<kHeadFragments>(sh.dp + row0 * kScoresLd, sh.dout + row0 * ld, sh.v);
-    __syncwarp();
-    score_gradients(sh, nullptr, row0, first_query, first_key, T, scale, lane);
-    __syncwarp();
-    // dQ += dS (16 × 64) · k (64 × hs).
+
+#pragma unroll 1
+    for (int half = 0; half < 2; ++half) {
+      const int column0 = half * kHalf;
+      // On the diagonal, the warp's queries may all come before this half's keys.
+      if (key_tile == query_tile && column0 > row0 + kRowsPerWarp - 1) continue;
+      float s[kKeyTiles][4] = {}, dp[kKeyTiles][4] = {};
 #pragma unroll
-    for (int kk = 0; kk < kTileFragments; ++kk) {
-      FragmentA ds_fragment;
-      wmma::load_matrix_sync(ds_fragment, sh.ds + row0 * kProbabilitiesLd + kk * kFragment, kProbabilitiesLd);
+      for (int kk = 0; kk < kHeadChunks; ++kk) {
 #pragma unroll
-      for (int f = 0; f < kHeadFragments; ++f) {
-        FragmentB k_fragment;
-        wmma::load_matrix_sync(k_fragment, sh.k + kk * kFragment * ld + f * kFragment, ld);
-        wmma::mma_sync(dq[f], ds_fragment, k_fragment, dq[f]);
+        for (int j = 0; j < kKeyTiles; ++j) {
+          uint32_t fragment[2];
+          load_b_fragment_transposed(fragment, sh.k, padded(kHeadSize), column0 + 8 * j, 16 * kk, lane);
+          mma_bf16_m16n8k16(s[j], q[kk], fragment);
+          load_b_fragment_transposed(fragment, sh.v, padded(kHeadSize), column0 + 8 * j, 16 * kk, lane);
+          mma_bf16_m16n8k16(dp[j], dout_rows[kk], fragment);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int64_t key = first_key + column0 + 8 * j + 2 * t + e % 2;
+          const int64_t query = e < 2 ? query_low : query_high;
+          const bool visible = query < T && key <= query;
+          const float probability = visible ? __expf(s[j][e] * scale - row_lse[e / 2]) : 0.0f;
+          dp[j][e] = scale * probability * (dp[j][e] - row_delta[e / 2]);
+        }
+      }
+      // dQ += dS (16 × 32, bf16) · k (32 × hs).
+#pragma unroll
+      for (int kk = 0; kk < kHalf / 16; ++kk) {
+        uint32_t ds[4];
+        a_fragment_from_accumulators(ds, dp[2 * kk], dp[2 * kk + 1]);
+#pragma unroll
+        for (int f = 0; f < kHeadTiles; ++f) {
+          uint32_t fragment[2];
+          load_b_fragment_transposed(fragment, sh.k_transposed, padded(kTile), 8 * f, column0 + 16 * kk, lane);
+          mma_bf16_m16n8k16(dq[f], ds, fragment);
+        }
       }
     }
   }
-  float* staging = sh.staging + warp * kFragment * kFragment;
-  bf16* dq_head = dqkv + b * T * row_stride + h * kHeadSize;
-#pragma unroll
-  for (int f = 0; f < kHeadFragments; ++f) {
-    add_fragment(dq_head + f * kFragment, row_stride, dq[f], staging, first_query + row0, T, lane, overwrite);
-  }
+  store_rows<kHeadTiles>(dqkv + b * T * row_stride + h * kHeadSize, row_stride, dq, 1.0f, 1.0f, first_query, T, lane,
+                         overwrite);
 }
 
 unsigned tiles_along(int64_t T) { return static_cast<unsigned>((T + kTile - 1) / kTile); }
 
 AttentionShape check_shape(const char* caller, int64_t B, int64_t T, int64_t C, int64_t NH) {
-  return check_attention_shape(caller, B, T, C, NH, kMaxHeadFragments * kFragment, kFragment);
+  return check_attention_shape(caller, B, T, C, NH, kMaxHeadSize, 16);
 }
 
 void check_aligned(const void* pointer, const char* name, const AttentionShape& s, const char* caller) {
@@ -473,8 +520,8 @@ void check_aligned(const void* pointer, const char* name, const AttentionShape& 
 
 // Calls launch(std::integral_constant<int, head_size / 16>) for the instantiated head sizes.
 template <class Launch>
-void dispatch_head_fragments(int head_size, Launch&& launch) {
-  switch (head_size / kFragment) {
+void dispatch_head_chunks(int head_size, Launch&& launch) {
+  switch (head_size / 16) {
     case 1: launch(std::integral_constant<int, 1>{}); break;
     case 2: launch(std::integral_constant<int, 2>{}); break;
     case 3: launch(std::integral_constant<int, 3>{}); break;
@@ -490,7 +537,7 @@ void dispatch_head_fragments(int head_size, Launch&& launch) {
 }  // namespace
 
 bool flash_attention_supports(int64_t head_size) {
-  return head_size > 0 && head_size % kFragment == 0 && head_size <= kMaxHeadFragments * kFragment;
+  return head_size > 0 && head_size % 16 == 0 && head_size <= kMaxHeadSize;
 }
 
 void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
@@ -500,12 +547,12 @@ void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t B, 
   check_aligned(qkv, "qkv", s, "flash_attention_forward");
   check_aligned(out, "out", s, "flash_attention_forward");
   const std::string what = shape_text("flash_forward_kernel", s);
-  dispatch_head_fragments(s.head_size, [&](auto fragments) {
-    constexpr int kHeadFragments = decltype(fragments)::value;
-    const size_t bytes = ForwardShared(uintptr_t{0}, kHeadFragments * kFragment).bytes;
-    allow_shared_memory(flash_forward_kernel<kHeadFragments>, bytes, what);
-    flash_forward_kernel<kHeadFragments><<<dim3(tiles_along(T), static_cast<unsigned>(B * NH)), kThreads, bytes,
-                                           stream>>>(out, lse, qkv, T, C, NH, s.scale);
+  dispatch_head_chunks(s.head_size, [&](auto chunks) {
+    constexpr int kHeadChunks = decltype(chunks)::value;
+    const size_t bytes = ForwardShared(uintptr_t{0}, kHeadChunks * 16).bytes;
+    allow_shared_memory(flash_forward_kernel<kHeadChunks>, bytes, what);
+    flash_forward_kernel<kHeadChunks><<<dim3(tiles_along(T), static_cast<unsigned>(B * NH)), kThreads, bytes,
+                                        stream>>>(out, lse, qkv, T, C, NH, s.scale);
   });
   check_launch(what);
 }
@@ -532,16 +579,17 @@ void flash_attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, con
   const dim3 grid(tiles_along(T), static_cast<unsigned>(B * NH));
   const std::string key_what = shape_text("flash_backward_key_kernel", s);
   const std::string query_what = shape_text("flash_backward_query_kernel", s);
-  dispatch_head_fragments(s.head_size, [&](auto fragments) {
-    constexpr int kHeadFragments = decltype(fragments)::value;
-    const size_t bytes = BackwardShared(uintptr_t{0}, kHeadFragments * kFragment).bytes;
-    allow_shared_memory(flash_backward_key_kernel<kHeadFragments>, bytes, key_what);
-    flash_backward_key_kernel<kHeadFragments>
-        <<<grid, kThreads, bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
+  dispatch_head_chunks(s.head_size, [&](auto chunks) {
+    constexpr int kHeadChunks = decltype(chunks)::value;
+    const size_t key_bytes = KeyBackwardShared(uintptr_t{0}, kHeadChunks * 16).bytes;
+    allow_shared_memory(flash_backward_key_kernel<kHeadChunks>, key_bytes, key_what);
+    flash_backward_key_kernel<kHeadChunks>
+        <<<grid, kThreads, key_bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
     check_launch(key_what);
-    allow_shared_memory(flash_backward_query_kernel<kHeadFragments>, bytes, query_what);
-    flash_backward_query_kernel<kHeadFragments>
-        <<<grid, kThreads, bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
+    const size_t query_bytes = QueryBackwardShared(uintptr_t{0}, kHeadChunks * 16).bytes;
+    allow_shared_memory(flash_backward_query_kernel<kHeadChunks>, query_bytes, query_what);
+    flash_backward_query_kernel<kHeadChunks>
+        <<<grid, kThreads, query_bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
     check_launch(query_what);
   });
 }

@@ -1,10 +1,11 @@
 #pragma once
-// Causal self-attention for bf16 on tensor cores without a T×T buffer: flash attention (Dao et al.,
-// FlashAttention-2's loop order) with every product — q·kᵀ, P·v, and backward's dO·vᵀ, Pᵀ·dO, dSᵀ·q,
-// dS·k — issued as 16×16×16 bf16 WMMA fragments with fp32 accumulation.
+// Causal self-attention for bf16 on tensor cores without a T×T buffer: FlashAttention-2 (Dao) with
+// every product — q·kᵀ, P·v, and backward's k·qᵀ, v·dOᵀ, Pᵀ·dO, dSᵀ·q, q·kᵀ, dO·vᵀ, dS·k — issued as
+// mma.sync m16n8k16 bf16 instructions with fp32 accumulation (mma_sync.cuh), and the scores,
+// probabilities and accumulators kept in registers.
 //
 // Forward: a block owns 64 queries of one head and walks the 64-key tiles up to the diagonal, with
-// the online softmax in fp32 in shared memory; it keeps only the per-row log-sum-exp (fp32), as the
+// the online softmax in fp32 in registers; it keeps only the per-row log-sum-exp (fp32), as the
 // CUDA-core kernel of attention.h does, so backward memory is O(T) per head instead of the
 // B·NH·T² probabilities of attention_tensor_core.h. Backward recomputes the probabilities from q, k
 // and that log-sum-exp: one key-major kernel accumulates dK and dV in registers, one query-major
@@ -13,7 +14,7 @@
 // Same layout and arguments as attention.h: qkv (B, T, 3C) = [q | k | v], NH heads of hs = C/NH,
 // scores scaled by 1/√hs, query t sees keys 0…t; out (B, T, C); lse (B, NH, T) = log Σ_j exp(score).
 // Requirements: hs a multiple of 16 and at most 128; qkv, out, dout and dqkv 16-byte aligned (the
-// tiles are loaded 8 elements at a time). Needs sm_80 or newer (bf16 WMMA).
+// tiles are loaded 8 elements at a time). Needs sm_80 or newer (bf16 mma.sync).
 //
 // Rounding: P and dS are rounded to bf16 before their second products (as in every bf16 flash
 // attention); all sums are fp32; out and dqkv are rounded once.

@@ -1,0 +1,50 @@
+#include "ops/cuda/mma_sync_check.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "ops/cuda/kernel_common.cuh"
+#include "ops/cuda/mma_sync.cuh"
+
+namespace meridian::ops::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+// One warp. Accumulator tile j of D covers columns 8j … 8j + 7: lane (g, t) holds D[g][8j + 2t, +1]
+// and D[g + 8][8j + 2t, +1] (mma_sync.cuh), and E's single tile likewise.
+__global__ void mma_sync_chain_kernel(float* d, float* e, const bf16* a, const bf16* b_transposed,
+                                      const bf16* f_transposed) {
+  const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+  uint32_t a_fragment[4];
+  detail::load_a_fragment(a_fragment, a, 16, 0, 0, lane);
+  float tiles[2][4] = {};
+  for (int j = 0; j < 2; ++j) {
+    uint32_t b_fragment[2];
+    detail::load_b_fragment_transposed(b_fragment, b_transposed, 16, 8 * j, 0, lane);
+    detail::mma_bf16_m16n8k16(tiles[j], a_fragment, b_fragment);
+    d[g * 16 + 8 * j + 2 * t] = tiles[j][0];
+    d[g * 16 + 8 * j + 2 * t + 1] = tiles[j][1];
+    d[(g + 8) * 16 + 8 * j + 2 * t] = tiles[j][2];
+    d[(g + 8) * 16 + 8 * j + 2 * t + 1] = tiles[j][3];
+  }
+  uint32_t d_fragment[4], f_fragment[2];
+  detail::a_fragment_from_accumulators(d_fragment, tiles[0], tiles[1]);
+  detail::load_b_fragment_transposed(f_fragment, f_transposed, 16, 0, 0, lane);
+  float product[4] = {};
+  detail::mma_bf16_m16n8k16(product, d_fragment, f_fragment);
+  e[g * 8 + 2 * t] = product[0];
+  e[g * 8 + 2 * t + 1] = product[1];
+  e[(g + 8) * 8 + 2 * t] = product[2];
+  e[(g + 8) * 8 + 2 * t + 1] = product[3];
+}
+
+}  // namespace
+
+void mma_sync_chain(float* d, float* e, const bf16* a, const bf16* b_transposed, const bf16* f_transposed,
+                    cudaStream_t stream) {
+  mma_sync_chain_kernel<<<1, detail::kWarpSize, 0, stream>>>(d, e, a, b_transposed, f_transposed);
+  detail::check_launch("mma_sync_chain_kernel");
+}
+
+}  // namespace meridian::ops::cuda

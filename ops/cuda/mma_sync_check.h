@@ -1,0 +1,16 @@
+#pragma once
+// A check of the mma.sync fragment layout (mma_sync.cuh) on its own: the flash attention kernels rely
+// on it everywhere, and a wrong register map would show there only as wrong attention. One warp runs
+// the two steps those kernels chain: D = A · B (16 × 16, as two 16 × 8 accumulator tiles), then
+// E = bf16(D) · F with the accumulators fed back as the A operand. tests/cuda/mma_sync_test.cpp
+// compares both with the plain products.
+#include "ops/cuda/stream.h"  // cudaStream_t, __nv_bfloat16 without CUDA headers
+
+namespace meridian::ops::cuda {
+
+// a: 16 × 16, b_transposed: Bᵀ (16 × 16, row n holds column n of B), f_transposed: Fᵀ (8 × 16), all
+// bf16 row-major; d: 16 × 16 and e: 16 × 8, fp32 row-major. Needs sm_80 or newer.
+void mma_sync_chain(float* d, float* e, const __nv_bfloat16* a, const __nv_bfloat16* b_transposed,
+                    const __nv_bfloat16* f_transposed, cudaStream_t stream);
+
+}  // namespace meridian::ops::cuda

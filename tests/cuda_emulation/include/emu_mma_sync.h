@@ -1,0 +1,37 @@
+#pragma once
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 on the host, from the fragment layout of the PTX
+// ISA (written out in ops/cuda/mma_sync.cuh): the warp's lanes meet, publish their A and B registers, and
+// each lane computes its own four accumulators from the whole 16 × 16 A and 16 × 8 B. The sum runs over k
+// in order in fp32 (tensor cores add in another order: within the bf16 tolerance of the tests).
+#include "emu_cuda.h"
+
+namespace emu {
+
+inline float emu_bf16_half(uint32_t pair, int high) { return __uint_as_float(high ? pair & 0xffff0000u : pair << 16); }
+
+// A[m][k] from the published registers: lane (m % 8)·4 + (k % 8)/2, register (m ≥ 8) + 2·(k ≥ 8).
+inline float emu_mma_a(const Warp& w, int m, int k) {
+  return emu_bf16_half(w.mma_operands[(m % 8) * 4 + (k % 8) / 2][(m >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0)], k % 2);
+}
+// B[k][n]: lane n·4 + (k % 8)/2, register 4 + (k ≥ 8).
+inline float emu_mma_b(const Warp& w, int k, int n) {
+  return emu_bf16_half(w.mma_operands[n * 4 + (k % 8) / 2][4 + (k >= 8 ? 1 : 0)], k % 2);
+}
+
+inline void mma_bf16_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  Warp& w = my_warp();
+  const unsigned l = lane();
+  warp_sync("mma.sync", 0xffffffffu);  // every lane has finished reading the previous product's operands
+  for (int i = 0; i < 4; ++i) w.mma_operands[l][i] = a[i];
+  for (int i = 0; i < 2; ++i) w.mma_operands[l][4 + i] = b[i];
+  warp_sync("mma.sync", 0xffffffffu);
+  const int g = static_cast<int>(l / 4), t = static_cast<int>(l % 4);
+  for (int i = 0; i < 4; ++i) {
+    const int m = g + (i >= 2 ? 8 : 0), n = 2 * t + i % 2;
+    float sum = d[i];
+    for (int k = 0; k < 16; ++k) sum += emu_mma_a(w, m, k) * emu_mma_b(w, k, n);
+    d[i] = sum;
+  }
+}
+
+}  // namespace emu
