@@ -207,6 +207,41 @@ __device__ __forceinline__ float group_sum(float value) {
   return value + __shfl_xor_sync(kFullWarp, value, 2);
 }
 
+// acc[j] += a · rowsᵀ for j < kTiles: the warp's 16 rows (A fragments over the head's channels)
+// against rows column0 + 8j … + 7 of a shared row tile (padded(hs) per row). S = q·kᵀ and its kin.
+template <int kHeadChunks, int kTiles>
+__device__ __forceinline__ void multiply_by_rows(float (&acc)[kTiles][4], const uint32_t (&a)[kHeadChunks][4],
+                                                 const bf16* rows, int column0, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kHeadChunks; ++kk) {
+#pragma unroll
+    for (int j = 0; j < kTiles; ++j) {
+      uint32_t fragment[2];
+      load_b_fragment_transposed(fragment, rows, padded(kHeadChunks * 16), column0 + 8 * j, 16 * kk, lane);
+      mma_bf16_m16n8k16(acc[j], a[kk], fragment);
+    }
+  }
+}
+
+// acc[f] += X · Y over the head's channels f: X (16 × 8·kTiles) the accumulator tiles x, rounded to
+// bf16 as A fragments; Y the rows column0 … of a shared transposed tile (tile[channel][row],
+// padded(64) per channel). O += P·v and its kin.
+template <int kHeadTiles, int kTiles>
+__device__ __forceinline__ void multiply_accumulators_by(float (&acc)[kHeadTiles][4], const float (&x)[kTiles][4],
+                                                         const bf16* transposed, int column0, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < kTiles / 2; ++kk) {
+    uint32_t a[4];
+    a_fragment_from_accumulators(a, x[2 * kk], x[2 * kk + 1]);
+#pragma unroll
+    for (int f = 0; f < kHeadTiles; ++f) {
+      uint32_t fragment[2];
+      load_b_fragment_transposed(fragment, transposed, padded(kTile), 8 * f, column0 + 16 * kk, lane);
+      mma_bf16_m16n8k16(acc[f], a, fragment);
+    }
+  }
+}
+
 // Where a block works: head h of batch b (grid y = b·NH + h), its 64-row tile (grid x; reversed
 // when `longest_first`, for query tiles, whose rows see the most keys), and the calling thread's
 // warp, lane and first row of the warp's 16 in the tile.
@@ -250,15 +285,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
     __syncthreads();
 
     float s[kKeyTiles][4] = {};
-#pragma unroll
-    for (int kk = 0; kk < kHeadChunks; ++kk) {
-#pragma unroll
-      for (int j = 0; j < kKeyTiles; ++j) {
-        uint32_t fragment[2];
-        load_b_fragment_transposed(fragment, sh.k, padded(kHeadSize), 8 * j, 16 * kk, lane);
-        mma_bf16_m16n8k16(s[j], q[kk], fragment);
-      }
-    }
+    multiply_by_rows(s, q, sh.k, 0, lane);
     // Scale and mask (only the diagonal tile has keys after a query, or past T), then the online
     // softmax. Key first_key ≤ every query of the tile is visible, so the new maxima are finite.
     const bool diagonal = key_tile == query_tile;
@@ -294,18 +321,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
         running_sum[e / 2] += s[j][e];
       }
     }
-    // O += P (16 × 64, bf16) · v (64 × hs).
-#pragma unroll
-    for (int kk = 0; kk < kTile / 16; ++kk) {
-      uint32_t p[4];
-      a_fragment_from_accumulators(p, s[2 * kk], s[2 * kk + 1]);
-#pragma unroll
-      for (int f = 0; f < kHeadTiles; ++f) {
-        uint32_t fragment[2];
-        load_b_fragment_transposed(fragment, sh.v_transposed, padded(kTile), 8 * f, 16 * kk, lane);
-        mma_bf16_m16n8k16(o[f], p, fragment);
-      }
-    }
+    multiply_accumulators_by(o, s, sh.v_transposed, 0, lane);  // O += P (16 × 64, bf16) · v (64 × hs)
   }
   const float sum_low = group_sum(running_sum[0]), sum_high = group_sum(running_sum[1]);
   store_rows<kHeadTiles>(out + b * T * C + h * kHeadSize, C, o, 1.0f / sum_low, 1.0f / sum_high, first_query, T, lane,
@@ -379,17 +395,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int half = 0; half < 2; ++half) {
       const int column0 = half * kHalf;
       float s[kQueryTiles][4] = {}, dp[kQueryTiles][4] = {};
-#pragma unroll
-      for (int kk = 0; kk < kHeadChunks; ++kk) {
-#pragma unroll
-        for (int j = 0; j < kQueryTiles; ++j) {
-          uint32_t fragment[2];
-          load_b_fragment_transposed(fragment, sh.q, padded(kHeadSize), column0 + 8 * j, 16 * kk, lane);
-          mma_bf16_m16n8k16(s[j], k[kk], fragment);
-          load_b_fragment_transposed(fragment, sh.dout, padded(kHeadSize), column0 + 8 * j, 16 * kk, lane);
-          mma_bf16_m16n8k16(dp[j], v[kk], fragment);
-        }
-      }
+      multiply_by_rows(s, k, sh.q, column0, lane);
+      multiply_by_rows(dp, v, sh.dout, column0, lane);
       // Queries past T or before the key are masked (their P is 0, and so is dS).
 #pragma unroll
       for (int j = 0; j < kQueryTiles; ++j) {
@@ -404,20 +411,8 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       // dV += Pᵀ (16 × 32, bf16) · dO (32 × hs); dK += dSᵀ · q.
-#pragma unroll
-      for (int kk = 0; kk < kHalf / 16; ++kk) {
-        uint32_t pt[4], dst[4];
-        a_fragment_from_accumulators(pt, s[2 * kk], s[2 * kk + 1]);
-        a_fragment_from_accumulators(dst, dp[2 * kk], dp[2 * kk + 1]);
-#pragma unroll
-        for (int f = 0; f < kHeadTiles; ++f) {
-          uint32_t fragment[2];
-          load_b_fragment_transposed(fragment, sh.dout_transposed, padded(kTile), 8 * f, column0 + 16 * kk, lane);
-          mma_bf16_m16n8k16(dv[f], pt, fragment);
-          load_b_fragment_transposed(fragment, sh.q_transposed, padded(kTile), 8 * f, column0 + 16 * kk, lane);
-          mma_bf16_m16n8k16(dk[f], dst, fragment);
-        }
-      }
+      multiply_accumulators_by(dv, s, sh.dout_transposed, column0, lane);
+      multiply_accumulators_by(dk, dp, sh.q_transposed, column0, lane);
     }
   }
   bf16* dk_head = dqkv + b * T * row_stride + C + h * kHeadSize;
@@ -466,17 +461,8 @@ __global__ void __launch_bounds__(kThreads)
       // On the diagonal, the warp's queries may all come before this half's keys.
       if (key_tile == query_tile && column0 > row0 + kRowsPerWarp - 1) continue;
       float s[kKeyTiles][4] = {}, dp[kKeyTiles][4] = {};
-#pragma unroll
-      for (int kk = 0; kk < kHeadChunks; ++kk) {
-#pragma unroll
-        for (int j = 0; j < kKeyTiles; ++j) {
-          uint32_t fragment[2];
-          load_b_fragment_transposed(fragment, sh.k, padded(kHeadSize), column0 + 8 * j, 16 * kk, lane);
-          mma_bf16_m16n8k16(s[j], q[kk], fragment);
-          load_b_fragment_transposed(fragment, sh.v, padded(kHeadSize), column0 + 8 * j, 16 * kk, lane);
-          mma_bf16_m16n8k16(dp[j], dout_rows[kk], fragment);
-        }
-      }
+      multiply_by_rows(s, q, sh.k, column0, lane);
+      multiply_by_rows(dp, dout_rows, sh.v, column0, lane);
 #pragma unroll
       for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
@@ -488,18 +474,7 @@ __global__ void __launch_bounds__(kThreads)
           dp[j][e] = scale * probability * (dp[j][e] - row_delta[e / 2]);
         }
       }
-      // dQ += dS (16 × 32, bf16) · k (32 × hs).
-#pragma unroll
-      for (int kk = 0; kk < kHalf / 16; ++kk) {
-        uint32_t ds[4];
-        a_fragment_from_accumulators(ds, dp[2 * kk], dp[2 * kk + 1]);
-#pragma unroll
-        for (int f = 0; f < kHeadTiles; ++f) {
-          uint32_t fragment[2];
-          load_b_fragment_transposed(fragment, sh.k_transposed, padded(kTile), 8 * f, column0 + 16 * kk, lane);
-          mma_bf16_m16n8k16(dq[f], ds, fragment);
-        }
-      }
+      multiply_accumulators_by(dq, dp, sh.k_transposed, column0, lane);  // dQ += dS (16 × 32, bf16) · k (32 × hs)
     }
   }
   store_rows<kHeadTiles>(dqkv + b * T * row_stride + h * kHeadSize, row_stride, dq, 1.0f, 1.0f, first_query, T, lane,
