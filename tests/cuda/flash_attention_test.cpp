@@ -82,6 +82,13 @@ TEST(CudaFlashAttention, ForwardBackwardBf16) {
   for (const Shape4& s : shapes) check(s);
 }
 
+TEST(CudaFlashAttention, LongSequenceMovesTheRunningMaximaAcrossManyTiles) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  // GPT-2's head size over 11 key tiles (the last partial): the online softmax rescales O and the
+  // running sums at every tile, and backward's key-major kernel walks 11 query tiles.
+  check({1, 700, 64, 1});
+}
+
 TEST(CudaFlashAttention, BackwardOverwritesAFreshGradient) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   check({1, 97, 224, 2}, true);
