@@ -171,7 +171,6 @@ inline __nv_bfloat16 __float2bfloat16_rn(float f) {
 inline __nv_bfloat16::__nv_bfloat16(float f) { __x = __float2bfloat16_rn(f).__x; }
 inline float __bfloat162float(__nv_bfloat16 v) { return static_cast<float>(v); }
 inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 v) { return v.__x; }
-inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short bits) { __nv_bfloat16 r; r.__x = bits; return r; }
 inline __nv_bfloat16 __float2bfloat16(float f) { return __float2bfloat16_rn(f); }
 
 // float intrinsics. The _rn forms must not be contracted into FMAs: an empty asm pins the rounding.
