@@ -137,20 +137,23 @@ __device__ void load_rows(bf16* tile, const bf16* source, int64_t row_stride, in
   }
 }
 
-// The same rows transposed: tile[c][r] (padded(64) per row). Consecutive threads take consecutive
-// rows, so a warp's 2-byte stores land in 16 different banks (two per 32-bit word).
+// The same rows transposed: transposed[c][r] (padded(64) per row), and, when `rows` is given, also as
+// rows (as load_rows), from the one global read. Consecutive threads take consecutive rows, so a
+// warp's 2-byte stores land in 16 different banks (two per 32-bit word), and each 8 lanes' 16-byte
+// row stores in 8 different groups of 4 banks.
 template <int kHeadSize>
-__device__ void load_rows_transposed(bf16* tile, const bf16* source, int64_t row_stride, int64_t first_row,
-                                     int64_t T) {
+__device__ void load_rows_transposed(bf16* transposed, const bf16* source, int64_t row_stride, int64_t first_row,
+                                     int64_t T, bf16* rows = nullptr) {
   constexpr int kChunks = kHeadSize / 8;
   for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
     const int r = i % kTile, c = (i / kTile) * 8;
     const int64_t row = first_row + r;
     uint4 value = make_uint4(0u, 0u, 0u, 0u);
     if (row < T) value = *reinterpret_cast<const uint4*>(source + row * row_stride + c);
+    if (rows != nullptr) *reinterpret_cast<uint4*>(rows + r * padded(kHeadSize) + c) = value;
     const bf16* elements = reinterpret_cast<const bf16*>(&value);
 #pragma unroll
-    for (int e = 0; e < 8; ++e) tile[(c + e) * padded(kTile) + r] = elements[e];
+    for (int e = 0; e < 8; ++e) transposed[(c + e) * padded(kTile) + r] = elements[e];
   }
 }
 
@@ -380,10 +383,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t query_tile = key_tile; query_tile < tiles; ++query_tile) {
     const int64_t first_query = query_tile * kTile;
     __syncthreads();  // every warp is done with the previous tiles
-    load_rows<kHeadSize>(sh.q, head, row_stride, first_query, T);
-    load_rows<kHeadSize>(sh.dout, dout_head, C, first_query, T);
-    load_rows_transposed<kHeadSize>(sh.q_transposed, head, row_stride, first_query, T);
-    load_rows_transposed<kHeadSize>(sh.dout_transposed, dout_head, C, first_query, T);
+    load_rows_transposed<kHeadSize>(sh.q_transposed, head, row_stride, first_query, T, sh.q);
+    load_rows_transposed<kHeadSize>(sh.dout_transposed, dout_head, C, first_query, T, sh.dout);
     if (threadIdx.x < kTile) {
       const int64_t query = first_query + threadIdx.x;
       sh.lse[threadIdx.x] = query < T ? lse_head[query] : 0.0f;
@@ -450,9 +451,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
     const int64_t first_key = key_tile * kTile;
     __syncthreads();  // every warp is done with the previous tiles
-    load_rows<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
+    load_rows_transposed<kHeadSize>(sh.k_transposed, head + C, row_stride, first_key, T, sh.k);
     load_rows<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
-    load_rows_transposed<kHeadSize>(sh.k_transposed, head + C, row_stride, first_key, T);
     __syncthreads();
 
 #pragma unroll 1
