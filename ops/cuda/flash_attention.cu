@@ -26,6 +26,7 @@ using detail::high_bf16;
 using detail::kFullWarp;
 using detail::kWarpSize;
 using detail::load_b_fragment_transposed;
+using detail::load_b_fragments_from_rows;
 using detail::load_pair;
 using detail::low_bf16;
 using detail::mma_bf16_m16n8k16;
@@ -43,6 +44,10 @@ constexpr int kTile = 64;
 constexpr int kRowsPerWarp = kTile / kWarps;
 static_assert(kRowsPerWarp == 16, "a warp owns one mma row block");
 constexpr int kMaxHeadSize = 128;
+// Blocks an SM must hold at once, which caps the registers per thread (65536 / (128 · 3) → 168): the
+// compiler would otherwise spend registers on loads hoisted ahead and leave room for two blocks only.
+// Above hs = 64 the accumulators alone need more.
+__host__ __device__ constexpr int min_blocks_per_sm(int head_chunks) { return head_chunks <= 4 ? 3 : 2; }
 // Backward walks the other side in halves of 32 columns: the scores and their gradients of a half
 // (2 × 4 accumulator tiles) stay in registers beside the head-sized accumulators.
 constexpr int kHalf = kTile / 2;
@@ -72,53 +77,36 @@ class SharedCarver {
   size_t used_ = 0;
 };
 
-// A tile of 64 rows (tokens) × hs channels, row-major, and one stored transposed (hs × 64).
+// A tile of 64 rows (tokens) × hs channels, row-major.
 __host__ __device__ constexpr int rows_tile_elements(int head_size) { return kTile * padded(head_size); }
-__host__ __device__ constexpr int transposed_tile_elements(int head_size) { return head_size * padded(kTile); }
 
-// Forward: the key tile as rows (B operand of q·kᵀ) and the value tile transposed (B operand of P·v).
-struct ForwardShared {
-  bf16 *k, *v_transposed;
+// Forward and dQ kernels: the key tile's k and v (B operands of q·kᵀ and dO·vᵀ as they are, of P·v and
+// dS·k through transposing loads).
+struct KeyValueShared {
+  bf16 *k, *v;
   size_t bytes;
   template <class Base>
-  __host__ __device__ ForwardShared(Base base, int head_size) {
-    SharedCarver<Base> carve(base);
-    k = carve.template take<bf16>(rows_tile_elements(head_size));
-    v_transposed = carve.template take<bf16>(transposed_tile_elements(head_size));
-    bytes = carve.used();
-  }
-};
-
-// dK/dV kernel: the query tile's q and dO as rows (B operands of k·qᵀ and v·dOᵀ) and transposed (B
-// operands of dSᵀ·q and Pᵀ·dO), with the tile's lse and delta.
-struct KeyBackwardShared {
-  bf16 *q, *dout, *q_transposed, *dout_transposed;
-  float *lse, *delta;
-  size_t bytes;
-  template <class Base>
-  __host__ __device__ KeyBackwardShared(Base base, int head_size) {
-    SharedCarver<Base> carve(base);
-    q = carve.template take<bf16>(rows_tile_elements(head_size));
-    dout = carve.template take<bf16>(rows_tile_elements(head_size));
-    q_transposed = carve.template take<bf16>(transposed_tile_elements(head_size));
-    dout_transposed = carve.template take<bf16>(transposed_tile_elements(head_size));
-    lse = carve.template take<float>(kTile);
-    delta = carve.template take<float>(kTile);
-    bytes = carve.used();
-  }
-};
-
-// dQ kernel: the key tile's k and v as rows (B operands of q·kᵀ and dO·vᵀ) and k transposed (B
-// operand of dS·k).
-struct QueryBackwardShared {
-  bf16 *k, *v, *k_transposed;
-  size_t bytes;
-  template <class Base>
-  __host__ __device__ QueryBackwardShared(Base base, int head_size) {
+  __host__ __device__ KeyValueShared(Base base, int head_size) {
     SharedCarver<Base> carve(base);
     k = carve.template take<bf16>(rows_tile_elements(head_size));
     v = carve.template take<bf16>(rows_tile_elements(head_size));
-    k_transposed = carve.template take<bf16>(transposed_tile_elements(head_size));
+    bytes = carve.used();
+  }
+};
+
+// dK/dV kernel: the query tile's q and dO (B operands of k·qᵀ and v·dOᵀ as they are, of dSᵀ·q and Pᵀ·dO
+// through transposing loads), with the tile's lse and delta.
+struct QueryShared {
+  bf16 *q, *dout;
+  float *lse, *delta;
+  size_t bytes;
+  template <class Base>
+  __host__ __device__ QueryShared(Base base, int head_size) {
+    SharedCarver<Base> carve(base);
+    q = carve.template take<bf16>(rows_tile_elements(head_size));
+    dout = carve.template take<bf16>(rows_tile_elements(head_size));
+    lse = carve.template take<float>(kTile);
+    delta = carve.template take<float>(kTile);
     bytes = carve.used();
   }
 };
@@ -134,26 +122,6 @@ __device__ void load_rows(bf16* tile, const bf16* source, int64_t row_stride, in
     uint4 value = make_uint4(0u, 0u, 0u, 0u);
     if (row < T) value = *reinterpret_cast<const uint4*>(source + row * row_stride + c);
     *reinterpret_cast<uint4*>(tile + r * padded(kHeadSize) + c) = value;
-  }
-}
-
-// The same rows transposed: transposed[c][r] (padded(64) per row), and, when `rows` is given, also as
-// rows (as load_rows), from the one global read. Consecutive threads take consecutive rows, so a
-// warp's 2-byte stores land in 16 different banks (two per 32-bit word), and each 8 lanes' 16-byte
-// row stores in 8 different groups of 4 banks.
-template <int kHeadSize>
-__device__ void load_rows_transposed(bf16* transposed, const bf16* source, int64_t row_stride, int64_t first_row,
-                                     int64_t T, bf16* rows = nullptr) {
-  constexpr int kChunks = kHeadSize / 8;
-  for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
-    const int r = i % kTile, c = (i / kTile) * 8;
-    const int64_t row = first_row + r;
-    uint4 value = make_uint4(0u, 0u, 0u, 0u);
-    if (row < T) value = *reinterpret_cast<const uint4*>(source + row * row_stride + c);
-    if (rows != nullptr) *reinterpret_cast<uint4*>(rows + r * padded(kHeadSize) + c) = value;
-    const bf16* elements = reinterpret_cast<const bf16*>(&value);
-#pragma unroll
-    for (int e = 0; e < 8; ++e) transposed[(c + e) * padded(kTile) + r] = elements[e];
   }
 }
 
@@ -227,20 +195,22 @@ __device__ __forceinline__ void multiply_by_rows(float (&acc)[kTiles][4], const 
 }
 
 // acc[f] += X · Y over the head's channels f: X (16 × 8·kTiles) the accumulator tiles x, rounded to
-// bf16 as A fragments; Y the rows column0 … of a shared transposed tile (tile[channel][row],
-// padded(64) per channel). O += P·v and its kin.
+// bf16 as A fragments; Y rows row0 … row0 + 8·kTiles − 1 of a shared row tile (padded(hs) per row),
+// read by transposing loads. O += P·v and its kin.
 template <int kHeadTiles, int kTiles>
 __device__ __forceinline__ void multiply_accumulators_by(float (&acc)[kHeadTiles][4], const float (&x)[kTiles][4],
-                                                         const bf16* transposed, int column0, int lane) {
+                                                         const bf16* rows, int row0, int lane) {
+  static_assert(kHeadTiles % 2 == 0, "head sizes are multiples of 16");
 #pragma unroll
   for (int kk = 0; kk < kTiles / 2; ++kk) {
     uint32_t a[4];
     a_fragment_from_accumulators(a, x[2 * kk], x[2 * kk + 1]);
 #pragma unroll
-    for (int f = 0; f < kHeadTiles; ++f) {
-      uint32_t fragment[2];
-      load_b_fragment_transposed(fragment, transposed, padded(kTile), 8 * f, column0 + 16 * kk, lane);
-      mma_bf16_m16n8k16(acc[f], a, fragment);
+    for (int f = 0; f < kHeadTiles; f += 2) {
+      uint32_t fragments[2][2];
+      load_b_fragments_from_rows(fragments, rows, padded(kHeadTiles * 8), row0 + 16 * kk, 8 * f, lane);
+      mma_bf16_m16n8k16(acc[f], a, fragments[0]);
+      mma_bf16_m16n8k16(acc[f + 1], a, fragments[1]);
     }
   }
 }
@@ -264,11 +234,11 @@ __device__ __forceinline__ BlockPlace block_place(int64_t T, int64_t NH, bool lo
 // fragments), their running max and sum, and O (16 × hs) in registers; per key tile it computes
 // S = q·kᵀ (16 × 64), the online softmax on S in place, and O += P·v with P as the A operand.
 template <int kHeadChunks>
-__global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, int64_t T,
+__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks)) flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, int64_t T,
                                                                  int64_t C, int64_t NH, float scale) {
   constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kKeyTiles = kTile / 8;
   extern __shared__ __align__(128) unsigned char shared_memory[];
-  const ForwardShared sh(shared_memory, kHeadSize);
+  const KeyValueShared sh(shared_memory, kHeadSize);
   const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
   const int g = lane / 4, t = lane % 4;
   const int64_t row_stride = 3 * C, first_query = query_tile * kTile + row0;
@@ -284,7 +254,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
     const int64_t first_key = key_tile * kTile;
     __syncthreads();  // every warp is done with the previous tiles
     load_rows<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
-    load_rows_transposed<kHeadSize>(sh.v_transposed, head + 2 * C, row_stride, first_key, T);
+    load_rows<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
     __syncthreads();
 
     float s[kKeyTiles][4] = {};
@@ -324,7 +294,7 @@ __global__ void __launch_bounds__(kThreads) flash_forward_kernel(bf16* out, floa
         running_sum[e / 2] += s[j][e];
       }
     }
-    multiply_accumulators_by(o, s, sh.v_transposed, 0, lane);  // O += P (16 × 64, bf16) · v (64 × hs)
+    multiply_accumulators_by(o, s, sh.v, 0, lane);  // O += P (16 × 64, bf16) · v (64 × hs)
   }
   const float sum_low = group_sum(running_sum[0]), sum_high = group_sum(running_sum[1]);
   store_rows<kHeadTiles>(out + b * T * C + h * kHeadSize, C, o, 1.0f / sum_low, 1.0f / sum_high, first_query, T, lane,
@@ -359,12 +329,12 @@ __global__ void __launch_bounds__(kThreads) flash_delta_kernel(float* delta, con
 // and dPᵀ = v·dOᵀ (16 keys × 32 queries), then Pᵀ = exp(scale·Sᵀ − lse) and
 // dSᵀ = scale · Pᵀ ∘ (dPᵀ − delta) in place, and adds Pᵀ·dO to dV and dSᵀ·q to dK.
 template <int kHeadChunks>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
     flash_backward_key_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* delta,
                               int64_t T, int64_t C, int64_t NH, float scale, bool overwrite) {
   constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kQueryTiles = kHalf / 8;
   extern __shared__ __align__(128) unsigned char shared_memory[];
-  const KeyBackwardShared sh(shared_memory, kHeadSize);
+  const QueryShared sh(shared_memory, kHeadSize);
   const int64_t tiles = (T + kTile - 1) / kTile;
   const auto [b, h, key_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/false);
   const int g = lane / 4, t = lane % 4;
@@ -383,8 +353,8 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t query_tile = key_tile; query_tile < tiles; ++query_tile) {
     const int64_t first_query = query_tile * kTile;
     __syncthreads();  // every warp is done with the previous tiles
-    load_rows_transposed<kHeadSize>(sh.q_transposed, head, row_stride, first_query, T, sh.q);
-    load_rows_transposed<kHeadSize>(sh.dout_transposed, dout_head, C, first_query, T, sh.dout);
+    load_rows<kHeadSize>(sh.q, head, row_stride, first_query, T);
+    load_rows<kHeadSize>(sh.dout, dout_head, C, first_query, T);
     if (threadIdx.x < kTile) {
       const int64_t query = first_query + threadIdx.x;
       sh.lse[threadIdx.x] = query < T ? lse_head[query] : 0.0f;
@@ -412,8 +382,8 @@ __global__ void __launch_bounds__(kThreads)
         }
       }
       // dV += Pᵀ (16 × 32, bf16) · dO (32 × hs); dK += dSᵀ · q.
-      multiply_accumulators_by(dv, s, sh.dout_transposed, column0, lane);
-      multiply_accumulators_by(dk, dp, sh.q_transposed, column0, lane);
+      multiply_accumulators_by(dv, s, sh.dout, column0, lane);
+      multiply_accumulators_by(dk, dp, sh.q, column0, lane);
     }
   }
   bf16* dk_head = dqkv + b * T * row_stride + C + h * kHeadSize;
@@ -426,12 +396,12 @@ __global__ void __launch_bounds__(kThreads)
 // and per half of it, it computes S = q·kᵀ and dP = dO·vᵀ (16 × 32), then P and
 // dS = scale · P ∘ (dP − delta) in place, and adds dS·k to dQ.
 template <int kHeadChunks>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
     flash_backward_query_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* delta,
                                 int64_t T, int64_t C, int64_t NH, float scale, bool overwrite) {
   constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kKeyTiles = kHalf / 8;
   extern __shared__ __align__(128) unsigned char shared_memory[];
-  const QueryBackwardShared sh(shared_memory, kHeadSize);
+  const KeyValueShared sh(shared_memory, kHeadSize);
   const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
   const int g = lane / 4, t = lane % 4;
   const int64_t row_stride = 3 * C, first_query = query_tile * kTile + row0;
@@ -451,7 +421,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
     const int64_t first_key = key_tile * kTile;
     __syncthreads();  // every warp is done with the previous tiles
-    load_rows_transposed<kHeadSize>(sh.k_transposed, head + C, row_stride, first_key, T, sh.k);
+    load_rows<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
     load_rows<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
     __syncthreads();
 
@@ -474,7 +444,7 @@ __global__ void __launch_bounds__(kThreads)
           dp[j][e] = scale * probability * (dp[j][e] - row_delta[e / 2]);
         }
       }
-      multiply_accumulators_by(dq, dp, sh.k_transposed, column0, lane);  // dQ += dS (16 × 32, bf16) · k (32 × hs)
+      multiply_accumulators_by(dq, dp, sh.k, column0, lane);  // dQ += dS (16 × 32, bf16) · k (32 × hs)
     }
   }
   store_rows<kHeadTiles>(dqkv + b * T * row_stride + h * kHeadSize, row_stride, dq, 1.0f, 1.0f, first_query, T, lane,
@@ -524,7 +494,7 @@ void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t B, 
   const std::string what = shape_text("flash_forward_kernel", s);
   dispatch_head_chunks(s.head_size, [&](auto chunks) {
     constexpr int kHeadChunks = decltype(chunks)::value;
-    const size_t bytes = ForwardShared(uintptr_t{0}, kHeadChunks * 16).bytes;
+    const size_t bytes = KeyValueShared(uintptr_t{0}, kHeadChunks * 16).bytes;
     allow_shared_memory(flash_forward_kernel<kHeadChunks>, bytes, what);
     flash_forward_kernel<kHeadChunks><<<dim3(tiles_along(T), static_cast<unsigned>(B * NH)), kThreads, bytes,
                                         stream>>>(out, lse, qkv, T, C, NH, s.scale);
@@ -556,12 +526,12 @@ void flash_attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, con
   const std::string query_what = shape_text("flash_backward_query_kernel", s);
   dispatch_head_chunks(s.head_size, [&](auto chunks) {
     constexpr int kHeadChunks = decltype(chunks)::value;
-    const size_t key_bytes = KeyBackwardShared(uintptr_t{0}, kHeadChunks * 16).bytes;
+    const size_t key_bytes = QueryShared(uintptr_t{0}, kHeadChunks * 16).bytes;
     allow_shared_memory(flash_backward_key_kernel<kHeadChunks>, key_bytes, key_what);
     flash_backward_key_kernel<kHeadChunks>
         <<<grid, kThreads, key_bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
     check_launch(key_what);
-    const size_t query_bytes = QueryBackwardShared(uintptr_t{0}, kHeadChunks * 16).bytes;
+    const size_t query_bytes = KeyValueShared(uintptr_t{0}, kHeadChunks * 16).bytes;
     allow_shared_memory(flash_backward_query_kernel<kHeadChunks>, query_bytes, query_what);
     flash_backward_query_kernel<kHeadChunks>
         <<<grid, kThreads, query_bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);

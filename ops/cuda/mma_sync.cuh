@@ -18,7 +18,7 @@
 #include <cstdint>
 
 #if !defined(__CUDACC__)
-// The host emulation (tests/cuda_emulation/include) implements the instruction from the layout above.
+// The host emulation (tests/cuda_emulation/include) implements the instructions from the layouts here.
 #include "emu_mma_sync.h"
 #endif
 
@@ -73,6 +73,28 @@ __device__ __forceinline__ void load_b_fragment_transposed(uint32_t (&b)[2], con
   const __nv_bfloat16* row = matrix + (n0 + g) * ld + k0 + 2 * t;
   b[0] = load_pair(row);
   b[1] = load_pair(row + 8);
+}
+
+// The B fragments of two adjacent 16 × 8 tiles, k0 … k0 + 15 × n0 … n0 + 15, of a row-major bf16 matrix B
+// in shared memory (k along its rows; ld elements per row, rows 16-byte aligned, n0 a multiple of 8):
+// b[0] for columns n0 … n0 + 7, b[1] for n0 + 8 … n0 + 15. A fragment register holds two consecutive k
+// of one column, which are a row apart here, so one ldmatrix.x4.trans reads four 8 × 8 blocks of rows,
+// (k0, n0), (k0 + 8, n0), (k0, n0 + 8) and (k0 + 8, n0 + 8), lane l naming row l % 8 of block l / 8,
+// and hands each lane its elements transposed: lane (g, t) receives B[2t, 2t+1][g] of each block.
+__device__ __forceinline__ void load_b_fragments_from_rows(uint32_t (&b)[2][2], const __nv_bfloat16* matrix, int ld,
+                                                           int k0, int n0, int lane) {
+  const __nv_bfloat16* row = matrix + (k0 + lane % 8 + 8 * ((lane / 8) % 2)) * ld + n0 + 8 * (lane / 16);
+#if defined(__CUDACC__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(b[0][0]), "=r"(b[0][1]), "=r"(b[1][0]), "=r"(b[1][1])
+               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(row))));
+#else
+  __trap();
+#endif
+#else
+  ::emu::ldmatrix_x4_trans(b, row);
+#endif
 }
 
 // The A fragment of the 16 × 16 block formed by two 16 × 8 accumulator tiles (left: n = 0…7, right:

@@ -3,7 +3,8 @@
 // on it everywhere, and a wrong register map would show there only as wrong attention. One warp runs
 // the two steps those kernels chain: D = A · B (16 × 16, as two 16 × 8 accumulator tiles), then
 // E = bf16(D) · F with the accumulators fed back as the A operand. tests/cuda/mma_sync_test.cpp
-// compares both with the plain products.
+// compares both with the plain products. A second check covers the transposing load of a B operand
+// stored as rows (ldmatrix.trans), which the kernels use for P·v and its kin.
 #include "ops/cuda/stream.h"  // cudaStream_t, __nv_bfloat16 without CUDA headers
 
 namespace meridian::ops::cuda {
@@ -12,5 +13,10 @@ namespace meridian::ops::cuda {
 // bf16 row-major; d: 16 × 16 and e: 16 × 8, fp32 row-major. Needs sm_80 or newer.
 void mma_sync_chain(float* d, float* e, const __nv_bfloat16* a, const __nv_bfloat16* b_transposed,
                     const __nv_bfloat16* f_transposed, cudaStream_t stream);
+
+// g (16 × 16, fp32 row-major) = A · H, a (16 × 16, m × k) and h (16 × 16, k × n) bf16 row-major; one
+// warp stages H's rows in shared memory (padded, as the flash kernels do) and reads its B fragments with
+// load_b_fragments_from_rows. Needs sm_80 or newer.
+void mma_sync_b_from_rows(float* g, const __nv_bfloat16* a, const __nv_bfloat16* h, cudaStream_t stream);
 
 }  // namespace meridian::ops::cuda

@@ -61,5 +61,33 @@ TEST(CudaMmaSync, FragmentLayoutAndAccumulatorsAsOperand) {
   }
 }
 
+// The transposing load (ldmatrix.x4.trans) of a B operand stored as rows, k along them: H's row k holds
+// B[k][0 … 15]. Every element of H is distinct, so a register taken from the wrong row or column, or
+// the two k of a register swapped, gives a wrong product.
+TEST(CudaMmaSync, TransposingLoadOfRowsAsBOperand) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  std::mt19937 rng(12);
+  const std::vector<float> a = small_integers(16 * 16, rng);  // A[m][k]
+  std::vector<float> h(16 * 16);                              // H[k][n] = B[k][n]: distinct whole numbers
+  for (int i = 0; i < 16 * 16; ++i) h[i] = static_cast<float>(i - 128);
+  std::vector<float> g_expected(16 * 16, 0.0f);
+  for (int m = 0; m < 16; ++m) {
+    for (int n = 0; n < 16; ++n) {
+      for (int k = 0; k < 16; ++k) g_expected[m * 16 + n] += a[m * 16 + k] * h[k * 16 + n];
+    }
+  }
+
+  TestStream stream;
+  DeviceBuffer<bf16> a_device(to_element<bf16>(a)), h_device(to_element<bf16>(h));
+  DeviceBuffer<float> g(16 * 16);
+  g.poison();
+  mma_sync_b_from_rows(g.get(), a_device.get(), h_device.get(), stream.get());
+  MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
+  const std::vector<float> g_actual = g.download();
+  for (int i = 0; i < 16 * 16; ++i) {
+    ASSERT_EQ(g_actual[i], g_expected[i]) << "G[" << i / 16 << "][" << i % 16 << "] (A·H, H read by ldmatrix.trans)";
+  }
+}
+
 }  // namespace
 }  // namespace meridian::ops::cuda

@@ -3,6 +3,8 @@
 // ISA (written out in ops/cuda/mma_sync.cuh): the warp's lanes meet, publish their A and B registers, and
 // each lane computes its own four accumulators from the whole 16 × 16 A and 16 × 8 B. The sum runs over k
 // in order in fp32 (tensor cores add in another order: within the bf16 tolerance of the tests).
+// ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 likewise: the lanes publish the row addresses they name,
+// and each lane reads its elements through those rows.
 #include "emu_cuda.h"
 
 namespace emu {
@@ -31,6 +33,25 @@ inline void mma_bf16_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint3
     float sum = d[i];
     for (int k = 0; k < 16; ++k) sum += emu_mma_a(w, m, k) * emu_mma_b(w, k, n);
     d[i] = sum;
+  }
+}
+
+// Lane l names row l % 8 of 8 × 8 block l / 8 (8 bf16, 16-byte aligned, in shared memory); register m of
+// lane (g, t) receives elements g of rows 2t and 2t + 1 of block m (the block transposed).
+inline void ldmatrix_x4_trans(uint32_t (&d)[2][2], const __nv_bfloat16* row) {
+  Warp& w = my_warp();
+  const unsigned l = lane();
+  if (reinterpret_cast<uintptr_t>(row) % 16 != 0) warn("ldmatrix: a row address is not 16-byte aligned");
+  if (is_device_pointer(row)) warn("ldmatrix: a row address is global memory, not shared");
+  warp_sync("ldmatrix", 0xffffffffu);  // every lane has finished reading the previous load's addresses
+  w.xchg[l] = reinterpret_cast<uintptr_t>(row);
+  warp_sync("ldmatrix", 0xffffffffu);
+  const unsigned g = l / 4, t = l % 4;
+  for (unsigned m = 0; m < 4; ++m) {
+    const auto* low = reinterpret_cast<const __nv_bfloat16*>(w.xchg[8 * m + 2 * t]);
+    const auto* high = reinterpret_cast<const __nv_bfloat16*>(w.xchg[8 * m + 2 * t + 1]);
+    d[m / 2][m % 2] = static_cast<uint32_t>(__bfloat16_as_ushort(low[g])) |
+                      (static_cast<uint32_t>(__bfloat16_as_ushort(high[g])) << 16);
   }
 }
 
