@@ -9,6 +9,7 @@
 #include <string>
 #include <type_traits>
 
+#include "ops/cuda/async_copy.cuh"
 #include "ops/cuda/attention_shape.cuh"
 #include "ops/cuda/kernel_common.cuh"
 #include "ops/cuda/mma_sync.cuh"
@@ -22,6 +23,9 @@ using detail::allow_shared_memory;
 using detail::AttentionShape;
 using detail::check_attention_shape;
 using detail::check_launch;
+using detail::commit_async_copies;
+using detail::copy_16_bytes_async;
+using detail::copy_4_bytes_async;
 using detail::high_bf16;
 using detail::kFullWarp;
 using detail::kWarpSize;
@@ -32,6 +36,7 @@ using detail::low_bf16;
 using detail::mma_bf16_m16n8k16;
 using detail::pack_bf16;
 using detail::shape_text;
+using detail::wait_async_copies;
 using detail::warp_sum;
 
 // Work decomposition: a block of 4 warps meets 64 queries with 64 keys at a time; a warp owns 16 rows
@@ -80,17 +85,29 @@ class SharedCarver {
 // A tile of 64 rows (tokens) × hs channels, row-major.
 __host__ __device__ constexpr int rows_tile_elements(int head_size) { return kTile * padded(head_size); }
 
+// Each kernel walks tiles of the other side, double-buffered: tile n lives in stage n % 2, and the copies
+// of tile n + 1 into the other stage run during tile n's products. A layout below carves stage 0; stage s
+// is the same layout s · stage_bytes further on (an offset, not an array of pointers, which a run-time
+// index would put in local memory).
+constexpr int kStages = 2;
+
+template <class T>
+__device__ __forceinline__ T* in_stage(T* stage0, size_t stage_bytes, int64_t tile) {
+  return reinterpret_cast<T*>(reinterpret_cast<unsigned char*>(stage0) + (tile % kStages) * stage_bytes);
+}
+
 // Forward and dQ kernels: the key tile's k and v (B operands of q·kᵀ and dO·vᵀ as they are, of P·v and
 // dS·k through transposing loads).
 struct KeyValueShared {
   bf16 *k, *v;
-  size_t bytes;
+  size_t stage_bytes, bytes;
   template <class Base>
   __host__ __device__ KeyValueShared(Base base, int head_size) {
     SharedCarver<Base> carve(base);
     k = carve.template take<bf16>(rows_tile_elements(head_size));
     v = carve.template take<bf16>(rows_tile_elements(head_size));
-    bytes = carve.used();
+    stage_bytes = carve.used();
+    bytes = kStages * stage_bytes;
   }
 };
 
@@ -99,7 +116,7 @@ struct KeyValueShared {
 struct QueryShared {
   bf16 *q, *dout;
   float *lse, *delta;
-  size_t bytes;
+  size_t stage_bytes, bytes;
   template <class Base>
   __host__ __device__ QueryShared(Base base, int head_size) {
     SharedCarver<Base> carve(base);
@@ -107,21 +124,24 @@ struct QueryShared {
     dout = carve.template take<bf16>(rows_tile_elements(head_size));
     lse = carve.template take<float>(kTile);
     delta = carve.template take<float>(kTile);
-    bytes = carve.used();
+    stage_bytes = carve.used();
+    bytes = kStages * stage_bytes;
   }
 };
 
-// Rows first_row … first_row + 63 of one head (row_stride elements apart in global memory) into
-// tile[r][c] (padded(hs) per row), 8 elements (16 bytes) per load; rows at or past T read as zero.
+// Starts copying rows first_row … first_row + 63 of one head (row_stride elements apart in global
+// memory) into tile[r][c] (padded(hs) per row), 16 bytes per copy, consecutive threads taking consecutive
+// pieces of a row; rows at or past T are zero-filled. The caller commits and waits.
 template <int kHeadSize>
-__device__ void load_rows(bf16* tile, const bf16* source, int64_t row_stride, int64_t first_row, int64_t T) {
+__device__ void copy_rows_async(bf16* tile, const bf16* source, int64_t row_stride, int64_t first_row, int64_t T) {
   constexpr int kChunks = kHeadSize / 8;
+  static_assert(kTile * kChunks % kThreads == 0, "every thread copies as many pieces");
+#pragma unroll
   for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
     const int r = i / kChunks, c = (i % kChunks) * 8;
     const int64_t row = first_row + r;
-    uint4 value = make_uint4(0u, 0u, 0u, 0u);
-    if (row < T) value = *reinterpret_cast<const uint4*>(source + row * row_stride + c);
-    *reinterpret_cast<uint4*>(tile + r * padded(kHeadSize) + c) = value;
+    const bool valid = row < T;
+    copy_16_bytes_async(tile + r * padded(kHeadSize) + c, source + (valid ? row * row_stride : 0) + c, valid);
   }
 }
 
@@ -250,15 +270,26 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks)) flas
   float o[kHeadTiles][4] = {};
   float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};  // rows g, g + 8 (lane's share)
 
+  const auto copy_key_tile = [&](int64_t key_tile) {
+    copy_rows_async<kHeadSize>(in_stage(sh.k, sh.stage_bytes, key_tile), head + C, row_stride, key_tile * kTile, T);
+    copy_rows_async<kHeadSize>(in_stage(sh.v, sh.stage_bytes, key_tile), head + 2 * C, row_stride, key_tile * kTile, T);
+    commit_async_copies();
+  };
+  copy_key_tile(0);
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
     const int64_t first_key = key_tile * kTile;
-    __syncthreads();  // every warp is done with the previous tiles
-    load_rows<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
-    load_rows<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
-    __syncthreads();
+    const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
+    __syncthreads();  // every warp is done with the previous tile, whose stage the next copies fill
+    if (key_tile < query_tile) {
+      copy_key_tile(key_tile + 1);
+      wait_async_copies<1>();  // this tile's copies, not the next one's
+    } else {
+      wait_async_copies<0>();
+    }
+    __syncthreads();  // every thread's copies of this tile have landed
 
     float s[kKeyTiles][4] = {};
-    multiply_by_rows(s, q, sh.k, 0, lane);
+    multiply_by_rows(s, q, k, 0, lane);
     // Scale and mask (only the diagonal tile has keys after a query, or past T), then the online
     // softmax. Key first_key ≤ every query of the tile is visible, so the new maxima are finite.
     const bool diagonal = key_tile == query_tile;
@@ -294,7 +325,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks)) flas
         running_sum[e / 2] += s[j][e];
       }
     }
-    multiply_accumulators_by(o, s, sh.v, 0, lane);  // O += P (16 × 64, bf16) · v (64 × hs)
+    multiply_accumulators_by(o, s, v, 0, lane);  // O += P (16 × 64, bf16) · v (64 × hs)
   }
   const float sum_low = group_sum(running_sum[0]), sum_high = group_sum(running_sum[1]);
   store_rows<kHeadTiles>(out + b * T * C + h * kHeadSize, C, o, 1.0f / sum_low, 1.0f / sum_high, first_query, T, lane,
@@ -350,24 +381,41 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   load_a_rows<kHeadChunks>(v, head + 2 * C, row_stride, first_key, T, lane);
   float dk[kHeadTiles][4] = {}, dv[kHeadTiles][4] = {};
 
+  const auto copy_query_tile = [&](int64_t query_tile) {
+    const int64_t first_query = query_tile * kTile;
+    copy_rows_async<kHeadSize>(in_stage(sh.q, sh.stage_bytes, query_tile), head, row_stride, first_query, T);
+    copy_rows_async<kHeadSize>(in_stage(sh.dout, sh.stage_bytes, query_tile), dout_head, C, first_query, T);
+    if (threadIdx.x < kTile) {  // zero past T
+      const int64_t query = first_query + threadIdx.x;
+      const bool valid = query < T;
+      copy_4_bytes_async(in_stage(sh.lse, sh.stage_bytes, query_tile) + threadIdx.x, lse_head + (valid ? query : 0),
+                         valid);
+      copy_4_bytes_async(in_stage(sh.delta, sh.stage_bytes, query_tile) + threadIdx.x,
+                         delta_head + (valid ? query : 0), valid);
+    }
+    commit_async_copies();
+  };
+  copy_query_tile(key_tile);
   for (int64_t query_tile = key_tile; query_tile < tiles; ++query_tile) {
     const int64_t first_query = query_tile * kTile;
-    __syncthreads();  // every warp is done with the previous tiles
-    load_rows<kHeadSize>(sh.q, head, row_stride, first_query, T);
-    load_rows<kHeadSize>(sh.dout, dout_head, C, first_query, T);
-    if (threadIdx.x < kTile) {
-      const int64_t query = first_query + threadIdx.x;
-      sh.lse[threadIdx.x] = query < T ? lse_head[query] : 0.0f;
-      sh.delta[threadIdx.x] = query < T ? delta_head[query] : 0.0f;
+    const bf16 *q = in_stage(sh.q, sh.stage_bytes, query_tile), *dout_rows = in_stage(sh.dout, sh.stage_bytes, query_tile);
+    const float *tile_lse = in_stage(sh.lse, sh.stage_bytes, query_tile),
+                *tile_delta = in_stage(sh.delta, sh.stage_bytes, query_tile);
+    __syncthreads();  // every warp is done with the previous tile, whose stage the next copies fill
+    if (query_tile + 1 < tiles) {
+      copy_query_tile(query_tile + 1);
+      wait_async_copies<1>();  // this tile's copies, not the next one's
+    } else {
+      wait_async_copies<0>();
     }
-    __syncthreads();
+    __syncthreads();  // every thread's copies of this tile have landed
 
 #pragma unroll 1
     for (int half = 0; half < 2; ++half) {
       const int column0 = half * kHalf;
       float s[kQueryTiles][4] = {}, dp[kQueryTiles][4] = {};
-      multiply_by_rows(s, k, sh.q, column0, lane);
-      multiply_by_rows(dp, v, sh.dout, column0, lane);
+      multiply_by_rows(s, k, q, column0, lane);
+      multiply_by_rows(dp, v, dout_rows, column0, lane);
       // Queries past T or before the key are masked (their P is 0, and so is dS).
 #pragma unroll
       for (int j = 0; j < kQueryTiles; ++j) {
@@ -376,14 +424,14 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
           const int column = column0 + 8 * j + 2 * t + e % 2;
           const int64_t query = first_query + column, key = e < 2 ? key_low : key_high;
           const bool visible = query < T && key <= query;
-          const float probability = visible ? __expf(s[j][e] * scale - sh.lse[column]) : 0.0f;
-          dp[j][e] = scale * probability * (dp[j][e] - sh.delta[column]);
+          const float probability = visible ? __expf(s[j][e] * scale - tile_lse[column]) : 0.0f;
+          dp[j][e] = scale * probability * (dp[j][e] - tile_delta[column]);
           s[j][e] = probability;
         }
       }
       // dV += Pᵀ (16 × 32, bf16) · dO (32 × hs); dK += dSᵀ · q.
-      multiply_accumulators_by(dv, s, sh.dout, column0, lane);
-      multiply_accumulators_by(dk, dp, sh.q, column0, lane);
+      multiply_accumulators_by(dv, s, dout_rows, column0, lane);
+      multiply_accumulators_by(dk, dp, q, column0, lane);
     }
   }
   bf16* dk_head = dqkv + b * T * row_stride + C + h * kHeadSize;
@@ -418,12 +466,23 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
                               query_high < T ? delta_head[query_high] : 0.0f};
   float dq[kHeadTiles][4] = {};
 
+  const auto copy_key_tile = [&](int64_t key_tile) {
+    copy_rows_async<kHeadSize>(in_stage(sh.k, sh.stage_bytes, key_tile), head + C, row_stride, key_tile * kTile, T);
+    copy_rows_async<kHeadSize>(in_stage(sh.v, sh.stage_bytes, key_tile), head + 2 * C, row_stride, key_tile * kTile, T);
+    commit_async_copies();
+  };
+  copy_key_tile(0);
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
     const int64_t first_key = key_tile * kTile;
-    __syncthreads();  // every warp is done with the previous tiles
-    load_rows<kHeadSize>(sh.k, head + C, row_stride, first_key, T);
-    load_rows<kHeadSize>(sh.v, head + 2 * C, row_stride, first_key, T);
-    __syncthreads();
+    const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
+    __syncthreads();  // every warp is done with the previous tile, whose stage the next copies fill
+    if (key_tile < query_tile) {
+      copy_key_tile(key_tile + 1);
+      wait_async_copies<1>();  // this tile's copies, not the next one's
+    } else {
+      wait_async_copies<0>();
+    }
+    __syncthreads();  // every thread's copies of this tile have landed
 
 #pragma unroll 1
     for (int half = 0; half < 2; ++half) {
@@ -431,8 +490,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
       // On the diagonal, the warp's queries may all come before this half's keys.
       if (key_tile == query_tile && column0 > row0 + kRowsPerWarp - 1) continue;
       float s[kKeyTiles][4] = {}, dp[kKeyTiles][4] = {};
-      multiply_by_rows(s, q, sh.k, column0, lane);
-      multiply_by_rows(dp, dout_rows, sh.v, column0, lane);
+      multiply_by_rows(s, q, k, column0, lane);
+      multiply_by_rows(dp, dout_rows, v, column0, lane);
 #pragma unroll
       for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
@@ -444,7 +503,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
           dp[j][e] = scale * probability * (dp[j][e] - row_delta[e / 2]);
         }
       }
-      multiply_accumulators_by(dq, dp, sh.k, column0, lane);  // dQ += dS (16 × 32, bf16) · k (32 × hs)
+      multiply_accumulators_by(dq, dp, k, column0, lane);  // dQ += dS (16 × 32, bf16) · k (32 × hs)
     }
   }
   store_rows<kHeadTiles>(dqkv + b * T * row_stride + h * kHeadSize, row_stride, dq, 1.0f, 1.0f, first_query, T, lane,

@@ -59,6 +59,9 @@ thread_local void* sched_sp = nullptr;
 thread_local Entry g_entry = nullptr;
 thread_local void* g_closure = nullptr;
 thread_local cudaError_t g_last_error = cudaSuccess;  // per host thread, as CUDA's
+// The warp whose collective the running fiber just completed (-1: none), for the scheduler's
+// warp-at-a-time order (EMU_REVERSE).
+thread_local int g_released_warp = -1;
 thread_local int g_device = 0;  // as CUDA's current device: per host thread, 0 at first
 
 // EMU_DEVICES emulated GPUs (1 unless set): multi-rank jobs give each rank its own, as on a node.
@@ -111,6 +114,7 @@ void release_block_barrier(Block& b) {
 }
 void release_warp(Block& b, unsigned w) {
   (*b.warps)[w].arrived = 0;
+  g_released_warp = static_cast<int>(w);
   auto& fs = *b.fibers;
   for (unsigned i = w * 32; i < std::min<size_t>(fs.size(), w * 32 + 32); ++i) if (fs[i].state == 2) fs[i].state = 0;
 }
@@ -128,6 +132,8 @@ extern "C" void emu_fiber_main() {
   Fiber* f = cur;
   g_entry(g_closure);
   Block& b = *f->block;
+  if (!f->async_copies.empty())
+    warn(std::string("kernel ") + b.kernel_name + ": a thread exited with cp.async copies it never waited for");
   f->state = 3;
   b.live--;
   Warp& w = (*b.warps)[f->linear / 32];
@@ -170,6 +176,11 @@ void warp_sync(const char* what, unsigned mask) {
   if (w.arrived == w.live) { release_warp(b, wi); return; }
   cur->state = 2;
   yield_to_scheduler();
+}
+
+bool eager_async_copies() {
+  static const bool eager = std::getenv("EMU_REVERSE") != nullptr;
+  return eager;
 }
 
 void device_trap(const char* what) {
@@ -317,6 +328,8 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
           f.tid = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
           f.state = 0;
           f.block = &b;
+          f.async_copies.clear();
+          f.async_groups = 0;
 #if EMU_ASAN
           __asan_unpoison_memory_region(stack_at(t), kStackBytes);
 #endif
@@ -339,9 +352,18 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
             if (f.state != 0) continue;
             any = true;
             cur = &f;
+            g_released_warp = -1;
             emu_ctx_switch(&sched_sp, f.sp);
             cur = nullptr;
             if (f.state == 3) --remaining;
+            // In reverse order a warp whose collective completed runs on from its first lane, so each warp
+            // runs to its next __syncthreads before the next warp starts (by default the warps take turns
+            // at each collective): work that one warp does before a barrier and another warp's reads
+            // after it must be ordered by that barrier, not by the emulator's turns.
+            if (reverse && g_released_warp >= 0) {
+              const unsigned first_lane = std::min(n - 1, 32u * static_cast<unsigned>(g_released_warp) + 31u);
+              k = n - 1 - first_lane - 1;  // the loop's ++k lands on it
+            }
           }
           if (!any) {
             unsigned at_block = 0, at_warp = 0;

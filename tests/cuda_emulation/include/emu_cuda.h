@@ -13,6 +13,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 #include <utility>
 #include <vector>
 
@@ -197,6 +198,19 @@ inline float __saturatef(float x) { return x < 0.f ? 0.f : (x > 1.f ? 1.f : x); 
 // Device-side execution state
 namespace emu {
 struct Block;
+// A cp.async a thread issued and has not yet waited for (emu_async_copy.h).
+struct AsyncCopy {
+  unsigned char* target;
+  const unsigned char* source;
+  unsigned bytes, source_bytes;  // source_bytes < bytes: the rest is zero-filled
+  unsigned group;
+  void run() const {
+    std::memcpy(target, source, source_bytes);
+    std::memset(target + source_bytes, 0, bytes - source_bytes);
+  }
+};
+// Whether cp.async copies run when issued (EMU_REVERSE) rather than when waited for.
+bool eager_async_copies();
 struct Fiber {
   void* sp = nullptr;
   uint3 tid{0, 0, 0};
@@ -204,6 +218,8 @@ struct Fiber {
   int state = 0;  // 0 ready, 1 wait block barrier, 2 wait warp barrier, 3 done
   Block* block = nullptr;
   char* stack = nullptr;
+  std::vector<AsyncCopy> async_copies;
+  unsigned async_groups = 0;  // groups committed
 };
 struct Warp {
   unsigned exists = 0;  // lanes present in the block
