@@ -145,6 +145,31 @@ __device__ void copy_rows_async(bf16* tile, const bf16* source, int64_t row_stri
   }
 }
 
+// Starts copying key tile `key_tile` of one head's k and v (head: its q columns in the qkv rows) into
+// the tile's stage, as one group.
+template <int kHeadSize>
+__device__ void copy_key_value_tile_async(const KeyValueShared& sh, const bf16* head, int64_t C, int64_t key_tile,
+                                          int64_t T) {
+  copy_rows_async<kHeadSize>(in_stage(sh.k, sh.stage_bytes, key_tile), head + C, 3 * C, key_tile * kTile, T);
+  copy_rows_async<kHeadSize>(in_stage(sh.v, sh.stage_bytes, key_tile), head + 2 * C, 3 * C, key_tile * kTile, T);
+  commit_async_copies();
+}
+
+// Before the products on tile `tile` of a double-buffered walk: once every warp is done with the
+// previous tile, starts the copies of the next one (copy_tile(tile + 1), when has_next) into the stage
+// that tile used, waits for this tile's copies, and makes every thread's copies visible to the block.
+template <class CopyTile>
+__device__ __forceinline__ void begin_tile(int64_t tile, bool has_next, const CopyTile& copy_tile) {
+  __syncthreads();
+  if (has_next) {
+    copy_tile(tile + 1);
+    wait_async_copies<1>();  // this tile's group, not the next one's
+  } else {
+    wait_async_copies<0>();
+  }
+  __syncthreads();
+}
+
 // The warp's 16 rows first_row … + 15 of one head, all hs channels, as A fragments straight from
 // global memory (kept in registers for the whole kernel); rows at or past T are zero.
 template <int kHeadChunks>
@@ -254,8 +279,8 @@ __device__ __forceinline__ BlockPlace block_place(int64_t T, int64_t NH, bool lo
 // fragments), their running max and sum, and O (16 × hs) in registers; per key tile it computes
 // S = q·kᵀ (16 × 64), the online softmax on S in place, and O += P·v with P as the A operand.
 template <int kHeadChunks>
-__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks)) flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, int64_t T,
-                                                                 int64_t C, int64_t NH, float scale) {
+__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
+    flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, int64_t T, int64_t C, int64_t NH, float scale) {
   constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kKeyTiles = kTile / 8;
   extern __shared__ __align__(128) unsigned char shared_memory[];
   const KeyValueShared sh(shared_memory, kHeadSize);
@@ -270,23 +295,12 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks)) flas
   float o[kHeadTiles][4] = {};
   float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};  // rows g, g + 8 (lane's share)
 
-  const auto copy_key_tile = [&](int64_t key_tile) {
-    copy_rows_async<kHeadSize>(in_stage(sh.k, sh.stage_bytes, key_tile), head + C, row_stride, key_tile * kTile, T);
-    copy_rows_async<kHeadSize>(in_stage(sh.v, sh.stage_bytes, key_tile), head + 2 * C, row_stride, key_tile * kTile, T);
-    commit_async_copies();
-  };
+  const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
   copy_key_tile(0);
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
     const int64_t first_key = key_tile * kTile;
     const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
-    __syncthreads();  // every warp is done with the previous tile, whose stage the next copies fill
-    if (key_tile < query_tile) {
-      copy_key_tile(key_tile + 1);
-      wait_async_copies<1>();  // this tile's copies, not the next one's
-    } else {
-      wait_async_copies<0>();
-    }
-    __syncthreads();  // every thread's copies of this tile have landed
+    begin_tile(key_tile, key_tile < query_tile, copy_key_tile);
 
     float s[kKeyTiles][4] = {};
     multiply_by_rows(s, q, k, 0, lane);
@@ -381,34 +395,26 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   load_a_rows<kHeadChunks>(v, head + 2 * C, row_stride, first_key, T, lane);
   float dk[kHeadTiles][4] = {}, dv[kHeadTiles][4] = {};
 
-  const auto copy_query_tile = [&](int64_t query_tile) {
-    const int64_t first_query = query_tile * kTile;
-    copy_rows_async<kHeadSize>(in_stage(sh.q, sh.stage_bytes, query_tile), head, row_stride, first_query, T);
-    copy_rows_async<kHeadSize>(in_stage(sh.dout, sh.stage_bytes, query_tile), dout_head, C, first_query, T);
-    if (threadIdx.x < kTile) {  // zero past T
-      const int64_t query = first_query + threadIdx.x;
-      const bool valid = query < T;
-      copy_4_bytes_async(in_stage(sh.lse, sh.stage_bytes, query_tile) + threadIdx.x, lse_head + (valid ? query : 0),
-                         valid);
-      copy_4_bytes_async(in_stage(sh.delta, sh.stage_bytes, query_tile) + threadIdx.x,
-                         delta_head + (valid ? query : 0), valid);
+  // A query tile's q, dO, lse and delta, as one group of copies (lse and delta zero past T).
+  const auto copy_query_tile = [&](int64_t tile) {
+    const int64_t first_query = tile * kTile;
+    copy_rows_async<kHeadSize>(in_stage(sh.q, sh.stage_bytes, tile), head, row_stride, first_query, T);
+    copy_rows_async<kHeadSize>(in_stage(sh.dout, sh.stage_bytes, tile), dout_head, C, first_query, T);
+    if (threadIdx.x < kTile) {
+      const int64_t query = first_query + threadIdx.x, source = query < T ? query : 0;
+      copy_4_bytes_async(in_stage(sh.lse, sh.stage_bytes, tile) + threadIdx.x, lse_head + source, query < T);
+      copy_4_bytes_async(in_stage(sh.delta, sh.stage_bytes, tile) + threadIdx.x, delta_head + source, query < T);
     }
     commit_async_copies();
   };
   copy_query_tile(key_tile);
   for (int64_t query_tile = key_tile; query_tile < tiles; ++query_tile) {
     const int64_t first_query = query_tile * kTile;
-    const bf16 *q = in_stage(sh.q, sh.stage_bytes, query_tile), *dout_rows = in_stage(sh.dout, sh.stage_bytes, query_tile);
-    const float *tile_lse = in_stage(sh.lse, sh.stage_bytes, query_tile),
-                *tile_delta = in_stage(sh.delta, sh.stage_bytes, query_tile);
-    __syncthreads();  // every warp is done with the previous tile, whose stage the next copies fill
-    if (query_tile + 1 < tiles) {
-      copy_query_tile(query_tile + 1);
-      wait_async_copies<1>();  // this tile's copies, not the next one's
-    } else {
-      wait_async_copies<0>();
-    }
-    __syncthreads();  // every thread's copies of this tile have landed
+    const bf16* q = in_stage(sh.q, sh.stage_bytes, query_tile);
+    const bf16* dout_rows = in_stage(sh.dout, sh.stage_bytes, query_tile);
+    const float *tile_lse = in_stage(sh.lse, sh.stage_bytes, query_tile);
+    const float *tile_delta = in_stage(sh.delta, sh.stage_bytes, query_tile);
+    begin_tile(query_tile, query_tile + 1 < tiles, copy_query_tile);
 
 #pragma unroll 1
     for (int half = 0; half < 2; ++half) {
@@ -466,23 +472,12 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
                               query_high < T ? delta_head[query_high] : 0.0f};
   float dq[kHeadTiles][4] = {};
 
-  const auto copy_key_tile = [&](int64_t key_tile) {
-    copy_rows_async<kHeadSize>(in_stage(sh.k, sh.stage_bytes, key_tile), head + C, row_stride, key_tile * kTile, T);
-    copy_rows_async<kHeadSize>(in_stage(sh.v, sh.stage_bytes, key_tile), head + 2 * C, row_stride, key_tile * kTile, T);
-    commit_async_copies();
-  };
+  const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
   copy_key_tile(0);
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
     const int64_t first_key = key_tile * kTile;
     const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
-    __syncthreads();  // every warp is done with the previous tile, whose stage the next copies fill
-    if (key_tile < query_tile) {
-      copy_key_tile(key_tile + 1);
-      wait_async_copies<1>();  // this tile's copies, not the next one's
-    } else {
-      wait_async_copies<0>();
-    }
-    __syncthreads();  // every thread's copies of this tile have landed
+    begin_tile(key_tile, key_tile < query_tile, copy_key_tile);
 
 #pragma unroll 1
     for (int half = 0; half < 2; ++half) {

@@ -13,7 +13,6 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
-#include <vector>
 #include <utility>
 #include <vector>
 
