@@ -57,9 +57,10 @@ __host__ __device__ constexpr int min_blocks_per_sm(int head_chunks) { return he
 // (2 × 4 accumulator tiles) stay in registers beside the head-sized accumulators.
 constexpr int kHalf = kTile / 2;
 
-// Row length of shared tiles: 8 elements (16 bytes) of padding keep rows 16-byte aligned for vector
-// stores and make the row stride 4 banks mod 32, so a fragment load (8 groups × 4 lanes, one 32-bit
-// word each) touches 32 different banks.
+// Row length of shared tiles: 8 elements (16 bytes) of padding keep rows 16-byte aligned for the
+// 16-byte cp.async copies and ldmatrix's row addresses, and make the row stride 4 banks mod 32, so a
+// fragment load (8 groups × 4 lanes, one 32-bit word each) and each 8-row phase of an ldmatrix touch
+// 32 different banks.
 __host__ __device__ constexpr int padded(int elements) { return elements + 8; }
 
 // Consecutive 128-byte aligned regions of dynamic shared memory. The host runs the same carving from
