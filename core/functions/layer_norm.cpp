@@ -22,8 +22,13 @@ struct Saved {
 };
 
 #if MERIDIAN_CUDA
-// The cuda kernel takes every gradient in the compute dtype. A parameter gradient in a wider dtype
-// (an fp32 master under bf16) goes through a zeroed compute-dtype buffer that is then added to it.
+// The cuda kernel writes parameter gradients in fp32 (any activation dtype) or in the compute dtype.
+// fp32 gradients (the masters' under bf16 included) take its fp32 sums directly; a gradient of another
+// dtype goes through a zeroed compute-dtype buffer that is then added to it.
+bool fp32_gradients(const Tensor& dweight, const Tensor& dbias) {
+  return (!dweight.defined() || dweight.dtype() == DType::f32) && (!dbias.defined() || dbias.dtype() == DType::f32);
+}
+
 Tensor in_compute_dtype(const Tensor& grad, DType dtype) {
   if (!grad.defined() || grad.dtype() == dtype) return grad;
   return Tensor::zeros(grad.shape(), dtype, grad.device());
@@ -32,7 +37,9 @@ Tensor in_compute_dtype(const Tensor& grad, DType dtype) {
 void backward_on_cuda(const Saved& s, const autograd::BackwardContext::GradientTarget& dinp, const Tensor& dweight,
                       const Tensor& dbias, const Tensor& dout) {
   const DType dtype = s.x.dtype();
-  const Tensor dw = in_compute_dtype(dweight, dtype), db = in_compute_dtype(dbias, dtype);
+  const bool fp32 = fp32_gradients(dweight, dbias);
+  const Tensor dw = fp32 ? dweight : in_compute_dtype(dweight, dtype);
+  const Tensor db = fp32 ? dbias : in_compute_dtype(dbias, dtype);
   // The parameter gradients' row-split partials (fp32), from the caching allocator.
   const Tensor scratch = dw.defined() || db.defined()
                              ? Tensor::empty({static_cast<int64_t>(
@@ -42,12 +49,17 @@ void backward_on_cuda(const Saved& s, const autograd::BackwardContext::GradientT
   {
     const detail::CudaScope cuda(s.x.device());
     detail::dispatch_float(dtype, [&]<class E>() {
-      ops::cuda::layernorm_backward(detail::element_ptr<E>(dinp.tensor), detail::element_ptr<E>(dw),
-                                    detail::element_ptr<E>(db), detail::element_ptr<E>(dout),
-                                    detail::element_ptr<E>(s.x), detail::element_ptr<E>(s.weight),
-                                    detail::element_ptr<float>(s.mean), detail::element_ptr<float>(s.rstd), s.rows,
-                                    s.channels, cuda.stream(), dinp.overwrite,
-                                    scratch.defined() ? scratch.raw_data() : nullptr);
+      const auto run = [&]<class G>(G* weight_grad, G* bias_grad) {
+        ops::cuda::layernorm_backward(detail::element_ptr<E>(dinp.tensor), weight_grad, bias_grad,
+                                      detail::element_ptr<E>(dout), detail::element_ptr<E>(s.x),
+                                      detail::element_ptr<E>(s.weight), detail::element_ptr<float>(s.mean),
+                                      detail::element_ptr<float>(s.rstd), s.rows, s.channels, cuda.stream(),
+                                      dinp.overwrite, scratch.defined() ? scratch.raw_data() : nullptr);
+      };
+      if (fp32)
+        run(detail::element_ptr<float>(dw), detail::element_ptr<float>(db));
+      else
+        run(detail::element_ptr<E>(dw), detail::element_ptr<E>(db));
     });
   }
   if (dw.defined() && !dw.same_impl(dweight)) ::meridian::detail::accumulate_gradient(dweight, dw);

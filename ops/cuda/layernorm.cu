@@ -132,9 +132,9 @@ __global__ void layernorm_input_gradient_kernel(T* __restrict__ dinp, const T* _
 // order, so the result is the same bits on every run. Each row's 32 channels are one 128-byte load.
 // (One block per 32 channels: C = 768 gives 24 blocks, enough to be correct and deterministic but
 // not to fill an H200: the row-split form below is what the engine runs.)
-template <class T>
+template <class T, class G>
 __global__ void __launch_bounds__(kParameterGradientThreads)
-    layernorm_parameter_gradients_kernel(T* __restrict__ dweight, T* __restrict__ dbias, const T* __restrict__ dout,
+    layernorm_parameter_gradients_kernel(G* __restrict__ dweight, G* __restrict__ dbias, const T* __restrict__ dout,
                                          const T* __restrict__ inp, const float* __restrict__ mean,
                                          const float* __restrict__ rstd, int64_t N, int64_t C) {
   __shared__ float weight_partials[kRowLanes][kChannelsPerBlock + 1];  // +1: no shared-memory bank conflicts
@@ -159,8 +159,8 @@ __global__ void __launch_bounds__(kParameterGradientThreads)
     weight_sum += weight_partials[lane][threadIdx.x];
     bias_sum += bias_partials[lane][threadIdx.x];
   }
-  if (dweight != nullptr) dweight[c] = from_float<T>(to_float(dweight[c]) + weight_sum);
-  if (dbias != nullptr) dbias[c] = from_float<T>(to_float(dbias[c]) + bias_sum);
+  if (dweight != nullptr) dweight[c] = from_float<G>(to_float(dweight[c]) + weight_sum);
+  if (dbias != nullptr) dbias[c] = from_float<G>(to_float(dbias[c]) + bias_sum);
 }
 
 // The row-split form. Pass 1, grid (channel blocks, row chunks): block (x, y) sums rows
@@ -201,8 +201,8 @@ __global__ void __launch_bounds__(kParameterGradientThreads)
   bias_partials[static_cast<int64_t>(blockIdx.y) * C + c] = bias_sum;
 }
 
-template <class T>
-__global__ void layernorm_parameter_totals_kernel(T* __restrict__ dweight, T* __restrict__ dbias,
+template <class G>
+__global__ void layernorm_parameter_totals_kernel(G* __restrict__ dweight, G* __restrict__ dbias,
                                                   const float* __restrict__ weight_partials,
                                                   const float* __restrict__ bias_partials, int64_t splits,
                                                   int64_t C) {
@@ -214,8 +214,8 @@ __global__ void layernorm_parameter_totals_kernel(T* __restrict__ dweight, T* __
     weight_sum += weight_partials[split * C + c];
     bias_sum += bias_partials[split * C + c];
   }
-  if (dweight != nullptr) dweight[c] = from_float<T>(to_float(dweight[c]) + weight_sum);
-  if (dbias != nullptr) dbias[c] = from_float<T>(to_float(dbias[c]) + bias_sum);
+  if (dweight != nullptr) dweight[c] = from_float<G>(to_float(dweight[c]) + weight_sum);
+  if (dbias != nullptr) dbias[c] = from_float<G>(to_float(dbias[c]) + bias_sum);
 }
 
 int64_t row_splits(int64_t N) { return (N + kLayerNormRowsPerSplit - 1) / kLayerNormRowsPerSplit; }
@@ -231,8 +231,8 @@ void launch_forward(T* out, float* mean, float* rstd, const T* inp, const T* wei
   MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_forward");
 }
 
-template <class T>
-void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const float* mean,
+template <class T, class G>
+void launch_backward(T* dinp, G* dweight, G* dbias, const T* dout, const T* inp, const T* weight, const float* mean,
                      const float* rstd, int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp,
                      void* scratch) {
   if (N == 0 || C == 0) return;
@@ -255,7 +255,7 @@ void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     layernorm_parameter_partials_kernel<T><<<grid, dim3(kChannelsPerBlock, kRowLanes), 0, stream>>>(
         weight_partials, bias_partials, dout, inp, mean, rstd, N, C);
     MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (parameter partials)");
-    layernorm_parameter_totals_kernel<T>
+    layernorm_parameter_totals_kernel<G>
         <<<static_cast<unsigned>((C + launch::kThreadsPerBlock - 1) / launch::kThreadsPerBlock),
            launch::kThreadsPerBlock, 0, stream>>>(dweight, dbias, weight_partials, bias_partials, splits, C);
     MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (parameter totals)");
@@ -263,7 +263,7 @@ void launch_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
   }
   if (dweight != nullptr || dbias != nullptr) {
     const auto blocks = static_cast<unsigned>((C + kChannelsPerBlock - 1) / kChannelsPerBlock);
-    layernorm_parameter_gradients_kernel<T>
+    layernorm_parameter_gradients_kernel<T, G>
         <<<blocks, dim3(kChannelsPerBlock, kRowLanes), 0, stream>>>(dweight, dbias, dout, inp, mean, rstd, N, C);
     MERIDIAN_CUDA_CHECK_LAUNCH("layernorm_backward (parameter gradients)");
   }
@@ -293,6 +293,12 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
 }
 
 void layernorm_backward(__nv_bfloat16* dinp, __nv_bfloat16* dweight, __nv_bfloat16* dbias, const __nv_bfloat16* dout,
+                        const __nv_bfloat16* inp, const __nv_bfloat16* weight, const float* mean, const float* rstd,
+                        int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp, void* scratch) {
+  launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream, overwrite_dinp, scratch);
+}
+
+void layernorm_backward(__nv_bfloat16* dinp, float* dweight, float* dbias, const __nv_bfloat16* dout,
                         const __nv_bfloat16* inp, const __nv_bfloat16* weight, const float* mean, const float* rstd,
                         int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp, void* scratch) {
   launch_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, stream, overwrite_dinp, scratch);

@@ -38,5 +38,11 @@ void layernorm_backward(__nv_bfloat16* dinp, __nv_bfloat16* dweight, __nv_bfloat
                         const __nv_bfloat16* inp, const __nv_bfloat16* weight, const float* mean, const float* rstd,
                         int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp = false,
                         void* scratch = nullptr);
+// bf16 tensors with fp32 parameter gradients (fp32 master weights under mixed precision): the fp32
+// sums over rows are added to dweight and dbias without a bf16 rounding in between.
+void layernorm_backward(__nv_bfloat16* dinp, float* dweight, float* dbias, const __nv_bfloat16* dout,
+                        const __nv_bfloat16* inp, const __nv_bfloat16* weight, const float* mean, const float* rstd,
+                        int64_t N, int64_t C, cudaStream_t stream, bool overwrite_dinp = false,
+                        void* scratch = nullptr);
 
 }  // namespace meridian::ops::cuda

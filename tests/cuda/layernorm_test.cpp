@@ -165,6 +165,50 @@ TEST(CudaLayerNorm, Bfloat16BackwardMatchesCpu) {
   }
 }
 
+// Mixed precision's form: bf16 activations with the fp32 gradients of fp32 master weights. The
+// parameter gradients are fp32 sums added to fp32 starting values, so they meet the fp32 tolerance
+// (a bf16 rounding of the sums, as the all-bf16 form makes, would not); both the single-block and the
+// row-split (scratch) forms.
+TEST(CudaLayerNorm, Bfloat16BackwardIntoFp32ParameterGradients) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  set_device(0);
+  std::mt19937 rng(7);
+  const auto bf16 = [](const std::vector<float>& values) { return testing::rounded_to<__nv_bfloat16>(values); };
+  for (const Shape shape : {Shape{37, 771}, Shape{1300, 771}, Shape{45, 768}}) {
+    for (const bool row_split : {false, true}) {
+      const auto n = static_cast<size_t>(shape.rows * shape.channels);
+      const auto channels = static_cast<size_t>(shape.channels);
+      const std::vector<float> inp = bf16(random_floats(n, rng, -2.0f, 3.0f));
+      const std::vector<float> weight = bf16(random_floats(channels, rng, 0.5f, 1.5f));
+      const std::vector<float> bias = bf16(random_floats(channels, rng));
+      const std::vector<float> dout = bf16(random_floats(n, rng));
+      std::vector<float> out(n), mean(static_cast<size_t>(shape.rows)), rstd(mean.size());
+      cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(),
+                             shape.rows, shape.channels, kEps);
+      std::vector<float> dinp(n, 0.0f);  // overwritten: the cpu's gradient added to zeros
+      std::vector<float> dweight = random_floats(channels, rng);
+      std::vector<float> dbias = random_floats(channels, rng);
+      DeviceBuffer<__nv_bfloat16> d_dinp(n);
+      DeviceBuffer<float> d_dweight(dweight), d_dbias(dbias);
+      d_dinp.poison();
+      cpu::layernorm_backward(dinp.data(), dweight.data(), dbias.data(), dout.data(), inp.data(), weight.data(),
+                              mean.data(), rstd.data(), shape.rows, shape.channels);
+
+      DeviceBuffer<__nv_bfloat16> d_dout(testing::to_bf16(dout)), d_inp(testing::to_bf16(inp)),
+          d_weight(testing::to_bf16(weight));
+      DeviceBuffer<float> d_mean(mean), d_rstd(rstd);
+      DeviceBuffer<char> scratch(layernorm_backward_scratch_bytes(shape.rows, shape.channels));
+      layernorm_backward(d_dinp.get(), d_dweight.get(), d_dbias.get(), d_dout.get(), d_inp.get(), d_weight.get(),
+                         d_mean.get(), d_rstd.get(), shape.rows, shape.channels, compute_stream(),
+                         /*overwrite_dinp=*/true, row_split ? scratch.get() : nullptr);
+      const std::string form = row_split ? "row-split " : "";
+      expect_close(testing::from_bf16(d_dinp.download()), dinp, kBfloat16, name("bf16 dinp", shape));
+      expect_close(d_dweight.download(), dweight, kFloat32, name((form + "fp32 dweight").c_str(), shape));
+      expect_close(d_dbias.download(), dbias, kFloat32, name((form + "fp32 dbias").c_str(), shape));
+    }
+  }
+}
+
 // The engine's form: the row-split parameter gradients (scratch given; N past several 512-row
 // chunks, and fewer rows than one) and the overwritten input gradient (dinp poisoned first).
 TEST(CudaLayerNorm, RowSplitParameterGradientsAndOverwrittenInputGradient) {

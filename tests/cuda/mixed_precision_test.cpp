@@ -108,6 +108,32 @@ TEST_F(CudaMixedPrecision, LinearAndLayerNormOnMasterWeights) {
                  [](const std::vector<Tensor>& in) { return fn::layer_norm(in[0], in[1], in[2]); }, rng);
 }
 
+// LayerNorm's master-weight gradients on bf16 activations are fp32 sums on both sides (the kernel
+// writes the fp32 gradients directly, as the cpu does), so they agree to the fp32 bound, far inside
+// one bf16 step: a gradient rounded to bf16 on the way would miss it.
+TEST_F(CudaMixedPrecision, LayerNormMasterGradientsAreNotRoundedToBf16) {
+  const Tensor x = random_tensor({3, 29, 77}, rng).to(DType::bf16);
+  const Tensor upstream = random_tensor({3, 29, 77}, rng).to(DType::bf16);
+  const Tensor weight_values = random_tensor({77}, rng), bias_values = random_tensor({77}, rng);
+  Tensor weights[2][2];  // [cpu, gpu][weight, bias], fp32 masters
+  for (const bool on_gpu : {false, true}) {
+    const Device device = on_gpu ? kGpu : Device::cpu();
+    Tensor weight = weight_values.to(device).clone(), bias = bias_values.to(device).clone();
+    weight.set_requires_grad(true);
+    bias.set_requires_grad(true);
+    fn::layer_norm(x.to(device), weight, bias).backward(upstream.to(device));
+    weights[on_gpu][0] = weight;
+    weights[on_gpu][1] = bias;
+  }
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(weights[1][i].grad().dtype(), DType::f32);
+    const std::vector<float> g = weights[1][i].grad().to_float_vector(), c = weights[0][i].grad().to_float_vector();
+    for (size_t j = 0; j < c.size(); ++j)
+      EXPECT_NEAR(g[j], c[j], 1e-5 * (1.0 + std::abs(c[j]))) << (i == 0 ? "weight" : "bias") << " gradient [" << j
+                                                            << "]";
+  }
+}
+
 // fn::mlp in bf16 against its own composition on the GPU, linear(linear_gelu(...)): the forward runs
 // the same kernels (same bits), as does c_proj's weight gradient; the rest differ by where GELU's
 // derivative is applied: the composition rounds the GELU output's gradient to bf16 and then
