@@ -107,7 +107,7 @@ int run(const Shape& s, int warmup, int repeats) {
       b_qkv(3 * C, &rng), b_c(C, &rng), b_4c(4 * C, &rng), ln_w(C, &rng), ln_b(C, &rng), wte(V * C, &rng);
   Buffer<float> dw_qkv(3 * C * C), dw_proj(C * C), dw_fc(4 * C * C), dw_fcproj(4 * C * C), db_qkv(3 * C), db_c(C),
       db_4c(4 * C), dwte(V * C);
-  Buffer<bf16> dln_w(C), dln_b(C);
+  Buffer<float> dln_w(C), dln_b(C);  // fp32 master-weight gradients, as the engine runs it
   Buffer<float> mean(N), rstd(N), lse_attention(s.B * s.NH * s.T), losses(N), lse(N), dlosses(N);
   Buffer<char> attention_scratch(ops::cuda::flash_attention_backward_scratch_bytes(s.B, s.T, s.NH));
   Buffer<char> layernorm_scratch(ops::cuda::layernorm_backward_scratch_bytes(N, C));
