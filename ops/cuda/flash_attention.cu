@@ -29,7 +29,7 @@ using detail::copy_4_bytes_async;
 using detail::high_bf16;
 using detail::kFullWarp;
 using detail::kWarpSize;
-using detail::load_b_fragment_transposed;
+using detail::load_b_fragments_transposed;
 using detail::load_b_fragments_from_rows;
 using detail::load_pair;
 using detail::low_bf16;
@@ -58,9 +58,9 @@ __host__ __device__ constexpr int min_blocks_per_sm(int head_chunks) { return he
 constexpr int kHalf = kTile / 2;
 
 // Row length of shared tiles: 8 elements (16 bytes) of padding keep rows 16-byte aligned for the
-// 16-byte cp.async copies and ldmatrix's row addresses, and make the row stride 4 banks mod 32, so a
-// fragment load (8 groups × 4 lanes, one 32-bit word each) and each 8-row phase of an ldmatrix touch
-// 32 different banks.
+// 16-byte cp.async copies and ldmatrix's row addresses, and make the row stride (hs + 8) / 2 = 4 × an
+// odd number of 4-byte banks (hs a multiple of 16), so the 8 rows of each 8-row phase of an ldmatrix
+// start in 8 different groups of 4 banks and touch 32 different banks.
 __host__ __device__ constexpr int padded(int elements) { return elements + 8; }
 
 // Consecutive 128-byte aligned regions of dynamic shared memory. The host runs the same carving from
@@ -131,18 +131,28 @@ struct QueryShared {
 };
 
 // Starts copying rows first_row … first_row + 63 of one head (row_stride elements apart in global
-// memory) into tile[r][c] (padded(hs) per row), 16 bytes per copy, consecutive threads taking consecutive
-// pieces of a row; rows at or past T are zero-filled. The caller commits and waits.
+// memory) into tile[r][c] (padded(hs) per row), 16 bytes per copy; rows at or past T are zero-filled.
+// The caller commits and waits. Thread x copies piece x % (hs / 8) of rows x / (hs / 8) + n · kRowsPerPass
+// (the threads past whole rows, when hs / 8 does not divide the block, copy nothing): its pieces are a
+// fixed stride apart, so the fully unrolled loop costs a few integer instructions per copy and keeps
+// one pointer, not one per piece, alive across the kernel's main loop.
 template <int kHeadSize>
-__device__ void copy_rows_async(bf16* tile, const bf16* source, int64_t row_stride, int64_t first_row, int64_t T) {
-  constexpr int kChunks = kHeadSize / 8;
-  static_assert(kTile * kChunks % kThreads == 0, "every thread copies as many pieces");
+__device__ __forceinline__ void copy_rows_async(bf16* tile, const bf16* source, int64_t row_stride, int64_t first_row,
+                                                int64_t T) {
+  constexpr int kChunks = kHeadSize / 8, kRowsPerPass = kThreads / kChunks;
+  constexpr int kPasses = (kTile + kRowsPerPass - 1) / kRowsPerPass;
+  const int first = static_cast<int>(threadIdx.x) / kChunks, c = (static_cast<int>(threadIdx.x) % kChunks) * 8;
+  if (first >= kRowsPerPass) return;
+  const bf16* from = source + first_row * row_stride + c;
+  // 63 rows of 3C elements: C ≤ 128 · 65535 (check_shape) keeps that below 2³¹.
+  const int stride = static_cast<int>(row_stride);
+  const int64_t rows_left = T - first_row;
 #pragma unroll
-  for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
-    const int r = i / kChunks, c = (i % kChunks) * 8;
-    const int64_t row = first_row + r;
-    const bool valid = row < T;
-    copy_16_bytes_async(tile + r * padded(kHeadSize) + c, source + (valid ? row * row_stride : 0) + c, valid);
+  for (int n = 0; n < kPasses; ++n) {
+    const int r = first + n * kRowsPerPass;
+    if (kTile % kRowsPerPass != 0 && r >= kTile) break;  // the last pass may cover fewer rows
+    const bool valid = r < rows_left;
+    copy_16_bytes_async(tile + r * padded(kHeadSize) + c, from + (valid ? r * stride : 0), valid);
   }
 }
 
@@ -224,18 +234,34 @@ __device__ __forceinline__ float group_sum(float value) {
   return value + __shfl_xor_sync(kFullWarp, value, 2);
 }
 
+// 2^x as one MUFU.EX2 (ex2.approx.ftz, what __expf runs after multiplying by log2 e; 2^−∞ = 0). The
+// kernels fold log2 e into the scale, so each probability costs one FFMA (scale the score, subtract the
+// row's maximum or log-sum-exp) and one MUFU.
+constexpr float kLog2e = 1.4426950408889634f;
+__device__ __forceinline__ float exp2_approx(float x) {
+#if defined(__CUDACC__)
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return std::exp2(x);
+#endif
+}
+
 // acc[j] += a · rowsᵀ for j < kTiles: the warp's 16 rows (A fragments over the head's channels)
 // against rows column0 + 8j … + 7 of a shared row tile (padded(hs) per row). S = q·kᵀ and its kin.
 template <int kHeadChunks, int kTiles>
 __device__ __forceinline__ void multiply_by_rows(float (&acc)[kTiles][4], const uint32_t (&a)[kHeadChunks][4],
                                                  const bf16* rows, int column0, int lane) {
+  static_assert(kTiles % 2 == 0, "tiles are read in pairs");
 #pragma unroll
   for (int kk = 0; kk < kHeadChunks; ++kk) {
 #pragma unroll
-    for (int j = 0; j < kTiles; ++j) {
-      uint32_t fragment[2];
-      load_b_fragment_transposed(fragment, rows, padded(kHeadChunks * 16), column0 + 8 * j, 16 * kk, lane);
-      mma_bf16_m16n8k16(acc[j], a[kk], fragment);
+    for (int j = 0; j < kTiles; j += 2) {
+      uint32_t fragments[2][2];
+      load_b_fragments_transposed(fragments, rows, padded(kHeadChunks * 16), column0 + 8 * j, 16 * kk, lane);
+      mma_bf16_m16n8k16(acc[j], a[kk], fragments[0]);
+      mma_bf16_m16n8k16(acc[j + 1], a[kk], fragments[1]);
     }
   }
 }
@@ -294,38 +320,45 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   uint32_t q[kHeadChunks][4];
   load_a_rows<kHeadChunks>(q, head, row_stride, first_query, T, lane);
   float o[kHeadTiles][4] = {};
-  float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};  // rows g, g + 8 (lane's share)
+  // Rows g and g + 8: the running maximum of the raw scores, and the lane's share of the running sum.
+  float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};
+  const float scale_log2 = scale * kLog2e;
 
   const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
   copy_key_tile(0);
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
-    const int64_t first_key = key_tile * kTile;
     const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
     begin_tile(key_tile, key_tile < query_tile, copy_key_tile);
 
     float s[kKeyTiles][4] = {};
     multiply_by_rows(s, q, k, 0, lane);
-    // Scale and mask (only the diagonal tile has keys after a query, or past T), then the online
-    // softmax. Key first_key ≤ every query of the tile is visible, so the new maxima are finite.
-    const bool diagonal = key_tile == query_tile;
+    // Only the diagonal tile has keys after a query (or past T, which come after every query before
+    // T); the offsets within the tile compare, as the tile starts at the same row on both sides. Key
+    // first_key ≤ every query of the tile is visible, so the new maxima are finite. Maxima are kept
+    // in raw scores (scale > 0 keeps their order).
+    if (key_tile == query_tile) {
+#pragma unroll
+      for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          if (8 * j + 2 * t + e % 2 > row0 + g + 8 * (e / 2)) s[j][e] = -INFINITY;
+        }
+      }
+    }
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int64_t key = first_key + 8 * j + 2 * t + e % 2, query = e < 2 ? query_low : query_high;
-        const bool visible = !diagonal || (key <= query && key < T);
-        s[j][e] = visible ? s[j][e] * scale : -INFINITY;
-        tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
-      }
+      for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
     }
-    float correction[2];
+    float correction[2], scaled_max[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const float new_max = fmaxf(running_max[r], group_max(tile_max[r]));
-      correction[r] = __expf(running_max[r] - new_max);  // 0 on the first tile
+      correction[r] = exp2_approx((running_max[r] - new_max) * scale_log2);  // 0 on the first tile
       running_max[r] = new_max;
       running_sum[r] *= correction[r];
+      scaled_max[r] = new_max * scale_log2;
     }
 #pragma unroll
     for (int f = 0; f < kHeadTiles; ++f) {
@@ -336,7 +369,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
     for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[j][e] = __expf(s[j][e] - running_max[e / 2]);  // masked: exp(−∞) = 0
+        s[j][e] = exp2_approx(s[j][e] * scale_log2 - scaled_max[e / 2]);  // masked: 2^−∞ = 0
         running_sum[e / 2] += s[j][e];
       }
     }
@@ -347,8 +380,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
                          /*overwrite=*/true);
   if (t == 0) {
     float* head_lse = lse + (b * NH + h) * T;
-    if (query_low < T) head_lse[query_low] = running_max[0] + logf(sum_low);
-    if (query_high < T) head_lse[query_high] = running_max[1] + logf(sum_high);
+    if (query_low < T) head_lse[query_low] = running_max[0] * scale + logf(sum_low);
+    if (query_high < T) head_lse[query_high] = running_max[1] * scale + logf(sum_high);
   }
 }
 
@@ -385,7 +418,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   const auto [b, h, key_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/false);
   const int g = lane / 4, t = lane % 4;
   const int64_t row_stride = 3 * C, first_key = key_tile * kTile + row0;
-  const int64_t key_low = first_key + g, key_high = key_low + 8;
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
   const bf16* dout_head = dout + b * T * C + h * kHeadSize;
   const float* lse_head = lse + (b * NH + h) * T;
@@ -395,6 +427,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   load_a_rows<kHeadChunks>(k, head + C, row_stride, first_key, T, lane);
   load_a_rows<kHeadChunks>(v, head + 2 * C, row_stride, first_key, T, lane);
   float dk[kHeadTiles][4] = {}, dv[kHeadTiles][4] = {};
+  const float scale_log2 = scale * kLog2e;
 
   // A query tile's q, dO, lse and delta, as one group of copies (lse and delta zero past T).
   const auto copy_query_tile = [&](int64_t tile) {
@@ -423,17 +456,24 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
       float s[kQueryTiles][4] = {}, dp[kQueryTiles][4] = {};
       multiply_by_rows(s, k, q, column0, lane);
       multiply_by_rows(dp, v, dout_rows, column0, lane);
-      // Queries past T or before the key are masked (their P is 0, and so is dS).
+      // Queries before a key (the diagonal tile only; the offsets within the tile compare, as it starts
+      // at the same row on both sides) or past T (the last tile) have P = 0, and so dS = 0.
+      const bool masked = query_tile == key_tile || first_query + kTile > T;
+      const int queries_left = static_cast<int>(T - first_query < kTile ? T - first_query : kTile);
 #pragma unroll
       for (int j = 0; j < kQueryTiles; ++j) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int column = column0 + 8 * j + 2 * t + e % 2;
-          const int64_t query = first_query + column, key = e < 2 ? key_low : key_high;
-          const bool visible = query < T && key <= query;
-          const float probability = visible ? __expf(s[j][e] * scale - tile_lse[column]) : 0.0f;
-          dp[j][e] = scale * probability * (dp[j][e] - tile_delta[column]);
-          s[j][e] = probability;
+        for (int i = 0; i < 2; ++i) {  // the lane's two queries (columns) of accumulator tile j
+          const int column = column0 + 8 * j + 2 * t + i;
+          const float lse2 = tile_lse[column] * kLog2e, query_delta = tile_delta[column];
+#pragma unroll
+          for (int e = i; e < 4; e += 2) {
+            const bool visible =
+                !masked || (column < queries_left && (query_tile != key_tile || row0 + g + 8 * (e / 2) <= column));
+            const float probability = visible ? exp2_approx(s[j][e] * scale_log2 - lse2) : 0.0f;
+            dp[j][e] = scale * probability * (dp[j][e] - query_delta);
+            s[j][e] = probability;
+          }
         }
       }
       // dV += Pᵀ (16 × 32, bf16) · dO (32 × hs); dK += dSᵀ · q.
@@ -468,7 +508,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   uint32_t q[kHeadChunks][4], dout_rows[kHeadChunks][4];
   load_a_rows<kHeadChunks>(q, head, row_stride, first_query, T, lane);
   load_a_rows<kHeadChunks>(dout_rows, dout + b * T * C + h * kHeadSize, C, first_query, T, lane);
-  const float row_lse[2] = {query_low < T ? lse_head[query_low] : 0.0f, query_high < T ? lse_head[query_high] : 0.0f};
+  // The rows' log-sum-exp in base 2, as the probabilities are formed: P = 2^(scale·log2 e·s − log2 e·lse).
+  const float row_lse2[2] = {query_low < T ? lse_head[query_low] * kLog2e : 0.0f,
+                             query_high < T ? lse_head[query_high] * kLog2e : 0.0f};
+  const float scale_log2 = scale * kLog2e;
   const float row_delta[2] = {query_low < T ? delta_head[query_low] : 0.0f,
                               query_high < T ? delta_head[query_high] : 0.0f};
   float dq[kHeadTiles][4] = {};
@@ -476,7 +519,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
   copy_key_tile(0);
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
-    const int64_t first_key = key_tile * kTile;
     const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
     begin_tile(key_tile, key_tile < query_tile, copy_key_tile);
 
@@ -488,14 +530,16 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
       float s[kKeyTiles][4] = {}, dp[kKeyTiles][4] = {};
       multiply_by_rows(s, q, k, column0, lane);
       multiply_by_rows(dp, dout_rows, v, column0, lane);
+      // Keys after a query: the diagonal tile only (the offsets within the tile compare; keys past T
+      // come after every query before T). Rows past T are not stored (their q and dO rows are zero,
+      // so their dS is 0 anyway).
+      const bool diagonal = key_tile == query_tile;
 #pragma unroll
       for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int64_t key = first_key + column0 + 8 * j + 2 * t + e % 2;
-          const int64_t query = e < 2 ? query_low : query_high;
-          const bool visible = query < T && key <= query;
-          const float probability = visible ? __expf(s[j][e] * scale - row_lse[e / 2]) : 0.0f;
+          const bool visible = !diagonal || column0 + 8 * j + 2 * t + e % 2 <= row0 + g + 8 * (e / 2);
+          const float probability = visible ? exp2_approx(s[j][e] * scale_log2 - row_lse2[e / 2]) : 0.0f;
           dp[j][e] = scale * probability * (dp[j][e] - row_delta[e / 2]);
         }
       }

@@ -75,6 +75,28 @@ __device__ __forceinline__ void load_b_fragment_transposed(uint32_t (&b)[2], con
   b[1] = load_pair(row + 8);
 }
 
+// The B fragments of two adjacent 16 × 8 tiles of B = Mᵀ, k0 … k0 + 15 × n0 … n0 + 15, M row-major in shared
+// memory (n along its rows; ld elements per row, rows 16-byte aligned, k0 a multiple of 8): b[0] for
+// n0 … n0 + 7, b[1] for n0 + 8 … n0 + 15, each as load_b_fragment_transposed gives it, from one
+// ldmatrix.x4 instead of four 32-bit loads. The four 8 × 8 blocks of M are (n0, k0), (n0, k0 + 8),
+// (n0 + 8, k0) and (n0 + 8, k0 + 8), lane l naming row l % 8 of block l / 8; lane (g, t) receives
+// M[row g][2t, 2t+1] of each block, which is b[i][j] = M[n0 + 8i + g][k0 + 8j + 2t, +1].
+__device__ __forceinline__ void load_b_fragments_transposed(uint32_t (&b)[2][2], const __nv_bfloat16* matrix, int ld,
+                                                            int n0, int k0, int lane) {
+  const __nv_bfloat16* row = matrix + (n0 + lane % 8 + 8 * (lane / 16)) * ld + k0 + 8 * ((lane / 8) % 2);
+#if defined(__CUDACC__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(b[0][0]), "=r"(b[0][1]), "=r"(b[1][0]), "=r"(b[1][1])
+               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(row))));
+#else
+  __trap();
+#endif
+#else
+  ::emu::ldmatrix_x4(b, row);
+#endif
+}
+
 // The B fragments of two adjacent 16 × 8 tiles, k0 … k0 + 15 × n0 … n0 + 15, of a row-major bf16 matrix B
 // in shared memory (k along its rows; ld elements per row, rows 16-byte aligned, n0 a multiple of 8):
 // b[0] for columns n0 … n0 + 7, b[1] for n0 + 8 … n0 + 15. A fragment register holds two consecutive k

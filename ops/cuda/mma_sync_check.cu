@@ -42,29 +42,37 @@ __global__ void mma_sync_chain_kernel(float* d, float* e, const bf16* a, const b
 // H's rows in shared memory, 8 elements of padding each (rows 16-byte aligned, as in the flash kernels).
 constexpr int kPaddedRow = 16 + 8;
 
-__global__ void mma_sync_b_from_rows_kernel(float* g, const bf16* a, const bf16* h) {
+// Lane (group, t)'s accumulator tile j of a 16 × 16 product into out (row-major fp32).
+__device__ void store_tile(float* out, const float (&tile)[4], int j, int group, int t) {
+  out[group * 16 + 8 * j + 2 * t] = tile[0];
+  out[group * 16 + 8 * j + 2 * t + 1] = tile[1];
+  out[(group + 8) * 16 + 8 * j + 2 * t] = tile[2];
+  out[(group + 8) * 16 + 8 * j + 2 * t + 1] = tile[3];
+}
+
+__global__ void mma_sync_b_from_rows_kernel(float* g, float* g_transposed, const bf16* a, const bf16* h) {
   __shared__ uint4 storage[16 * kPaddedRow * sizeof(bf16) / sizeof(uint4)];  // uint4: 16-byte aligned
   bf16* rows = reinterpret_cast<bf16*>(storage);
   const int lane = threadIdx.x, group = lane / 4, t = lane % 4;
   for (int i = lane; i < 16 * 16; i += detail::kWarpSize) rows[(i / 16) * kPaddedRow + i % 16] = h[i];
   __syncwarp();
-  uint32_t a_fragment[4], b_fragments[2][2];
+  uint32_t a_fragment[4], b_fragments[2][2], bt_fragments[2][2];
   detail::load_a_fragment(a_fragment, a, 16, 0, 0, lane);
-  detail::load_b_fragments_from_rows(b_fragments, rows, kPaddedRow, 0, 0, lane);
+  detail::load_b_fragments_from_rows(b_fragments, rows, kPaddedRow, 0, 0, lane);    // B = H
+  detail::load_b_fragments_transposed(bt_fragments, rows, kPaddedRow, 0, 0, lane);  // B = Hᵀ
   for (int j = 0; j < 2; ++j) {
-    float tile[4] = {};
+    float tile[4] = {}, tile_transposed[4] = {};
     detail::mma_bf16_m16n8k16(tile, a_fragment, b_fragments[j]);
-    g[group * 16 + 8 * j + 2 * t] = tile[0];
-    g[group * 16 + 8 * j + 2 * t + 1] = tile[1];
-    g[(group + 8) * 16 + 8 * j + 2 * t] = tile[2];
-    g[(group + 8) * 16 + 8 * j + 2 * t + 1] = tile[3];
+    detail::mma_bf16_m16n8k16(tile_transposed, a_fragment, bt_fragments[j]);
+    store_tile(g, tile, j, group, t);
+    store_tile(g_transposed, tile_transposed, j, group, t);
   }
 }
 
 }  // namespace
 
-void mma_sync_b_from_rows(float* g, const bf16* a, const bf16* h, cudaStream_t stream) {
-  mma_sync_b_from_rows_kernel<<<1, detail::kWarpSize, 0, stream>>>(g, a, h);
+void mma_sync_b_from_rows(float* g, float* g_transposed, const bf16* a, const bf16* h, cudaStream_t stream) {
+  mma_sync_b_from_rows_kernel<<<1, detail::kWarpSize, 0, stream>>>(g, g_transposed, a, h);
   detail::check_launch("mma_sync_b_from_rows_kernel");
 }
 

@@ -61,31 +61,38 @@ TEST(CudaMmaSync, FragmentLayoutAndAccumulatorsAsOperand) {
   }
 }
 
-// The transposing load (ldmatrix.x4.trans) of a B operand stored as rows, k along them: H's row k holds
-// B[k][0 … 15]. Every element of H is distinct, so a register taken from the wrong row or column, or
+// The two loads of B operands from a tile of rows in shared memory: ldmatrix.x4.trans with k along the
+// rows (B = H: H's row k holds B[k][0 … 15]) and ldmatrix.x4 with n along them (B = Hᵀ: H's row n holds
+// B[0 … 15][n]). Every element of H is distinct, so a register taken from the wrong row or column, or
 // the two k of a register swapped, gives a wrong product.
-TEST(CudaMmaSync, TransposingLoadOfRowsAsBOperand) {
+TEST(CudaMmaSync, LoadsOfRowsAsBOperand) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   std::mt19937 rng(12);
   const std::vector<float> a = small_integers(16 * 16, rng);  // A[m][k]
-  std::vector<float> h(16 * 16);                              // H[k][n] = B[k][n]: distinct whole numbers
+  std::vector<float> h(16 * 16);                              // H: distinct whole numbers
   for (int i = 0; i < 16 * 16; ++i) h[i] = static_cast<float>(i - 128);
-  std::vector<float> g_expected(16 * 16, 0.0f);
+  std::vector<float> g_expected(16 * 16, 0.0f), g_transposed_expected(16 * 16, 0.0f);
   for (int m = 0; m < 16; ++m) {
     for (int n = 0; n < 16; ++n) {
-      for (int k = 0; k < 16; ++k) g_expected[m * 16 + n] += a[m * 16 + k] * h[k * 16 + n];
+      for (int k = 0; k < 16; ++k) {
+        g_expected[m * 16 + n] += a[m * 16 + k] * h[k * 16 + n];
+        g_transposed_expected[m * 16 + n] += a[m * 16 + k] * h[n * 16 + k];
+      }
     }
   }
 
   TestStream stream;
   DeviceBuffer<bf16> a_device(to_element<bf16>(a)), h_device(to_element<bf16>(h));
-  DeviceBuffer<float> g(16 * 16);
+  DeviceBuffer<float> g(16 * 16), g_transposed(16 * 16);
   g.poison();
-  mma_sync_b_from_rows(g.get(), a_device.get(), h_device.get(), stream.get());
+  g_transposed.poison();
+  mma_sync_b_from_rows(g.get(), g_transposed.get(), a_device.get(), h_device.get(), stream.get());
   MERIDIAN_TEST_CUDA(cudaStreamSynchronize(stream.get()));
-  const std::vector<float> g_actual = g.download();
+  const std::vector<float> g_actual = g.download(), g_transposed_actual = g_transposed.download();
   for (int i = 0; i < 16 * 16; ++i) {
     ASSERT_EQ(g_actual[i], g_expected[i]) << "G[" << i / 16 << "][" << i % 16 << "] (A·H, H read by ldmatrix.trans)";
+    ASSERT_EQ(g_transposed_actual[i], g_transposed_expected[i])
+        << "G[" << i / 16 << "][" << i % 16 << "] (A·Hᵀ, H read by ldmatrix)";
   }
 }
 

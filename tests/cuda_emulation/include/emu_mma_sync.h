@@ -3,8 +3,10 @@
 // ISA (written out in ops/cuda/mma_sync.cuh): the warp's lanes meet, publish their A and B registers, and
 // each lane computes its own four accumulators from the whole 16 × 16 A and 16 × 8 B. The sum runs over k
 // in order in fp32 (tensor cores add in another order: within the bf16 tolerance of the tests).
-// ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 likewise: the lanes publish the row addresses they name,
+// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16 likewise: the lanes publish the row addresses they name,
 // and each lane reads its elements through those rows.
+#include <utility>
+
 #include "emu_cuda.h"
 
 namespace emu {
@@ -36,9 +38,11 @@ inline void mma_bf16_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint3
   }
 }
 
-// Lane l names row l % 8 of 8 × 8 block l / 8 (8 bf16, 16-byte aligned, in shared memory); register m of
-// lane (g, t) receives elements g of rows 2t and 2t + 1 of block m (the block transposed).
-inline void ldmatrix_x4_trans(uint32_t (&d)[2][2], const __nv_bfloat16* row) {
+// ldmatrix.x4: lane l names row l % 8 of 8 × 8 block l / 8 (8 bf16, 16-byte aligned, in shared memory), and
+// register m of every lane receives two elements of block m; `pick(block_rows, g, t)` forms them (a
+// block's row pointers in order), as the variant defines.
+template <class Pick>
+void ldmatrix_x4(uint32_t (&d)[2][2], const __nv_bfloat16* row, Pick pick) {
   Warp& w = my_warp();
   const unsigned l = lane();
   if (reinterpret_cast<uintptr_t>(row) % 16 != 0) warn("ldmatrix: a row address is not 16-byte aligned");
@@ -48,11 +52,26 @@ inline void ldmatrix_x4_trans(uint32_t (&d)[2][2], const __nv_bfloat16* row) {
   warp_sync("ldmatrix", 0xffffffffu);
   const unsigned g = l / 4, t = l % 4;
   for (unsigned m = 0; m < 4; ++m) {
-    const auto* low = reinterpret_cast<const __nv_bfloat16*>(w.xchg[8 * m + 2 * t]);
-    const auto* high = reinterpret_cast<const __nv_bfloat16*>(w.xchg[8 * m + 2 * t + 1]);
-    d[m / 2][m % 2] = static_cast<uint32_t>(__bfloat16_as_ushort(low[g])) |
-                      (static_cast<uint32_t>(__bfloat16_as_ushort(high[g])) << 16);
+    const __nv_bfloat16* block_rows[8];
+    for (unsigned r = 0; r < 8; ++r) block_rows[r] = reinterpret_cast<const __nv_bfloat16*>(w.xchg[8 * m + r]);
+    const auto [low, high] = pick(block_rows, g, t);
+    d[m / 2][m % 2] =
+        static_cast<uint32_t>(__bfloat16_as_ushort(low)) | (static_cast<uint32_t>(__bfloat16_as_ushort(high)) << 16);
   }
+}
+
+// As stored: lane (g, t) receives elements 2t and 2t + 1 of row g of each block.
+inline void ldmatrix_x4(uint32_t (&d)[2][2], const __nv_bfloat16* row) {
+  ldmatrix_x4(d, row, [](const __nv_bfloat16* const* rows, unsigned g, unsigned t) {
+    return std::pair{rows[g][2 * t], rows[g][2 * t + 1]};
+  });
+}
+
+// .trans: lane (g, t) receives elements g of rows 2t and 2t + 1 of each block (the block transposed).
+inline void ldmatrix_x4_trans(uint32_t (&d)[2][2], const __nv_bfloat16* row) {
+  ldmatrix_x4(d, row, [](const __nv_bfloat16* const* rows, unsigned g, unsigned t) {
+    return std::pair{rows[2 * t][g], rows[2 * t + 1][g]};
+  });
 }
 
 }  // namespace emu
