@@ -75,6 +75,36 @@ __device__ __forceinline__ void load_b_fragment_transposed(uint32_t (&b)[2], con
   b[1] = load_pair(row + 8);
 }
 
+// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16: lane l names row l % 8 of 8 × 8 block l / 8
+// (`row`: 16-byte aligned shared memory); register m of lane (g, t) receives elements 2t, 2t + 1 of
+// row g of block m, or with kTranspose elements g of rows 2t and 2t + 1. Registers 0…3 land in
+// d[0][0], d[0][1], d[1][0], d[1][1].
+template <bool kTranspose>
+__device__ __forceinline__ void load_matrices_x4(uint32_t (&d)[2][2], const __nv_bfloat16* row) {
+#if defined(__CUDACC__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  if constexpr (kTranspose) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(d[0][0]), "=r"(d[0][1]), "=r"(d[1][0]), "=r"(d[1][1])
+                 : "r"(address));
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(d[0][0]), "=r"(d[0][1]), "=r"(d[1][0]), "=r"(d[1][1])
+                 : "r"(address));
+  }
+#else
+  __trap();
+#endif
+#else
+  if constexpr (kTranspose) {
+    ::emu::ldmatrix_x4_trans(d, row);
+  } else {
+    ::emu::ldmatrix_x4(d, row);
+  }
+#endif
+}
+
 // The B fragments of two adjacent 16 × 8 tiles of B = Mᵀ, k0 … k0 + 15 × n0 … n0 + 15, M row-major in shared
 // memory (n along its rows; ld elements per row, rows 16-byte aligned, k0 a multiple of 8): b[0] for
 // n0 … n0 + 7, b[1] for n0 + 8 … n0 + 15, each as load_b_fragment_transposed gives it, from one
@@ -83,18 +113,7 @@ __device__ __forceinline__ void load_b_fragment_transposed(uint32_t (&b)[2], con
 // M[row g][2t, 2t+1] of each block, which is b[i][j] = M[n0 + 8i + g][k0 + 8j + 2t, +1].
 __device__ __forceinline__ void load_b_fragments_transposed(uint32_t (&b)[2][2], const __nv_bfloat16* matrix, int ld,
                                                             int n0, int k0, int lane) {
-  const __nv_bfloat16* row = matrix + (n0 + lane % 8 + 8 * (lane / 16)) * ld + k0 + 8 * ((lane / 8) % 2);
-#if defined(__CUDACC__)
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(b[0][0]), "=r"(b[0][1]), "=r"(b[1][0]), "=r"(b[1][1])
-               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(row))));
-#else
-  __trap();
-#endif
-#else
-  ::emu::ldmatrix_x4(b, row);
-#endif
+  load_matrices_x4<false>(b, matrix + (n0 + lane % 8 + 8 * (lane / 16)) * ld + k0 + 8 * ((lane / 8) % 2));
 }
 
 // The B fragments of two adjacent 16 × 8 tiles, k0 … k0 + 15 × n0 … n0 + 15, of a row-major bf16 matrix B
@@ -105,18 +124,7 @@ __device__ __forceinline__ void load_b_fragments_transposed(uint32_t (&b)[2][2],
 // and hands each lane its elements transposed: lane (g, t) receives B[2t, 2t+1][g] of each block.
 __device__ __forceinline__ void load_b_fragments_from_rows(uint32_t (&b)[2][2], const __nv_bfloat16* matrix, int ld,
                                                            int k0, int n0, int lane) {
-  const __nv_bfloat16* row = matrix + (k0 + lane % 8 + 8 * ((lane / 8) % 2)) * ld + n0 + 8 * (lane / 16);
-#if defined(__CUDACC__)
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(b[0][0]), "=r"(b[0][1]), "=r"(b[1][0]), "=r"(b[1][1])
-               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(row))));
-#else
-  __trap();
-#endif
-#else
-  ::emu::ldmatrix_x4_trans(b, row);
-#endif
+  load_matrices_x4<true>(b, matrix + (k0 + lane % 8 + 8 * ((lane / 8) % 2)) * ld + n0 + 8 * (lane / 16));
 }
 
 // The A fragment of the 16 × 16 block formed by two 16 × 8 accumulator tiles (left: n = 0…7, right:

@@ -87,17 +87,22 @@ TEST(CudaLayerNorm, Bfloat16ForwardMatchesCpu) {
   }
 }
 
-// Random f32 inputs of a backward test and the forward's statistics, from the cpu kernel.
+// Random f32 inputs of a backward test and the forward's statistics, from the cpu kernel. With
+// `bf16_values` the inputs are rounded to bf16 first: the values a bf16 kernel reads, so the CPU
+// reference runs on them with the same fp32 statistics.
 struct BackwardCase {
   std::vector<float> inp, weight, bias, dout, mean, rstd;
 };
 
-BackwardCase backward_case(Shape shape, std::mt19937& rng) {
+BackwardCase backward_case(Shape shape, std::mt19937& rng, bool bf16_values = false) {
   const auto n = static_cast<size_t>(shape.rows * shape.channels);
   const auto channels = static_cast<size_t>(shape.channels);
-  BackwardCase c{random_floats(n, rng, -2.0f, 3.0f), random_floats(channels, rng, 0.5f, 1.5f),
-                 random_floats(channels, rng), random_floats(n, rng), std::vector<float>(static_cast<size_t>(shape.rows)),
-                 std::vector<float>(static_cast<size_t>(shape.rows))};
+  const auto values = [bf16_values](std::vector<float> v) {
+    return bf16_values ? testing::rounded_to<__nv_bfloat16>(v) : v;
+  };
+  BackwardCase c{values(random_floats(n, rng, -2.0f, 3.0f)), values(random_floats(channels, rng, 0.5f, 1.5f)),
+                 values(random_floats(channels, rng)), values(random_floats(n, rng)),
+                 std::vector<float>(static_cast<size_t>(shape.rows)), std::vector<float>(static_cast<size_t>(shape.rows))};
   std::vector<float> out(n);
   cpu::layernorm_forward(out.data(), c.mean.data(), c.rstd.data(), c.inp.data(), c.weight.data(), c.bias.data(),
                          shape.rows, shape.channels, kEps);
@@ -138,14 +143,8 @@ TEST(CudaLayerNorm, Bfloat16BackwardMatchesCpu) {
   for (const Shape shape : kShapes) {
     const auto n = static_cast<size_t>(shape.rows * shape.channels);
     const auto channels = static_cast<size_t>(shape.channels);
-    // The CPU reference runs on the bf16 values the kernel reads, with the same fp32 statistics.
-    const std::vector<float> inp = bf16(random_floats(n, rng, -2.0f, 3.0f));
-    const std::vector<float> weight = bf16(random_floats(channels, rng, 0.5f, 1.5f));
-    const std::vector<float> bias = bf16(random_floats(channels, rng));
-    const std::vector<float> dout = bf16(random_floats(n, rng));
-    std::vector<float> out(n), mean(static_cast<size_t>(shape.rows)), rstd(mean.size());
-    cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(), shape.rows,
-                           shape.channels, kEps);
+    const BackwardCase c = backward_case(shape, rng, /*bf16_values=*/true);
+    const std::vector<float>&inp = c.inp, &weight = c.weight, &dout = c.dout, &mean = c.mean, &rstd = c.rstd;
     std::vector<float> dinp = bf16(random_floats(n, rng));
     std::vector<float> dweight = bf16(random_floats(channels, rng));
     std::vector<float> dbias = bf16(random_floats(channels, rng));
@@ -173,18 +172,12 @@ TEST(CudaLayerNorm, Bfloat16BackwardIntoFp32ParameterGradients) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   set_device(0);
   std::mt19937 rng(7);
-  const auto bf16 = [](const std::vector<float>& values) { return testing::rounded_to<__nv_bfloat16>(values); };
   for (const Shape shape : {Shape{37, 771}, Shape{1300, 771}, Shape{45, 768}}) {
     for (const bool row_split : {false, true}) {
       const auto n = static_cast<size_t>(shape.rows * shape.channels);
       const auto channels = static_cast<size_t>(shape.channels);
-      const std::vector<float> inp = bf16(random_floats(n, rng, -2.0f, 3.0f));
-      const std::vector<float> weight = bf16(random_floats(channels, rng, 0.5f, 1.5f));
-      const std::vector<float> bias = bf16(random_floats(channels, rng));
-      const std::vector<float> dout = bf16(random_floats(n, rng));
-      std::vector<float> out(n), mean(static_cast<size_t>(shape.rows)), rstd(mean.size());
-      cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), inp.data(), weight.data(), bias.data(),
-                             shape.rows, shape.channels, kEps);
+      const BackwardCase c = backward_case(shape, rng, /*bf16_values=*/true);
+      const std::vector<float>&inp = c.inp, &weight = c.weight, &dout = c.dout, &mean = c.mean, &rstd = c.rstd;
       std::vector<float> dinp(n, 0.0f);  // overwritten: the cpu's gradient added to zeros
       std::vector<float> dweight = random_floats(channels, rng);
       std::vector<float> dbias = random_floats(channels, rng);
