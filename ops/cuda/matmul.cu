@@ -22,6 +22,8 @@ namespace {
 using detail::check_cuda;
 using detail::check_launch;
 using detail::from_float;
+using detail::kVectorElements;
+using detail::load_floats;
 using detail::to_float;
 
 // cuBLASLt's recommended workspace on Hopper; Ampere needs less. The dbias reduction borrows the
@@ -349,30 +351,39 @@ void launch_bias_gelu(Out* out, Out* pre_gelu, const Out* bias, int64_t N, int64
   check_launch(std::string(caller) + ": bias_gelu_kernel (N=" + std::to_string(N) + " OC=" + std::to_string(OC) + ")");
 }
 
-// dbias, stage 1: partial[chunk, col] = Σ_{rows of chunk} dout[row, col]. A block covers 32 columns
-// (threadIdx.x, coalesced reads of each row) and one chunk of rows, strided over threadIdx.y.
+// dbias, stage 1: partial[chunk, col] = Σ_{rows of chunk} dout[row, col]. A block covers 32·kWidth
+// columns (thread x takes columns kWidth·x … kWidth·x + kWidth − 1 of the block's: one 16-byte vector
+// per row when kWidth is kVectorElements, so a warp reads 512 contiguous bytes of a bf16 row) and one
+// chunk of rows, strided over threadIdx.y. Each column is summed over its chunk in the same order
+// either way (row thread y: rows y, y + 8, …; then the 8 row threads in order), so the vectorised and
+// element-wise forms give the same bits.
 constexpr int kBiasColumns = 32;
 constexpr int kBiasRowThreads = 8;
 
-template <class In>
+template <class In, int kWidth>
 __global__ void column_partial_sums_kernel(float* partial, const In* dout, int64_t N, int64_t OC, int64_t chunk_rows) {
-  __shared__ float sums[kBiasRowThreads][kBiasColumns + 1];
-  const int64_t col = blockIdx.x * static_cast<int64_t>(kBiasColumns) + threadIdx.x;
+  constexpr int kBlockColumns = kBiasColumns * kWidth;
+  __shared__ float sums[kBiasRowThreads][kBlockColumns + 1];
+  const int64_t block_column = static_cast<int64_t>(blockIdx.x) * kBlockColumns;
+  const int64_t col = block_column + threadIdx.x * kWidth;  // the thread's first column
   const int64_t row_begin = blockIdx.y * chunk_rows;
   const int64_t row_end = row_begin + chunk_rows < N ? row_begin + chunk_rows : N;
-  float sum = 0.0f;
-  if (col < OC) {
+  float sum[kWidth] = {};
+  if (col < OC) {  // kWidth > 1 only when OC is a multiple of it: the whole vector is in range
     for (int64_t row = row_begin + threadIdx.y; row < row_end; row += kBiasRowThreads) {
-      sum += to_float(dout[row * OC + col]);
+      float values[kWidth];
+      load_floats<kWidth>(values, dout + row * OC + col);
+      for (int k = 0; k < kWidth; ++k) sum[k] += values[k];
     }
   }
-  sums[threadIdx.y][threadIdx.x] = sum;
+  for (int k = 0; k < kWidth; ++k) sums[threadIdx.y][threadIdx.x * kWidth + k] = sum[k];
   __syncthreads();
-  if (threadIdx.y == 0 && col < OC) {
-    float total = 0.0f;
-    for (int y = 0; y < kBiasRowThreads; ++y) total += sums[y][threadIdx.x];  // fixed order
-    partial[blockIdx.y * OC + col] = total;
-  }
+  // One thread per column of the block adds the row threads' sums in order.
+  const int local = static_cast<int>(threadIdx.y) * kBiasColumns + static_cast<int>(threadIdx.x);
+  if (local >= kBlockColumns || block_column + local >= OC) return;
+  float total = 0.0f;
+  for (int y = 0; y < kBiasRowThreads; ++y) total += sums[y][local];  // fixed order
+  partial[blockIdx.y * OC + block_column + local] = total;
 }
 
 // dbias, stage 2: dbias[col] += Σ_chunk partial[chunk, col], chunks in order.
@@ -396,8 +407,11 @@ void add_column_sums(Out* dbias, const In* dout, int64_t N, int64_t OC, cudaStre
   const int64_t chunks = std::clamp<int64_t>((N + 255) / 256, 1, std::min<int64_t>(64, max_chunks_in_workspace));
   const int64_t chunk_rows = (N + chunks - 1) / chunks;
   float* partial = static_cast<float*>(workspace_for(current_device(), stream, context));
-  const dim3 grid(static_cast<unsigned>((OC + kBiasColumns - 1) / kBiasColumns), static_cast<unsigned>(chunks));
-  column_partial_sums_kernel<<<grid, dim3(kBiasColumns, kBiasRowThreads), 0, stream>>>(partial, dout, N, OC, chunk_rows);
+  const bool vectorized = OC % kVectorElements == 0 && detail::vector_aligned(dout);
+  const int64_t block_columns = kBiasColumns * (vectorized ? kVectorElements : 1);
+  const dim3 grid(static_cast<unsigned>((OC + block_columns - 1) / block_columns), static_cast<unsigned>(chunks));
+  const auto kernel = vectorized ? column_partial_sums_kernel<In, kVectorElements> : column_partial_sums_kernel<In, 1>;
+  kernel<<<grid, dim3(kBiasColumns, kBiasRowThreads), 0, stream>>>(partial, dout, N, OC, chunk_rows);
   check_launch(context + ": column_partial_sums_kernel");
   constexpr int kThreads = 256;
   add_partial_sums_kernel<<<static_cast<unsigned>((OC + kThreads - 1) / kThreads), kThreads, 0, stream>>>(

@@ -155,6 +155,9 @@ void check_backward_dgelu(const MatmulShape& s, size_t offset = 0) {
 constexpr MatmulShape kAwkward{37, 129, 771};     // OC not divisible by 8: GELU's saved input via the separate pass
 constexpr MatmulShape kAuxAligned{37, 129, 200};  // OC divisible by 8: cuBLASLt's GELU_AUX epilogue
 constexpr MatmulShape kTallRows{1000, 65, 97};    // several row chunks in the dbias reduction
+// OC a multiple of 8 but not of a vectorised block's 256 columns: dbias by 16-byte vectors, the last
+// block partly past OC.
+constexpr MatmulShape kTallAligned{1000, 65, 264};
 constexpr MatmulShape kOneRow{1, 129, 200};       // one token (sampling): a one-column cuBLASLt product
 constexpr MatmulShape kDgeluAligned{37, 200, 129};  // C divisible by 8: cuBLASLt's DGELU epilogue (bf16)
 
@@ -226,17 +229,20 @@ TEST(CudaMatmul, BackwardFp32) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   check_backward<float, float>(kAwkward, true, true, true);
   check_backward<float, float>(kTallRows, true, true, true);
+  check_backward<float, float>(kTallAligned, true, true, true);
 }
 
 TEST(CudaMatmul, BackwardBf16) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   check_backward<bf16, bf16>(kAwkward, true, true, true);
   check_backward<bf16, bf16>(kTallRows, true, true, true);
+  check_backward<bf16, bf16>(kTallAligned, true, true, true);
 }
 
 TEST(CudaMatmul, BackwardBf16InFp32Out) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
   check_backward<float, bf16>(kAwkward, true, true, true);
+  check_backward<float, bf16>(kTallAligned, true, true, true);
 }
 
 // The MLP's c_proj input gradient with GELU's derivative: for bf16 in cuBLASLt's DGELU epilogue when C
