@@ -28,16 +28,17 @@ using detail::copy_16_bytes_async;
 using detail::copy_4_bytes_async;
 using detail::high_bf16;
 using detail::kFullWarp;
+using detail::kVectorElements;
 using detail::kWarpSize;
 using detail::load_b_fragments_transposed;
 using detail::load_b_fragments_from_rows;
+using detail::load_floats;
 using detail::load_pair;
 using detail::low_bf16;
 using detail::mma_bf16_m16n8k16;
 using detail::pack_bf16;
 using detail::shape_text;
 using detail::wait_async_copies;
-using detail::warp_sum;
 
 // Work decomposition: a block of 4 warps meets 64 queries with 64 keys at a time; a warp owns 16 rows
 // of each 64 × 64 product (one mma row block): its 16 queries in the forward and dQ kernels, its 16
@@ -385,21 +386,32 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   }
 }
 
-// delta[(b·NH + h)·T + t] = Σ_d dO·O over the head's channels: one warp per row.
+// delta[(b·NH + h)·T + t] = Σ_d dO·O over the head's channels. A row (hs contiguous channels of dO and
+// of O) belongs to kLanesPerRow lanes, the power of two ≥ hs / 8: lane i reads channels 8i … 8i + 7 of
+// both as one 16-byte vector each (the callers check 16-byte alignment; hs is a multiple of 16), and
+// the row's lanes add their dots by shuffles, in a fixed order.
+template <int kLanesPerRow>
 __global__ void __launch_bounds__(kThreads) flash_delta_kernel(float* delta, const bf16* dout, const bf16* out,
                                                                int64_t rows, int64_t T, int64_t C, int64_t NH,
                                                                int head_size) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / kWarpSize;
-  if (row >= rows) return;  // whole warps leave together
-  const int lane = threadIdx.x % kWarpSize;
-  const int64_t t = row % T, h = (row / T) % NH, b = row / (T * NH);
-  const int64_t offset = (b * T + t) * C + h * head_size;
+  static_assert(kLanesPerRow <= kWarpSize && (kLanesPerRow & (kLanesPerRow - 1)) == 0, "a row's lanes share a warp");
+  constexpr int kRowsPerBlock = kThreads / kLanesPerRow;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / kLanesPerRow;
+  const int channel = static_cast<int>(threadIdx.x % kLanesPerRow) * kVectorElements;
   float dot = 0.0f;
-  for (int d = lane; d < head_size; d += kWarpSize) {
-    dot += __bfloat162float(dout[offset + d]) * __bfloat162float(out[offset + d]);
+  if (row < rows && channel < head_size) {
+    const int64_t t = row % T, h = (row / T) % NH, b = row / (T * NH);
+    const int64_t offset = (b * T + t) * C + h * head_size + channel;
+    float d[kVectorElements], o[kVectorElements];
+    load_floats<kVectorElements>(d, dout + offset);
+    load_floats<kVectorElements>(o, out + offset);
+#pragma unroll
+    for (int k = 0; k < kVectorElements; ++k) dot += d[k] * o[k];
   }
-  dot = warp_sum(dot);
-  if (lane == 0) delta[row] = dot;
+  // Every lane takes part (rows past the end add zeros), so the shuffles see the whole warp.
+#pragma unroll
+  for (int width = kLanesPerRow / 2; width > 0; width /= 2) dot += __shfl_xor_sync(kFullWarp, dot, width);
+  if (row < rows && threadIdx.x % kLanesPerRow == 0) delta[row] = dot;
 }
 
 // dK and dV. Grid: x = key tiles (early keys, which see the most queries, first), y = b·NH + h.
@@ -615,8 +627,22 @@ void flash_attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, con
   check_aligned(dqkv, "dqkv", s, "flash_attention_backward");
   float* delta = static_cast<float*>(scratch);
   const int64_t rows = B * NH * T;
-  flash_delta_kernel<<<static_cast<unsigned>((rows + kWarps - 1) / kWarps), kThreads, 0, stream>>>(
-      delta, dout, out, rows, T, C, NH, s.head_size);
+  // A row's lanes: the power of two ≥ hs / 8 (hs ≤ kMaxHeadSize = 128: at most 16).
+  const auto launch_delta = [&](auto lanes_per_row) {
+    constexpr int kLanesPerRow = decltype(lanes_per_row)::value, kRowsPerBlock = kThreads / kLanesPerRow;
+    flash_delta_kernel<kLanesPerRow><<<static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock), kThreads, 0,
+                                       stream>>>(delta, dout, out, rows, T, C, NH, s.head_size);
+  };
+  const int pieces = s.head_size / kVectorElements;
+  if (pieces <= 2) {
+    launch_delta(std::integral_constant<int, 2>{});
+  } else if (pieces <= 4) {
+    launch_delta(std::integral_constant<int, 4>{});
+  } else if (pieces <= 8) {
+    launch_delta(std::integral_constant<int, 8>{});
+  } else {
+    launch_delta(std::integral_constant<int, 16>{});
+  }
   check_launch(shape_text("flash_delta_kernel", s));
 
   // The two kernels write disjoint parts of dqkv (k and v, and q), so their order does not matter.
