@@ -388,7 +388,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
 
 // delta[(b·NH + h)·T + t] = Σ_d dO·O over the head's channels. A row (hs contiguous channels of dO and
 // of O) belongs to kLanesPerRow lanes, the power of two ≥ hs / 8: lane i reads channels 8i … 8i + 7 of
-// both as one 16-byte vector each (the callers check 16-byte alignment; hs is a multiple of 16), and
+// both as one 16-byte vector each (flash_attention_backward checks 16-byte alignment; hs is a multiple
+// of 16), and
 // the row's lanes add their dots by shuffles, in a fixed order.
 template <int kLanesPerRow>
 __global__ void __launch_bounds__(kThreads) flash_delta_kernel(float* delta, const bf16* dout, const bf16* out,
@@ -461,6 +462,10 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
     const float *tile_lse = in_stage(sh.lse, sh.stage_bytes, query_tile);
     const float *tile_delta = in_stage(sh.delta, sh.stage_bytes, query_tile);
     begin_tile(query_tile, query_tile + 1 < tiles, copy_query_tile);
+    // Queries before a key (the diagonal tile only; the offsets within the tile compare, as it starts
+    // at the same row on both sides) or past T (the last tile) have P = 0, and so dS = 0.
+    const bool diagonal = query_tile == key_tile, masked = diagonal || first_query + kTile > T;
+    const int queries_left = static_cast<int>(T - first_query < kTile ? T - first_query : kTile);
 
 #pragma unroll 1
     for (int half = 0; half < 2; ++half) {
@@ -468,10 +473,6 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
       float s[kQueryTiles][4] = {}, dp[kQueryTiles][4] = {};
       multiply_by_rows(s, k, q, column0, lane);
       multiply_by_rows(dp, v, dout_rows, column0, lane);
-      // Queries before a key (the diagonal tile only; the offsets within the tile compare, as it starts
-      // at the same row on both sides) or past T (the last tile) have P = 0, and so dS = 0.
-      const bool masked = query_tile == key_tile || first_query + kTile > T;
-      const int queries_left = static_cast<int>(T - first_query < kTile ? T - first_query : kTile);
 #pragma unroll
       for (int j = 0; j < kQueryTiles; ++j) {
 #pragma unroll
@@ -481,7 +482,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
 #pragma unroll
           for (int e = i; e < 4; e += 2) {
             const bool visible =
-                !masked || (column < queries_left && (query_tile != key_tile || row0 + g + 8 * (e / 2) <= column));
+                !masked || (column < queries_left && (!diagonal || row0 + g + 8 * (e / 2) <= column));
             const float probability = visible ? exp2_approx(s[j][e] * scale_log2 - lse2) : 0.0f;
             dp[j][e] = scale * probability * (dp[j][e] - query_delta);
             s[j][e] = probability;
@@ -523,29 +524,29 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   // The rows' log-sum-exp in base 2, as the probabilities are formed: P = 2^(scale·log2 e·s − log2 e·lse).
   const float row_lse2[2] = {query_low < T ? lse_head[query_low] * kLog2e : 0.0f,
                              query_high < T ? lse_head[query_high] * kLog2e : 0.0f};
-  const float scale_log2 = scale * kLog2e;
   const float row_delta[2] = {query_low < T ? delta_head[query_low] : 0.0f,
                               query_high < T ? delta_head[query_high] : 0.0f};
   float dq[kHeadTiles][4] = {};
+  const float scale_log2 = scale * kLog2e;
 
   const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
   copy_key_tile(0);
   for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
     const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
     begin_tile(key_tile, key_tile < query_tile, copy_key_tile);
+    // Keys after a query: the diagonal tile only (the offsets within the tile compare; keys past T
+    // come after every query before T). Rows past T are not stored (their q and dO rows are zero,
+    // so their dS is 0 anyway).
+    const bool diagonal = key_tile == query_tile;
 
 #pragma unroll 1
     for (int half = 0; half < 2; ++half) {
       const int column0 = half * kHalf;
       // On the diagonal, the warp's queries may all come before this half's keys.
-      if (key_tile == query_tile && column0 > row0 + kRowsPerWarp - 1) continue;
+      if (diagonal && column0 > row0 + kRowsPerWarp - 1) continue;
       float s[kKeyTiles][4] = {}, dp[kKeyTiles][4] = {};
       multiply_by_rows(s, q, k, column0, lane);
       multiply_by_rows(dp, dout_rows, v, column0, lane);
-      // Keys after a query: the diagonal tile only (the offsets within the tile compare; keys past T
-      // come after every query before T). Rows past T are not stored (their q and dO rows are zero,
-      // so their dS is 0 anyway).
-      const bool diagonal = key_tile == query_tile;
 #pragma unroll
       for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
@@ -623,6 +624,7 @@ void flash_attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, con
   const AttentionShape s = check_shape("flash_attention_backward", B, T, C, NH);
   if (B == 0 || T == 0) return;
   check_aligned(qkv, "qkv", s, "flash_attention_backward");
+  check_aligned(out, "out", s, "flash_attention_backward");  // the delta kernel reads it in 16-byte vectors
   check_aligned(dout, "dout", s, "flash_attention_backward");
   check_aligned(dqkv, "dqkv", s, "flash_attention_backward");
   float* delta = static_cast<float*>(scratch);

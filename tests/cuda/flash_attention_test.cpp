@@ -130,6 +130,10 @@ TEST(CudaFlashAttention, RejectsUnsupportedShapesAndMisalignedPointers) {
   EXPECT_THROW(flash_attention_forward(nullptr, nullptr, nullptr, 1, 4, 288, 2, nullptr), std::invalid_argument);
   auto* misaligned = reinterpret_cast<bf16*>(uintptr_t{2});
   EXPECT_THROW(flash_attention_forward(misaligned, nullptr, misaligned, 1, 4, 64, 1, nullptr), std::invalid_argument);
+  // Backward reads out too (16 bytes at a time): a misaligned out alone is refused.
+  auto* aligned = reinterpret_cast<bf16*>(uintptr_t{16});
+  EXPECT_THROW(flash_attention_backward(aligned, aligned, aligned, misaligned, nullptr, nullptr, 1, 4, 64, 1, nullptr),
+               std::invalid_argument);
 }
 
 }  // namespace
