@@ -178,9 +178,9 @@ void warp_sync(const char* what, unsigned mask) {
   yield_to_scheduler();
 }
 
-bool eager_async_copies() {
-  static const bool eager = std::getenv("EMU_REVERSE") != nullptr;
-  return eager;
+bool reverse_order() {
+  static const bool reverse = std::getenv("EMU_REVERSE") != nullptr;
+  return reverse;
 }
 
 void device_trap(const char* what) {
@@ -281,7 +281,7 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
     g_last_error = cudaErrorInvalidValue;
     return g_last_error;
   }
-  static const bool reverse = std::getenv("EMU_REVERSE") != nullptr;
+  const bool reverse = reverse_order();
   launch_counts()[name]++;
   std::set<void*> fresh;
   g_fresh = &fresh;

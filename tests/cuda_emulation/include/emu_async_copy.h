@@ -17,7 +17,7 @@ inline void copy_async(void* target, const void* source, unsigned bytes, unsigne
   if (!device_range_ok(source, source_bytes)) warn("cp.async: the source is not device memory");
   AsyncCopy copy{static_cast<unsigned char*>(target), static_cast<const unsigned char*>(source), bytes, source_bytes,
                  cur->async_groups};
-  if (eager_async_copies()) {
+  if (reverse_order()) {
     copy.run();
   } else {
     cur->async_copies.push_back(copy);

@@ -208,8 +208,9 @@ struct AsyncCopy {
     std::memset(target + source_bytes, 0, bytes - source_bytes);
   }
 };
-// Whether cp.async copies run when issued (EMU_REVERSE) rather than when waited for.
-bool eager_async_copies();
+// EMU_REVERSE: blocks and threads run in reverse order, each warp on to its next __syncthreads, and
+// cp.async copies run when issued rather than when waited for.
+bool reverse_order();
 struct Fiber {
   void* sp = nullptr;
   uint3 tid{0, 0, 0};
