@@ -2,6 +2,7 @@
 #include "core/functions/checks.h"
 #include "core/functions/float_view.h"
 #include "core/functions/functions.h"
+#include "core/functions/working_copies.h"
 #include "core/gradient_accumulation.h"
 #include "core/profiler.h"
 #include "ops/cpu/layernorm.h"
@@ -85,9 +86,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, flo
                   "], got ", shape_str(weight.shape()), " and ", shape_str(bias.shape()));
   const DType dtype = x.dtype();
   const int64_t rows = x.numel() / channels;
-  const Saved saved{x, weight.to(dtype), Tensor::empty({rows}, DType::f32, device),
+  const Saved saved{x, detail::working_copy(weight, dtype), Tensor::empty({rows}, DType::f32, device),
                     Tensor::empty({rows}, DType::f32, device), rows, channels};
-  const Tensor compute_bias = bias.to(dtype);
+  const Tensor compute_bias = detail::working_copy(bias, dtype);
   Tensor out = Tensor::empty(x.shape(), dtype, device);
   if (device.is_cuda()) {
 #if MERIDIAN_CUDA

@@ -5,6 +5,7 @@
 #include "core/functions/functions.h"
 #include "core/functions/gelu_kernels.h"
 #include "core/functions/linear_product.h"
+#include "core/functions/working_copies.h"
 #include "core/profiler.h"
 #include "ops/cpu/matmul.h"
 
@@ -92,8 +93,9 @@ Product checked_product(const char* function, const Tensor& x, const Tensor& wei
                   dtype_name(dtype), ": weights are the input's dtype or f32 master weights");
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
-  return {Operands{x, weight.to(dtype), x.numel() / std::max<int64_t>(in_features, 1), in_features, out_features},
-          bias.defined() ? bias.to(dtype) : Tensor(), out_shape, device};
+  return {Operands{x, working_copy(weight, dtype), x.numel() / std::max<int64_t>(in_features, 1), in_features,
+                   out_features},
+          working_copy(bias, dtype), out_shape, device};
 }
 
 void matmul_forward_on(const Product& p, const Tensor& out) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/cuda_dispatch.h"
+#include "core/functions/working_copies.h"
 #include "core/profiler.h"
 #include "ops/cpu/optimizer.h"
 
@@ -26,6 +27,12 @@ Optimizer::Optimizer(std::vector<OptimizerParam> params) : params_(std::move(par
   for (const auto& p : params_)
     if (p.param.dtype() != DType::f32 || !p.param.is_contiguous())
       MERIDIAN_FAIL("optimizer: parameter '", p.name, "' must be a contiguous f32 tensor");
+}
+
+void Optimizer::check_no_working_copies(const char* optimizer) {
+  if (fn::working_copies_open())
+    MERIDIAN_FAIL(optimizer, ".step: called inside an fn::WorkingCopies scope, whose working copies of the weights "
+                  "would then be stale: close the scope (end of the forward and backward passes) before the step");
 }
 
 void Optimizer::zero_grad() {
@@ -57,6 +64,7 @@ AdamW::AdamW(std::vector<OptimizerParam> params, AdamWOptions options)
 
 void AdamW::step(float lr, float grad_scale) {
   profiler::Scope scope("adamw", "step");
+  check_no_working_copies("AdamW");
   ++steps_;
   ops::cpu::AdamWHyper plain;
   plain.lr = lr;
@@ -116,6 +124,7 @@ Sgd::Sgd(std::vector<OptimizerParam> params, SgdOptions options) : Optimizer(std
 
 void Sgd::step(float lr, float grad_scale) {
   profiler::Scope scope("sgd", "step");
+  check_no_working_copies("Sgd");
   const bool first = steps_ == 0;
   ++steps_;
   for (size_t i = 0; i < params_.size(); ++i) {

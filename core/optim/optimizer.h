@@ -34,6 +34,10 @@ class Optimizer {
   const std::vector<OptimizerParam>& params() const { return params_; }
 
  protected:
+  // Fails when a fn::WorkingCopies scope is open: the step would change the weights its copies
+  // were made from, and the rest of the scope would compute with stale values.
+  static void check_no_working_copies(const char* optimizer);
+
   std::vector<OptimizerParam> params_;
   int64_t steps_ = 0;
 };

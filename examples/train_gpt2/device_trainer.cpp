@@ -9,6 +9,7 @@
 
 #include "core/allocator.h"
 #include "core/functions/functions.h"
+#include "core/functions/working_copies.h"
 #include "core/io/data_loader.h"
 #include "core/optim/optimizer.h"
 #include "core/profiler.h"
@@ -90,23 +91,28 @@ int train_on_device(const TrainOptions& options, const launcher::ParallelConfig&
     const auto start = Clock::now();
     dp.zero_grad();  // the gradient buckets, on the device
     double loss_sum = 0.0;
-    for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
-      const io::Batch batch = loader.batch(step, micro);
-      const Tensor inputs = batch.inputs.to(device);
-      const Tensor targets = batch.targets.to(device);
-      Tensor loss;
-      {
-        profiler::Scope scope("model", "forward");
-        loss = model.loss(inputs, targets, options.recompute);
+    {
+      // Under --dtype bf16 each master weight is converted once per step, not once per micro-batch
+      // (closed before the optimizer changes the weights).
+      const fn::WorkingCopies working_copies;
+      for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
+        const io::Batch batch = loader.batch(step, micro);
+        const Tensor inputs = batch.inputs.to(device);
+        const Tensor targets = batch.targets.to(device);
+        Tensor loss;
+        {
+          profiler::Scope scope("model", "forward");
+          loss = model.loss(inputs, targets, options.recompute);
+        }
+        loss_sum += loss.item<double>();
+        if (options.grad_accum > 1) loss = fn::scale(loss, 1.0f / static_cast<float>(options.grad_accum));
+        dp.begin_micro_step(micro == options.grad_accum - 1);
+        {
+          profiler::Scope scope("model", "backward");
+          loss.backward();  // full buckets start their reductions from the gradient hooks
+        }
+        dp.end_micro_step();  // the compute stream waits for the reductions; the host does not
       }
-      loss_sum += loss.item<double>();
-      if (options.grad_accum > 1) loss = fn::scale(loss, 1.0f / static_cast<float>(options.grad_accum));
-      dp.begin_micro_step(micro == options.grad_accum - 1);
-      {
-        profiler::Scope scope("model", "backward");
-        loss.backward();  // full buckets start their reductions from the gradient hooks
-      }
-      dp.end_micro_step();  // the compute stream waits for the reductions; the host does not
     }
     double norm = 0.0;
     {

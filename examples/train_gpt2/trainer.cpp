@@ -7,6 +7,7 @@
 
 #include "core/allocator.h"
 #include "core/functions/functions.h"
+#include "core/functions/working_copies.h"
 #include "core/io/data_loader.h"
 #include "core/io/default_corpus.h"
 #include "core/io/tokenizer.h"
@@ -98,21 +99,26 @@ int train(const TrainOptions& options, const launcher::ParallelConfig& parallel,
       dp.zero_grad();
     }
     double loss_sum = 0.0;
-    for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
-      const io::Batch batch = loader.batch(step, micro);
-      Tensor loss;
-      {
-        profiler::Scope scope("model", "forward");
-        loss = model.loss(batch.inputs, batch.targets, options.recompute);
+    {
+      // Under --dtype bf16 each master weight is converted once per step, not once per micro-batch
+      // (closed before the optimizer changes the weights).
+      const fn::WorkingCopies working_copies;
+      for (int64_t micro = 0; micro < options.grad_accum; ++micro) {
+        const io::Batch batch = loader.batch(step, micro);
+        Tensor loss;
+        {
+          profiler::Scope scope("model", "forward");
+          loss = model.loss(batch.inputs, batch.targets, options.recompute);
+        }
+        loss_sum += loss.item<double>();
+        if (options.grad_accum > 1) loss = fn::scale(loss, 1.0f / static_cast<float>(options.grad_accum));
+        dp.begin_micro_step(micro == options.grad_accum - 1);
+        {
+          profiler::Scope scope("model", "backward");
+          loss.backward();
+        }
+        dp.end_micro_step();
       }
-      loss_sum += loss.item<double>();
-      if (options.grad_accum > 1) loss = fn::scale(loss, 1.0f / static_cast<float>(options.grad_accum));
-      dp.begin_micro_step(micro == options.grad_accum - 1);
-      {
-        profiler::Scope scope("model", "backward");
-        loss.backward();
-      }
-      dp.end_micro_step();
     }
     double norm = 0.0;
     {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/functions/working_copies.h"
 #include "core/profiler.h"
 #include "ops/cpu/optimizer.h"
 
@@ -96,7 +97,12 @@ double PipelineParallel::forward_backward() {
     profiler::Scope scope("zero_grad");
     for (auto& dp : data_parallel_) dp->zero_grad();
   }
-  last_step_ = engine_->run_step();
+  {
+    // Every micro-batch in flight shares one working copy of each master weight (bf16 compute),
+    // instead of holding its own.
+    const fn::WorkingCopies working_copies;
+    last_step_ = engine_->run_step();
+  }
   sum_tied_gradients();
   // The loss lives on the last stage: its dp mean there, then a sum over the pp group (the other
   // stages add zero) gives it to every rank.

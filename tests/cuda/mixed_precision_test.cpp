@@ -9,11 +9,13 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "core/functions/functions.h"
+#include "core/functions/working_copies.h"
 #include "core/tensor.h"
 #include "tensor_testing.h"
 #include "cuda_test_support.h"
@@ -132,6 +134,43 @@ TEST_F(CudaMixedPrecision, LayerNormMasterGradientsAreNotRoundedToBf16) {
       EXPECT_NEAR(g[j], c[j], 1e-5 * (1.0 + std::abs(c[j]))) << (i == 0 ? "weight" : "bias") << " gradient [" << j
                                                             << "]";
   }
+}
+
+// fn::WorkingCopies on the GPU: one bf16 copy per master weight, made on the device, serves both
+// micro-batches of an accumulation, and every output and fp32 gradient has the bits of converting at
+// each use (the kernels are deterministic).
+TEST_F(CudaMixedPrecision, WorkingCopiesServeEveryMicroBatchWithTheSameBits) {
+  const Tensor values[4] = {random_tensor({67, 96}, rng), random_tensor({67}, rng), random_tensor({67}, rng),
+                            random_tensor({67}, rng)};
+  const Tensor inputs[2] = {random_tensor({2, 37, 96}, rng).to(DType::bf16).to(kGpu),
+                            random_tensor({2, 37, 96}, rng).to(DType::bf16).to(kGpu)};
+  std::vector<float> results[2];  // [per use, working copies]: outputs, then the four gradients
+  for (const bool scoped : {false, true}) {
+    Tensor weights[4];
+    for (int i = 0; i < 4; ++i) weights[i] = values[i].to(kGpu).clone().set_requires_grad(true);
+    std::optional<fn::WorkingCopies> copies;
+    if (scoped) copies.emplace();
+    std::vector<float>& result = results[scoped];
+    for (const Tensor& x : inputs) {
+      const Tensor y = fn::layer_norm(fn::linear(x, weights[0], weights[1]), weights[2], weights[3]);
+      fn::sum(y).backward();
+      const std::vector<float> out = y.to_float_vector();
+      result.insert(result.end(), out.begin(), out.end());
+    }
+    if (scoped) {
+      EXPECT_EQ(copies->conversions(), 4);
+      const Tensor copy = fn::detail::working_copy(weights[0], DType::bf16);
+      EXPECT_TRUE(copy.device().is_cuda());
+      EXPECT_EQ(copies->conversions(), 4);  // the copy made by the first micro-batch
+    }
+    for (const Tensor& w : weights) {
+      ASSERT_EQ(w.grad().dtype(), DType::f32);
+      const std::vector<float> grad = w.grad().to_float_vector();
+      result.insert(result.end(), grad.begin(), grad.end());
+    }
+  }
+  ASSERT_EQ(results[0].size(), results[1].size());
+  for (size_t i = 0; i < results[0].size(); ++i) ASSERT_EQ(results[1][i], results[0][i]) << "value " << i;
 }
 
 // fn::mlp in bf16 against its own composition on the GPU, linear(linear_gelu(...)): the forward runs

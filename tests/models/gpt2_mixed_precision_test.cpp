@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
 #include <vector>
 
+#include "core/functions/working_copies.h"
 #include "core/optim/optimizer.h"
 #include "models/gpt2.h"
 
@@ -76,6 +78,37 @@ TEST(Gpt2MixedPrecision, LossCurveTracksF32Over20Steps) {
   const std::vector<double> bf16 = train(DType::bf16, 20);
   for (size_t i = 0; i < f32.size(); ++i) EXPECT_NEAR(bf16[i], f32[i], 1e-2) << "step " << i;
   EXPECT_LT(bf16.back(), bf16.front() - 0.5);  // and it learns
+}
+
+// Gradient accumulation over two micro-batches with recompute, with and without a WorkingCopies
+// scope: the same gradients bit for bit, and inside the scope one conversion per master weight.
+std::vector<std::vector<float>> accumulated_gradients(bool working_copies, int64_t* conversions) {
+  Gpt2 model(small_config());
+  model.initialize(11);
+  model.set_compute_dtype(DType::bf16);
+  std::optional<fn::WorkingCopies> scope;
+  if (working_copies) scope.emplace();
+  for (int micro = 0; micro < 2; ++micro) {
+    const auto [inputs, targets] = batch_for(micro);
+    model.loss(inputs, targets, /*recompute=*/true).backward();
+  }
+  if (scope) *conversions = scope->conversions();
+  std::vector<std::vector<float>> grads;
+  for (const auto& p : model.named_parameters()) grads.push_back(p.tensor.grad().to_float_vector());
+  return grads;
+}
+
+TEST(Gpt2MixedPrecision, WorkingCopiesConvertEachWeightOncePerStepWithTheSameGradients) {
+  int64_t conversions = 0;
+  const std::vector<std::vector<float>> per_use = accumulated_gradients(false, nullptr);
+  const std::vector<std::vector<float>> cached = accumulated_gradients(true, &conversions);
+  ASSERT_EQ(per_use.size(), cached.size());
+  for (size_t i = 0; i < per_use.size(); ++i) EXPECT_EQ(per_use[i], cached[i]) << "gradient " << i;
+  // Every parameter but the position embedding, whose rows join the f32 token embedding before the
+  // one cast; the tied token embedding once, for the head. Two micro-batches, each forward run twice
+  // (recompute): without the scope that would be four conversions of each.
+  Gpt2 model(small_config());
+  EXPECT_EQ(conversions, static_cast<int64_t>(model.named_parameters().size()) - 1);
 }
 
 }  // namespace
