@@ -15,8 +15,8 @@
 //
 // The weights must not change while the scope is open: `optim::Optimizer::step` refuses to run
 // inside one, and a weight moved to other storage (nn::Module::to, parameter flattening) is
-// converted again. Only leaves (parameters, constants) are cached, not computed tensors; a weight
-// already in the compute dtype needs no copy. Scopes nest: an inner one shares the outermost's copies
+// converted again. Only trained parameters (leaves that require grad) are cached, not computed,
+// detached or frozen tensors; a weight already in the compute dtype needs no copy. Scopes nest: an inner one shares the outermost's copies
 // (the trainers open one per step, and PipelineParallel::forward_backward opens its own).
 #include <cstddef>
 #include <cstdint>
