@@ -22,9 +22,16 @@ Cases:
                     gradient average doubles the norm; a missing tp reduction or a stage computing on
                     the wrong activation shifts the loss at step 0); the f32 parity tests hold each
                     layout's arithmetic to 1e-5.
+  weight_copies_once_per_step
+                    --profile's weight_copy calls per step: one per converted master weight (12 per block,
+                    the final LayerNorm's 2 and the tied head's 1), not one per micro-batch and forward —
+                    with --grad-accum 2 --recompute in one process, and on rank 0 (2 blocks) of a pp=2
+                    1F1B job with 4 micro-batches (fn::WorkingCopies, opened per step by the trainers and
+                    by the pipeline).
   unknown_dtype     a usage error (exit 2 on every rank) naming the flag.
 """
 import os
+import re
 import sys
 
 from trainer_testing import check_usage_error, compare_logs, failed, parse_args, read_log, run
@@ -81,12 +88,39 @@ def check_parity(args, name):
     return compare_logs(read_log(reference_log), read_log(job_log), STEPS, name, loss_tolerance, norm_tolerance)
 
 
+def weight_copies_per_step(name, result):
+    match = re.search(r"^  weight_copy +[0-9.]+ ms +\((\d+) calls\)$", result.stdout, re.MULTILINE)
+    if not match:
+        print(f"{name}: no weight_copy row in the profile:\n{result.stdout}")
+        return -1
+    return int(match.group(1))
+
+
+def check_weight_copies_once_per_step(args):
+    layers = 4
+    profiled = MODEL + ["--dtype", "bf16", "--batch", "4", "--recompute", "--profile"]
+    cases = [("one process, --grad-accum 2", [args.trainer] + profiled + ["--grad-accum", "2"], 12 * layers + 3),
+             ("pp2 1f1b rank 0", args.mpiexec + ["-np", "2", args.trainer] + profiled +
+              ["--pp", "2", "--micro-batches", "4"], 12 * layers // 2)]
+    status = 0
+    for name, command, expected in cases:
+        result = run(command)
+        if failed(name, result):
+            return 1
+        calls = weight_copies_per_step(name, result)
+        print(f"{name}: {calls} weight copies per step, expected {expected}")
+        status |= calls != expected
+    return status
+
+
 def main():
     args = parse_args()
     if args.case == "bf16_tracks_f32":
         return check_tracks_f32(args)
     if args.case in PARITY:
         return check_parity(args, args.case)
+    if args.case == "weight_copies_once_per_step":
+        return check_weight_copies_once_per_step(args)
     if args.case == "unknown_dtype":
         return check_usage_error(args.mpiexec + ["-np", "2", args.trainer] + MODEL + ["--dp", "2", "--dtype", "f16"],
                                  ["--dtype", "f32 or bf16", "'f16'"])
