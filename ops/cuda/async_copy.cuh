@@ -18,35 +18,25 @@
 
 namespace meridian::ops::cuda::detail {
 
-// 16 bytes from global `source` to shared `target` (both 16-byte aligned) through L2 only (cg: the
-// data is read once per block), or 16 zero bytes when !valid (source is then not read, but must still
-// be a valid address).
-__device__ __forceinline__ void copy_16_bytes_async(void* target, const void* source, bool valid) {
+// kBytes (16 or 4) from global `source` to shared `target` (both kBytes-aligned), or kBytes zero bytes
+// when !valid (source is then not read, but must still be a valid address). 16-byte copies go through
+// L2 only (cg: the data is read once per block); cg takes 16 bytes only, so 4-byte copies use ca.
+template <int kBytes>
+__device__ __forceinline__ void copy_async(void* target, const void* source, bool valid) {
+  static_assert(kBytes == 16 || kBytes == 4, "cp.async copies 16 or 4 bytes here");
 #if defined(__CUDACC__)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(
-                   static_cast<uint32_t>(__cvta_generic_to_shared(target))),
-               "l"(source), "r"(valid ? 16 : 0));
+  const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(target));
+  if constexpr (kBytes == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(address), "l"(source), "r"(valid ? 16 : 0));
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(address), "l"(source), "r"(valid ? 4 : 0));
+  }
 #else
   __trap();
 #endif
 #else
-  ::emu::copy_async(target, source, 16, valid ? 16 : 0);
-#endif
-}
-
-// 4 bytes (4-byte aligned), or 4 zero bytes when !valid.
-__device__ __forceinline__ void copy_4_bytes_async(void* target, const void* source, bool valid) {
-#if defined(__CUDACC__)
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(
-                   static_cast<uint32_t>(__cvta_generic_to_shared(target))),
-               "l"(source), "r"(valid ? 4 : 0));
-#else
-  __trap();
-#endif
-#else
-  ::emu::copy_async(target, source, 4, valid ? 4 : 0);
+  ::emu::copy_async(target, source, kBytes, valid ? kBytes : 0);
 #endif
 }
 

@@ -24,8 +24,7 @@ using detail::AttentionShape;
 using detail::check_attention_shape;
 using detail::check_launch;
 using detail::commit_async_copies;
-using detail::copy_16_bytes_async;
-using detail::copy_4_bytes_async;
+using detail::copy_async;
 using detail::high_bf16;
 using detail::kFullWarp;
 using detail::kVectorElements;
@@ -153,7 +152,7 @@ __device__ __forceinline__ void copy_rows_async(bf16* tile, const bf16* source, 
     const int r = first + n * kRowsPerPass;
     if (kTile % kRowsPerPass != 0 && r >= kTile) break;  // the last pass may cover fewer rows
     const bool valid = r < rows_left;
-    copy_16_bytes_async(tile + r * padded(kHeadSize) + c, from + (valid ? r * stride : 0), valid);
+    copy_async<16>(tile + r * padded(kHeadSize) + c, from + (valid ? r * stride : 0), valid);
   }
 }
 
@@ -389,8 +388,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
 // delta[(b·NH + h)·T + t] = Σ_d dO·O over the head's channels. A row (hs contiguous channels of dO and
 // of O) belongs to kLanesPerRow lanes, the power of two ≥ hs / 8: lane i reads channels 8i … 8i + 7 of
 // both as one 16-byte vector each (flash_attention_backward checks 16-byte alignment; hs is a multiple
-// of 16), and
-// the row's lanes add their dots by shuffles, in a fixed order.
+// of 16), and the row's lanes add their dots by shuffles, in a fixed order.
 template <int kLanesPerRow>
 __global__ void __launch_bounds__(kThreads) flash_delta_kernel(float* delta, const bf16* dout, const bf16* out,
                                                                int64_t rows, int64_t T, int64_t C, int64_t NH,
@@ -449,8 +447,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
     copy_rows_async<kHeadSize>(in_stage(sh.dout, sh.stage_bytes, tile), dout_head, C, first_query, T);
     if (threadIdx.x < kTile) {
       const int64_t query = first_query + threadIdx.x, source = query < T ? query : 0;
-      copy_4_bytes_async(in_stage(sh.lse, sh.stage_bytes, tile) + threadIdx.x, lse_head + source, query < T);
-      copy_4_bytes_async(in_stage(sh.delta, sh.stage_bytes, tile) + threadIdx.x, delta_head + source, query < T);
+      copy_async<4>(in_stage(sh.lse, sh.stage_bytes, tile) + threadIdx.x, lse_head + source, query < T);
+      copy_async<4>(in_stage(sh.delta, sh.stage_bytes, tile) + threadIdx.x, delta_head + source, query < T);
     }
     commit_async_copies();
   };
@@ -459,8 +457,8 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
     const int64_t first_query = query_tile * kTile;
     const bf16* q = in_stage(sh.q, sh.stage_bytes, query_tile);
     const bf16* dout_rows = in_stage(sh.dout, sh.stage_bytes, query_tile);
-    const float *tile_lse = in_stage(sh.lse, sh.stage_bytes, query_tile);
-    const float *tile_delta = in_stage(sh.delta, sh.stage_bytes, query_tile);
+    const float* tile_lse = in_stage(sh.lse, sh.stage_bytes, query_tile);
+    const float* tile_delta = in_stage(sh.delta, sh.stage_bytes, query_tile);
     begin_tile(query_tile, query_tile + 1 < tiles, copy_query_tile);
     // Queries before a key (the diagonal tile only; the offsets within the tile compare, as it starts
     // at the same row on both sides) or past T (the last tile) have P = 0, and so dS = 0.
