@@ -161,6 +161,15 @@ int run(const Shape& s, int warmup, int repeats) {
       backward_weight("attention proj backward (weight)", C, C, att.get(), dx.get(), dw_proj.get(), db_c.get(), L),
       backward_input("fc backward (input)", 4 * C, C, w_fc.get(), dfc.get(), dx.get(), L),
       backward_weight("fc backward (weight, bias)", 4 * C, C, ln.get(), dfc.get(), dw_fc.get(), db_4c.get(), L),
+      // The same with the bias gradient as its own reduction instead of the product's BGRADB epilogue:
+      // not part of the step (0 calls), for comparing the two in one run.
+      Row{"fc backward (weight; bias apart)", 2.0 * N * C * 4 * C, 0, 0,
+          [&] {
+            ops::cuda::set_matmul_bias_gradient_epilogue(false);
+            ops::cuda::matmul_backward<float, bf16>(nullptr, dw_fc.get(), db_4c.get(), dfc.get(), ln.get(), nullptr,
+                                                    N, C, 4 * C, stream);
+            ops::cuda::set_matmul_bias_gradient_epilogue(true);
+          }},
       // The MLP's c_proj input gradient with GELU's derivative in its epilogue (fn::mlp's backward).
       Row{"fc proj backward (input, DGELU)", 2.0 * N * 4 * C * C, 0, L,
           [&] {
@@ -229,7 +238,10 @@ int run(const Shape& s, int warmup, int repeats) {
   std::printf("\nkernel time of one step: %.2f ms (products %.2f ms at %.0f TFLOP/s)\n", step_ms, product_ms,
               flops / (product_ms * 1e-3) / 1e12);
   std::printf("%.0f tokens/s if nothing else ran\n", tokens / (step_ms * 1e-3));
-  std::printf("(embedding, dbias-only and copy kernels are left out: small at these shapes)\n");
+  std::printf("(embedding and copy kernels are left out: small at these shapes)\n");
+  // Which fused epilogues cuBLASLt really ran, and which it refused (those products ran plain, with
+  // their bias, GELU or bias gradient as a separate pass).
+  std::printf("%s", ops::cuda::to_string(ops::cuda::matmul_epilogue_report()).c_str());
   return 0;
 }
 

@@ -29,6 +29,7 @@
 #include "core/profiler.h"
 #include "models/gpt2.h"
 #include "ops/cuda/device.h"
+#include "ops/cuda/matmul.h"
 #include "ops/cuda/runtime.h"
 
 namespace meridian {
@@ -215,6 +216,8 @@ int run(int argc, char** argv) {
     std::printf("\n");
     if (best == nullptr || r.tokens_per_second > best->tokens_per_second) best = &r;
   }
+  // The fused epilogues the training steps' products really ran, over every size above.
+  std::printf("\n%s", ops::cuda::to_string(ops::cuda::matmul_epilogue_report()).c_str());
   if (best != nullptr && o.profile_steps > 0) profile(o, best->batch);
   return best != nullptr ? 0 : 1;
 }

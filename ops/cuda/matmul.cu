@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ops/cuda/elementwise.h"
 #include "ops/cuda/gelu.h"
 #include "ops/cuda/kernel_common.cuh"
 
@@ -26,9 +27,13 @@ using detail::kVectorElements;
 using detail::load_floats;
 using detail::to_float;
 
-// cuBLASLt's recommended workspace on Hopper; Ampere needs less. The dbias reduction borrows the
-// same buffer between products (stream order keeps them apart).
+// Each (device, stream) has one scratch buffer of kWorkspaceBytes. cuBLASLt gets the first
+// kGemmWorkspaceBytes (its recommended 32 MiB on Hopper, less the tail; Ampere needs less); the tail
+// receives the BGRADB epilogue's column sums while that product runs. The dbias reduction borrows the
+// whole buffer between products (stream order keeps them apart).
 constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+constexpr size_t kBiasGradientBytes = size_t{256} << 10;  // 64 Ki fp32 columns
+constexpr size_t kGemmWorkspaceBytes = kWorkspaceBytes - kBiasGradientBytes;
 
 // ---------------------------------------------------------------------------------------------
 // Per-thread cuBLASLt state.
@@ -46,6 +51,8 @@ struct ThreadMatmulState {
   // the first step no product asks the heuristic again (it costs tens of microseconds of host time).
   std::map<std::array<int64_t, 21>, std::optional<cublasLtMatmulAlgo_t>> algorithms;
   bool allow_tf32 = false;
+  bool bias_gradient_epilogue = true;
+  MatmulEpilogueReport report;
 
   void release() {
     // Products may still be running on their streams: wait for every device we used. Errors are
@@ -63,6 +70,7 @@ struct ThreadMatmulState {
     for (auto& entry : handles) cublasLtDestroy(entry.second);
     handles.clear();
     algorithms.clear();
+    report = MatmulEpilogueReport{};
     if (restore) cudaSetDevice(original_device);
     cudaGetLastError();
   }
@@ -141,7 +149,7 @@ struct Gemm {
   cudaDataType_t output_type = CUDA_R_32F;  // C = D (in place when beta = 1) and the bias
   float beta = 0.0f;
   cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_DEFAULT;
-  const void* bias = nullptr;  // epilogues with BIAS
+  const void* bias = nullptr;  // epilogues with BIAS (read), or BGRADB (written: the column sums of B)
   void* aux = nullptr;         // epilogues with AUX: the GELU input, ld aux_ld
   int64_t aux_ld = 0;
   float alpha = 1.0f;
@@ -203,7 +211,7 @@ std::optional<cublasLtMatmulAlgo_t> ask_heuristic(cublasLtHandle_t handle, cubla
   cublasLtMatmulPreference_t raw_preference = nullptr;
   check_cublas(cublasLtMatmulPreferenceCreate(&raw_preference), "cublasLtMatmulPreferenceCreate", context);
   Preference preference(raw_preference);
-  const size_t workspace_bytes = kWorkspaceBytes;
+  const size_t workspace_bytes = kGemmWorkspaceBytes;
   check_cublas(cublasLtMatmulPreferenceSetAttribute(raw_preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                     &workspace_bytes, sizeof(workspace_bytes)),
                "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)", context);
@@ -227,6 +235,20 @@ std::optional<cublasLtMatmulAlgo_t> ask_heuristic(cublasLtHandle_t handle, cubla
   }
   check_cublas(status, "cublasLtMatmulAlgoGetHeuristic", context);
   return heuristic.algo;
+}
+
+const char* epilogue_name(cublasLtEpilogue_t epilogue) {
+  switch (epilogue) {
+    case CUBLASLT_EPILOGUE_DEFAULT: return "DEFAULT";
+    case CUBLASLT_EPILOGUE_BIAS: return "BIAS";
+    case CUBLASLT_EPILOGUE_GELU: return "GELU";
+    case CUBLASLT_EPILOGUE_GELU_BIAS: return "GELU_BIAS";
+    case CUBLASLT_EPILOGUE_GELU_AUX: return "GELU_AUX";
+    case CUBLASLT_EPILOGUE_GELU_AUX_BIAS: return "GELU_AUX_BIAS";
+    case CUBLASLT_EPILOGUE_DGELU: return "DGELU";
+    case CUBLASLT_EPILOGUE_BGRADB: return "BGRADB";
+    default: return "other";
+  }
 }
 
 // Runs the product. Returns false, having launched nothing, when cuBLASLt's heuristic offers no
@@ -297,15 +319,19 @@ bool run_gemm(const Gemm& g, cudaStream_t stream, const char* caller) {
         ask_heuristic(handle, raw_desc, a_layout.get(), b_layout.get(), d_layout.get(), g.epilogue, alignment_a,
                       alignment_b, alignment_d, context);
     cached = thread_state().algorithms.emplace(key, algorithm).first;
+    if (!algorithm.has_value() && g.epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+      thread_state().report.refused.push_back(context + " " + epilogue_name(g.epilogue));
+    }
   }
   if (!cached->second.has_value()) return false;
 
   const float alpha = g.alpha;
   // C is D itself: beta = 0 overwrites (D's old contents are not read), beta = 1 accumulates.
   check_cublas(cublasLtMatmul(handle, raw_desc, &alpha, g.a, a_layout.get(), g.b, b_layout.get(), &g.beta, g.d,
-                              d_layout.get(), g.d, d_layout.get(), &*cached->second, workspace, kWorkspaceBytes,
+                              d_layout.get(), g.d, d_layout.get(), &*cached->second, workspace, kGemmWorkspaceBytes,
                               stream),
                "cublasLtMatmul", context);
+  if (g.epilogue != CUBLASLT_EPILOGUE_DEFAULT) ++thread_state().report.ran[epilogue_name(g.epilogue)];
   return true;
 }
 
@@ -417,6 +443,14 @@ void add_column_sums(Out* dbias, const In* dout, int64_t N, int64_t OC, cudaStre
   add_partial_sums_kernel<<<static_cast<unsigned>((OC + kThreads - 1) / kThreads), kThreads, 0, stream>>>(
       dbias, partial, chunks, OC);
   check_launch(context + ": add_partial_sums_kernel");
+}
+
+// Where the BGRADB epilogue writes its column sums: the tail of the stream's workspace, which
+// cuBLASLt's own scratch (the first kGemmWorkspaceBytes) never reaches.
+template <class Out>
+Out* bias_gradient_scratch(cudaStream_t stream) {
+  char* workspace = static_cast<char*>(workspace_for(current_device(), stream, "matmul_backward dbias"));
+  return reinterpret_cast<Out*>(workspace + kGemmWorkspaceBytes);
 }
 
 void check_shape(const char* caller, int64_t N, int64_t C, int64_t OC) {
@@ -539,7 +573,21 @@ void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const 
   if (dweight != nullptr) {
     // dweight (OC×C) += doutᵀ (OC×N) · inp (N×C); column-major dweightᵀ (C×OC) += inpᵀ (C×N) · dout (N×OC),
     // where dout stored column-major is OC×N, so B is transposed.
-    const Gemm g = gemm(false, true, C, OC, N, inp, C, dout, OC, dweight, C, 1.0f);
+    Gemm g = gemm(false, true, C, OC, N, inp, C, dout, OC, dweight, C, 1.0f);
+    if (dbias != nullptr && thread_state().bias_gradient_epilogue &&
+        static_cast<size_t>(OC) * sizeof(Out) <= kBiasGradientBytes) {
+      // BGRADB writes the column sums of op(B) = dout (N×OC), one per column of D, rather than adding
+      // them: they land in the workspace's tail and are added to dbias after the product.
+      Out* column_sums = bias_gradient_scratch<Out>(stream);
+      g.epilogue = CUBLASLT_EPILOGUE_BGRADB;
+      g.bias = column_sums;
+      if (run_gemm(g, stream, "matmul_backward dweight and dbias")) {
+        axpy(dbias, column_sums, 1.0f, OC, stream);
+        return;
+      }
+      g.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
+      g.bias = nullptr;
+    }
     run_gemm_or_throw(g, stream, "matmul_backward dweight");
   }
   if (dbias != nullptr) add_column_sums(dbias, dout, N, OC, stream);
@@ -607,6 +655,20 @@ template void batched_matmul<float, float>(float*, const float*, const float*, i
                                            bool, bool, int64_t, int64_t, int64_t, float, float, cudaStream_t);
 
 void set_matmul_tf32(bool enabled) { thread_state().allow_tf32 = enabled; }
+
+void set_matmul_bias_gradient_epilogue(bool enabled) { thread_state().bias_gradient_epilogue = enabled; }
+
+MatmulEpilogueReport matmul_epilogue_report() { return thread_state().report; }
+
+std::string to_string(const MatmulEpilogueReport& report) {
+  std::string text = "cuBLASLt epilogues that ran:";
+  for (const auto& [epilogue, count] : report.ran) text += " " + epilogue + " (" + std::to_string(count) + " products)";
+  if (report.ran.empty()) text += " none";
+  text += "\ncuBLASLt epilogues refused:";
+  if (report.refused.empty()) text += " none";
+  for (const std::string& refused : report.refused) text += "\n  " + refused;
+  return text + "\n";
+}
 
 void release_matmul_resources() { thread_state().release(); }
 

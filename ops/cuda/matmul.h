@@ -16,6 +16,9 @@
 // on one stream are ordered by the stream; nothing here synchronises the host.
 // Every cuBLASLt status is checked; a failure throws std::runtime_error naming the call and shapes.
 #include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "ops/cuda/stream.h"  // cudaStream_t, __nv_bfloat16 without CUDA headers: core/ includes this
 
@@ -36,10 +39,15 @@ template <class Out, class In>
 void matmul_forward_gelu(Out* out, Out* pre_gelu, const In* inp, const In* weight, const Out* bias, int64_t N,
                          int64_t C, int64_t OC, cudaStream_t stream);
 
-// dinp += dout · weight;  dweight += doutᵀ · inp;  dbias += column sums of dout (deterministic
-// two-stage reduction: fixed row chunks, each summed in order). Any of dinp, dweight, dbias may be
-// null (that gradient is not needed). With overwrite_dinp, dinp = dout · weight (beta 0: dinp is
-// not read, so it may start uninitialised).
+// dinp += dout · weight;  dweight += doutᵀ · inp;  dbias += column sums of dout. Any of dinp,
+// dweight, dbias may be null (that gradient is not needed). With overwrite_dinp, dinp = dout · weight
+// (beta 0: dinp is not read, so it may start uninitialised).
+// When both dweight and dbias are wanted, the column sums come out of the weight-gradient product's
+// epilogue (CUBLASLT_EPILOGUE_BGRADB: dout is that product's B, reduced over its k = N), so dout is
+// read once, as llm.c and Transformer Engine do; cuBLASLt writes them to scratch in the stream's
+// workspace and one short pass adds them to dbias. Otherwise (dbias alone, OC above 64 Ki columns,
+// the epilogue switched off, or no algorithm offered for it) a deterministic two-stage reduction
+// sums them: fixed row chunks, each summed in order.
 template <class Out, class In>
 void matmul_backward(Out* dinp, Out* dweight, Out* dbias, const In* dout, const In* inp, const In* weight,
                      int64_t N, int64_t C, int64_t OC, cudaStream_t stream, bool overwrite_dinp = false);
@@ -63,6 +71,24 @@ template <class Out, class In>
 void batched_matmul(Out* c, const In* a, const In* b, int64_t batch, int64_t M, int64_t N, int64_t K, bool trans_a,
                     bool trans_b, int64_t stride_a, int64_t stride_b, int64_t stride_c, float alpha, float beta,
                     cudaStream_t stream);
+
+// Allows (the default) or forbids, on the calling thread, the BGRADB epilogue above: forbidden, dbias
+// always takes the separate reduction (gpu_kernel_bench times both).
+void set_matmul_bias_gradient_epilogue(bool enabled);
+
+// What the calling thread's products ran with since its cuBLASLt state was created or released
+// (release_matmul_resources): how many products ran each fused epilogue ("BIAS", "GELU_AUX_BIAS",
+// "DGELU", "BGRADB", ...), and one description (caller, shapes, epilogue) per product description
+// whose fused epilogue cuBLASLt's heuristic refused, which then ran as the plain product and a
+// separate pass. For benchmarks and tests to say which fused forms really ran.
+struct MatmulEpilogueReport {
+  std::map<std::string, int64_t> ran;
+  std::vector<std::string> refused;
+};
+MatmulEpilogueReport matmul_epilogue_report();
+// Two or more lines for a benchmark's output: "cuBLASLt epilogues that ran: BGRADB (8 products) ...",
+// then "cuBLASLt epilogues refused: none" or one refused product per line.
+std::string to_string(const MatmulEpilogueReport& report);
 
 // Allows (or forbids, the default) TF32 tensor cores in fp32 products issued by the calling thread.
 void set_matmul_tf32(bool enabled);

@@ -1,7 +1,8 @@
 // cuBLASLt matmul against the CPU twin (ops/cpu/matmul.h): forward with and without bias, with
 // GELU (with and without its saved input; for bf16 on a shape where cuBLASLt's fused GELU_AUX
 // epilogue applies and on one where the separate pass runs), and backward, plain and through the
-// GELU (DGELU epilogue), for fp32, bf16 and bf16-in/fp32-out.
+// GELU (DGELU epilogue), with dbias in the weight product's BGRADB epilogue and as its own reduction,
+// for fp32, bf16 and bf16-in/fp32-out.
 // Sizes are not multiples of any tile. Weights and output gradients are drawn at GPT-2-like scale
 // (±0.1) so the fp32 rounding of a 771- or 1000-term sum, in whatever order cuBLASLt or oneDNN adds,
 // stays well inside the 1e-5 bound even where a sum cancels to near zero.
@@ -93,7 +94,8 @@ void check_forward(const MatmulShape& s, bool with_bias, bool with_gelu, bool ke
 // Gradients accumulate: they start from random values (so an unwritten element fails) and the
 // reference adds to the same values. Each gradient can be skipped with a null pointer.
 template <class Out, class In>
-void check_backward(const MatmulShape& s, bool want_dinp, bool want_dweight, bool want_dbias) {
+void check_backward(const MatmulShape& s, bool want_dinp, bool want_dweight, bool want_dbias,
+                    bool release_afterwards = true) {
   const MatmulInputs inputs = make_inputs<Out, In>(s, 23);
   std::mt19937 rng(29);
   const std::vector<float> dinp_start = rounded_to<Out>(testing::random_floats(static_cast<size_t>(s.N * s.C), rng));
@@ -121,7 +123,7 @@ void check_backward(const MatmulShape& s, bool want_dinp, bool want_dweight, boo
   expect_close(testing::to_float(dinp.download()), dinp_expected, tolerance_for<Out>(), "dinp");
   expect_close(testing::to_float(dweight.download()), dweight_expected, tolerance_for<Out>(), "dweight");
   expect_close(testing::to_float(dbias.download()), dbias_expected, tolerance_for<Out>(), "dbias");
-  release_matmul_resources();
+  if (release_afterwards) release_matmul_resources();
 }
 
 // dpre = (dout · weight) ⊙ gelu'(pre), overwritten (poisoned first), against the cpu's input gradient
@@ -256,6 +258,60 @@ TEST(CudaMatmul, BackwardThroughGelu) {
     check_backward_dgelu<float, bf16>(s);
   }
   check_backward_dgelu<bf16, bf16>(kDgeluAligned, 1);  // pre only element-aligned: out of the epilogue
+}
+
+// How many products since the last release ran the BGRADB epilogue, and how many cuBLASLt refused it for.
+std::pair<int64_t, int64_t> bias_gradient_epilogues() {
+  const MatmulEpilogueReport report = matmul_epilogue_report();
+  const auto ran = report.ran.find("BGRADB");
+  const auto refused = std::count_if(report.refused.begin(), report.refused.end(), [](const std::string& product) {
+    return product.find("BGRADB") != std::string::npos;
+  });
+  return {ran == report.ran.end() ? 0 : ran->second, refused};
+}
+
+// Sets the calling thread's BGRADB switch for one scope, then allows it again (the default).
+class BiasGradientEpilogue {
+ public:
+  explicit BiasGradientEpilogue(bool enabled) { set_matmul_bias_gradient_epilogue(enabled); }
+  ~BiasGradientEpilogue() { set_matmul_bias_gradient_epilogue(true); }
+  BiasGradientEpilogue(const BiasGradientEpilogue&) = delete;
+  BiasGradientEpilogue& operator=(const BiasGradientEpilogue&) = delete;
+};
+
+template <class Out, class In>
+void check_bias_gradient_path(const MatmulShape& s, bool expect_epilogue) {
+  check_backward<Out, In>(s, true, true, true, /*release_afterwards=*/false);
+  const auto [ran, refused] = bias_gradient_epilogues();
+  if (expect_epilogue) {
+    // It ran, or cuBLASLt offered no algorithm for it and the reduction ran (a GPU's cuBLASLt may
+    // refuse a shape; gpu_kernel_bench lists refusals). The emulator's model offers one.
+    EXPECT_EQ(ran + refused, 1) << "ran " << ran << ", refused " << refused;
+  } else {
+    EXPECT_EQ(ran, 0);
+    EXPECT_EQ(refused, 0);
+  }
+  release_matmul_resources();
+}
+
+// dweight and dbias together: dbias from the weight product's BGRADB epilogue (written to scratch,
+// then added: dbias starts from random values) or, with the epilogue switched off or OC too wide for
+// its scratch, from the separate reduction; every way against the cpu.
+TEST(CudaMatmul, BackwardBiasGradientInTheWeightProduct) {
+  MERIDIAN_REQUIRE_CUDA_DEVICE();
+  constexpr MatmulShape kWideBias{3, 5, 70001};  // 70001 fp32 column sums: more than the 256 KiB scratch holds
+  for (const bool enabled : {true, false}) {
+    SCOPED_TRACE(enabled ? "BGRADB allowed" : "BGRADB switched off");
+    const BiasGradientEpilogue scope(enabled);
+    for (const MatmulShape& s : {kAwkward, kTallRows, kTallAligned}) {
+      SCOPED_TRACE("N=" + std::to_string(s.N) + " OC=" + std::to_string(s.OC));
+      check_bias_gradient_path<float, float>(s, enabled);
+      check_bias_gradient_path<bf16, bf16>(s, enabled);
+      check_bias_gradient_path<float, bf16>(s, enabled);
+    }
+    check_bias_gradient_path<float, float>(kWideBias, false);
+    check_bias_gradient_path<bf16, bf16>(kWideBias, enabled);  // 140 KB of bf16 sums fit
+  }
 }
 
 TEST(CudaMatmul, BackwardSkipsNullGradients) {

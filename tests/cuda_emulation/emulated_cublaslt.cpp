@@ -1,4 +1,5 @@
-// Host model of the cuBLASLt calls Meridian makes: column-major D = epilogue(alpha·op(A)·op(B) + beta·C [+ bias]).
+// Host model of the cuBLASLt calls Meridian makes: column-major D = epilogue(alpha·op(A)·op(B) + beta·C [+ bias]),
+// and for BGRADB the bias gradient: the sums of op(B) over k, one per column of D.
 #include "cublasLt.h"
 
 #include <string>
@@ -82,6 +83,12 @@ static bool has_aux(uint32_t e) { return e == CUBLASLT_EPILOGUE_GELU_AUX || e ==
 // derivative there; the bias-gradient form (DGELU_BGRAD) is not modelled.
 static bool has_dgelu(uint32_t e) { return e == CUBLASLT_EPILOGUE_DGELU; }
 static bool uses_aux(uint32_t e) { return has_aux(e) || has_dgelu(e); }
+// BGRADB writes, through the bias pointer, the sums of op(B) over k: one per column of D.
+static bool has_bgradb(uint32_t e) { return e == CUBLASLT_EPILOGUE_BGRADB; }
+// The bias vector's type: BIAS_DATA_TYPE when set, otherwise D's.
+static cudaDataType_t bias_type(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t dl) {
+  return d->bias_type == -1 ? dl->type : static_cast<cudaDataType_t>(d->bias_type);
+}
 
 // Validation shared by the heuristic and the matmul. Returns SUCCESS / INVALID_VALUE / NOT_SUPPORTED.
 static cublasStatus_t validate(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
@@ -102,8 +109,9 @@ static cublasStatus_t validate(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
   if (d->compute != CUBLAS_COMPUTE_32F && d->compute != CUBLAS_COMPUTE_32F_FAST_TF32) { why = "compute type"; return CUBLAS_STATUS_NOT_SUPPORTED; }
   if (d->scale != CUDA_R_32F) { why = "scale type"; return CUBLAS_STATUS_NOT_SUPPORTED; }
   const uint32_t e = d->epilogue;
-  if (e != CUBLASLT_EPILOGUE_DEFAULT && !has_bias(e) && !has_gelu(e) && !has_dgelu(e)) { why = "epilogue not modelled"; return CUBLAS_STATUS_NOT_SUPPORTED; }
-  if (has_bias(e) && d->bias == nullptr) { why = "bias epilogue without bias pointer"; return CUBLAS_STATUS_INVALID_VALUE; }
+  if (e != CUBLASLT_EPILOGUE_DEFAULT && !has_bias(e) && !has_gelu(e) && !has_dgelu(e) && !has_bgradb(e)) { why = "epilogue not modelled"; return CUBLAS_STATUS_NOT_SUPPORTED; }
+  if ((has_bias(e) || has_bgradb(e)) && d->bias == nullptr) { why = "bias epilogue without bias pointer"; return CUBLAS_STATUS_INVALID_VALUE; }
+  if (has_bgradb(e) && dl->batch > 1) { why = "bias gradient with batch"; return CUBLAS_STATUS_NOT_SUPPORTED; }
   if (uses_aux(e)) {
     if (d->aux == nullptr) { why = "aux epilogue without aux pointer"; return CUBLAS_STATUS_INVALID_VALUE; }
     if (d->aux_ld < static_cast<int64_t>(m)) { why = "aux_ld < rows"; return CUBLAS_STATUS_INVALID_VALUE; }
@@ -111,7 +119,7 @@ static cublasStatus_t validate(cublasLtMatmulDesc_t d, cublasLtMatrixLayout_t a,
     if (reinterpret_cast<uintptr_t>(d->aux) % 16 != 0) { why = "aux pointer not 16-byte aligned"; return CUBLAS_STATUS_NOT_SUPPORTED; }
     if (dl->batch > 1) { why = "aux with batch"; return CUBLAS_STATUS_NOT_SUPPORTED; }
   }
-  if (has_bias(e) && reinterpret_cast<uintptr_t>(d->bias) % elem_bytes(dl->type) != 0) { why = "bias misaligned"; return CUBLAS_STATUS_INVALID_VALUE; }
+  if ((has_bias(e) || has_bgradb(e)) && reinterpret_cast<uintptr_t>(d->bias) % elem_bytes(bias_type(d, dl)) != 0) { why = "bias misaligned"; return CUBLAS_STATUS_INVALID_VALUE; }
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -192,7 +200,10 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
   const int64_t m = dl->rows, n = dl->cols, k = d->transa ? a->rows : a->cols;
   bool ok = range_ok(A, a, "A") && range_ok(B, b, "B") && range_ok(D, dl, "D") && (beta == 0.0f || range_ok(C, c, "C"));
   const uint32_t e = d->epilogue;
-  if (has_bias(e) && !emu::device_range_ok(d->bias, m * elem_bytes(dl->type))) { emu::warn("cuBLASLt DEVICE FAULT: bias"); ok = false; }
+  if (has_bias(e) && !emu::device_range_ok(d->bias, m * elem_bytes(bias_type(d, dl)))) { emu::warn("cuBLASLt DEVICE FAULT: bias"); ok = false; }
+  const size_t bias_gradient_bytes = static_cast<size_t>(n) * elem_bytes(bias_type(d, dl));
+  if (has_bgradb(e) && !emu::device_range_ok(d->bias, bias_gradient_bytes)) { emu::warn("cuBLASLt DEVICE FAULT: bias gradient"); ok = false; }
+  if (has_bgradb(e)) emu::check_not_in_flight(d->bias, bias_gradient_bytes, "cublasLtMatmul (bias gradient)");
   const size_t aux_bytes = static_cast<size_t>((n - 1) * d->aux_ld + m) * elem_bytes(dl->type);
   if (uses_aux(e) && !emu::device_range_ok(d->aux, aux_bytes)) { emu::warn("cuBLASLt DEVICE FAULT: aux"); ok = false; }
   if (uses_aux(e)) emu::check_not_in_flight(d->aux, aux_bytes, "cublasLtMatmul (aux)");
@@ -222,7 +233,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         for (int64_t kk = 0; kk < k; ++kk) s += x[kk] * y[kk];
         float v = alpha * s;
         if (beta != 0.0f) v += beta * load(C, c->type, co + i + j * c->ld);
-        if (has_bias(e)) v += load(d->bias, dl->type, i);
+        if (has_bias(e)) v += load(d->bias, bias_type(d, dl), i);
         if (has_aux(e)) store(d->aux, dl->type, i + j * d->aux_ld, v);
         if (has_gelu(e)) v = 0.5f * v * (1.0f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
         if (has_dgelu(e)) {
@@ -231,6 +242,12 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
           v *= 0.5f * (1.0f + t) + 0.5f * g * (1.0f - t * t) * 0.7978845608028654f * (1.0f + 3.0f * 0.044715f * g * g);
         }
         store(D, dl->type, dof + i + j * dl->ld, v);
+      }
+    if (has_bgradb(e))  // from B as stored (not TF32-rounded), in fp32, rounded once to the bias type
+      for (int64_t j = 0; j < n; ++j) {
+        float s = 0.0f;
+        for (int64_t kk = 0; kk < k; ++kk) s += load(B, b->type, bo + (d->transb ? j + kk * b->ld : kk + j * b->ld));
+        store(const_cast<void*>(d->bias), bias_type(d, dl), j, s);
       }
   }
   return CUBLAS_STATUS_SUCCESS;
