@@ -16,7 +16,6 @@ struct WorkingCopies::Cache {
   };
   std::map<std::pair<const TensorImpl*, DType>, Entry> entries;
   int64_t conversions = 0;
-  size_t bytes = 0;
 };
 
 namespace {
@@ -42,7 +41,12 @@ WorkingCopies::~WorkingCopies() {
 
 int64_t WorkingCopies::conversions() const { return t_cache != nullptr ? t_cache->conversions : 0; }
 
-size_t WorkingCopies::bytes() const { return t_cache != nullptr ? t_cache->bytes : 0; }
+size_t WorkingCopies::bytes() const {
+  size_t total = 0;
+  if (t_cache != nullptr)
+    for (const auto& entry : t_cache->entries) total += entry.second.copy.nbytes();
+  return total;
+}
 
 bool working_copies_open() { return t_cache != nullptr; }
 
@@ -58,10 +62,8 @@ Tensor working_copy(const Tensor& weight, DType dtype) {
   const std::shared_ptr<Storage>& storage = weight.storage();
   if (entry.copy.defined() && entry.storage == storage && entry.offset == weight.storage_offset()) return entry.copy;
   // First use, or the weight moved to other storage since (its values may differ): convert it now.
-  if (entry.copy.defined()) t_cache->bytes -= entry.copy.nbytes();
   entry = {weight.impl_ptr(), storage, weight.storage_offset(), convert(weight, dtype)};
   ++t_cache->conversions;
-  t_cache->bytes += entry.copy.nbytes();
   return entry.copy;
 }
 

@@ -16,8 +16,9 @@
 // The weights must not change while the scope is open: `optim::Optimizer::step` refuses to run
 // inside one, and a weight moved to other storage (nn::Module::to, parameter flattening) is
 // converted again. Only trained parameters (leaves that require grad) are cached, not computed,
-// detached or frozen tensors; a weight already in the compute dtype needs no copy. Scopes nest: an inner one shares the outermost's copies
-// (the trainers open one per step, and PipelineParallel::forward_backward opens its own).
+// detached or frozen tensors; a weight already in the compute dtype needs no copy. Scopes nest: an
+// inner one shares the outermost's copies (the trainers open one per step, and
+// PipelineParallel::forward_backward opens its own).
 #include <cstddef>
 #include <cstdint>
 #include <memory>

@@ -237,9 +237,9 @@ std::optional<cublasLtMatmulAlgo_t> ask_heuristic(cublasLtHandle_t handle, cubla
   return heuristic.algo;
 }
 
+// The fused epilogue's name, for matmul_epilogue_report.
 const char* epilogue_name(cublasLtEpilogue_t epilogue) {
   switch (epilogue) {
-    case CUBLASLT_EPILOGUE_DEFAULT: return "DEFAULT";
     case CUBLASLT_EPILOGUE_BIAS: return "BIAS";
     case CUBLASLT_EPILOGUE_GELU: return "GELU";
     case CUBLASLT_EPILOGUE_GELU_BIAS: return "GELU_BIAS";
