@@ -7,6 +7,8 @@ packages=(
   build-essential cmake ninja-build git
   libopenmpi-dev openmpi-bin        # launcher and the MPI communication backend
   libdnnl-dev libopenblas-dev       # CPU matmul (oneDNN; OpenBLAS for the comparison benchmark)
+  ocl-icd-opencl-dev                # oneDNN's CMake config asks for OpenCL (Debian builds it with the
+                                    # OpenCL runtime); only recommended by libdnnl-dev, so named here
   libcxxopts-dev nlohmann-json3-dev # command lines and JSON logs
   libgtest-dev libbenchmark-dev     # tests and microbenchmarks
   python3 python3-numpy python3-torch  # the independent PyTorch reference for parity tests

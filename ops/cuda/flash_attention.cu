@@ -248,11 +248,11 @@ __device__ __forceinline__ float exp2_approx(float x) {
 #endif
 }
 
-// acc[j] += a · rowsᵀ for j < kTiles: the warp's 16 rows (A fragments over the head's channels)
-// against rows column0 + 8j … + 7 of a shared row tile (padded(hs) per row). S = q·kᵀ and its kin.
-template <int kHeadChunks, int kTiles>
-__device__ __forceinline__ void multiply_by_rows(float (&acc)[kTiles][4], const uint32_t (&a)[kHeadChunks][4],
-                                                 const bf16* rows, int column0, int lane) {
+// The B fragments of rows column0 … column0 + 8·kTiles − 1 of a shared row tile (padded(hs) per row),
+// over the head's channels, two 8-row tiles per ldmatrix.x4: use(kk, j, fragments) for channel chunk kk
+// and tiles j, j + 1. Each pair is read from shared memory once, whatever number of products use it.
+template <int kHeadChunks, int kTiles, class Use>
+__device__ __forceinline__ void for_row_fragments(const bf16* rows, int column0, int lane, Use&& use) {
   static_assert(kTiles % 2 == 0, "tiles are read in pairs");
 #pragma unroll
   for (int kk = 0; kk < kHeadChunks; ++kk) {
@@ -260,10 +260,60 @@ __device__ __forceinline__ void multiply_by_rows(float (&acc)[kTiles][4], const 
     for (int j = 0; j < kTiles; j += 2) {
       uint32_t fragments[2][2];
       load_b_fragments_transposed(fragments, rows, padded(kHeadChunks * 16), column0 + 8 * j, 16 * kk, lane);
-      mma_bf16_m16n8k16(acc[j], a[kk], fragments[0]);
-      mma_bf16_m16n8k16(acc[j + 1], a[kk], fragments[1]);
+      use(kk, j, fragments);
     }
   }
+}
+
+// The B fragments of rows row0 … row0 + 8·kTiles − 1 of a shared row tile read by transposing loads,
+// over the head's channels f (two 8-channel tiles per ldmatrix.x4.trans): use(kk, f, fragments) for
+// row chunk kk (16 rows) and channel tiles f, f + 1.
+template <int kHeadTiles, int kTiles, class Use>
+__device__ __forceinline__ void for_transposed_row_fragments(const bf16* rows, int row0, int lane, Use&& use) {
+  static_assert(kHeadTiles % 2 == 0, "head sizes are multiples of 16");
+#pragma unroll
+  for (int kk = 0; kk < kTiles / 2; ++kk) {
+#pragma unroll
+    for (int f = 0; f < kHeadTiles; f += 2) {
+      uint32_t fragments[2][2];
+      load_b_fragments_from_rows(fragments, rows, padded(kHeadTiles * 8), row0 + 16 * kk, 8 * f, lane);
+      use(kk, f, fragments);
+    }
+  }
+}
+
+// acc[j] += a · rowsᵀ for j < kTiles: the warp's 16 rows (A fragments over the head's channels)
+// against rows column0 + 8j … + 7 of a shared row tile. S = q·kᵀ and its kin.
+template <int kHeadChunks, int kTiles>
+__device__ __forceinline__ void multiply_by_rows(float (&acc)[kTiles][4], const uint32_t (&a)[kHeadChunks][4],
+                                                 const bf16* rows, int column0, int lane) {
+  for_row_fragments<kHeadChunks, kTiles>(rows, column0, lane, [&](int kk, int j, const uint32_t(&b)[2][2]) {
+    mma_bf16_m16n8k16(acc[j], a[kk], b[0]);
+    mma_bf16_m16n8k16(acc[j + 1], a[kk], b[1]);
+  });
+}
+
+// The same for groups of 16 rows, each B fragment feeding every group from kFirstGroup on (the groups
+// before it sit out).
+template <int kFirstGroup, int kGroups, int kHeadChunks, int kTiles>
+__device__ __forceinline__ void multiply_groups_by_rows(float (&acc)[kGroups][kTiles][4],
+                                                        const uint32_t (&a)[kGroups][kHeadChunks][4],
+                                                        const bf16* rows, int column0, int lane) {
+  for_row_fragments<kHeadChunks, kTiles>(rows, column0, lane, [&](int kk, int j, const uint32_t(&b)[2][2]) {
+#pragma unroll
+    for (int r = kFirstGroup; r < kGroups; ++r) {
+      mma_bf16_m16n8k16(acc[r][j], a[r][kk], b[0]);
+      mma_bf16_m16n8k16(acc[r][j + 1], a[r][kk], b[1]);
+    }
+  });
+}
+
+// The A fragments of X (16 × 8·kTiles): its accumulator tiles, rounded to bf16 in pairs.
+template <int kTiles>
+__device__ __forceinline__ void a_fragments_from_accumulators(uint32_t (&a)[kTiles / 2][4],
+                                                              const float (&x)[kTiles][4]) {
+#pragma unroll
+  for (int kk = 0; kk < kTiles / 2; ++kk) a_fragment_from_accumulators(a[kk], x[2 * kk], x[2 * kk + 1]);
 }
 
 // acc[f] += X · Y over the head's channels f: X (16 × 8·kTiles) the accumulator tiles x, rounded to
@@ -272,116 +322,169 @@ __device__ __forceinline__ void multiply_by_rows(float (&acc)[kTiles][4], const 
 template <int kHeadTiles, int kTiles>
 __device__ __forceinline__ void multiply_accumulators_by(float (&acc)[kHeadTiles][4], const float (&x)[kTiles][4],
                                                          const bf16* rows, int row0, int lane) {
-  static_assert(kHeadTiles % 2 == 0, "head sizes are multiples of 16");
-#pragma unroll
-  for (int kk = 0; kk < kTiles / 2; ++kk) {
-    uint32_t a[4];
-    a_fragment_from_accumulators(a, x[2 * kk], x[2 * kk + 1]);
-#pragma unroll
-    for (int f = 0; f < kHeadTiles; f += 2) {
-      uint32_t fragments[2][2];
-      load_b_fragments_from_rows(fragments, rows, padded(kHeadTiles * 8), row0 + 16 * kk, 8 * f, lane);
-      mma_bf16_m16n8k16(acc[f], a, fragments[0]);
-      mma_bf16_m16n8k16(acc[f + 1], a, fragments[1]);
-    }
-  }
+  uint32_t a[kTiles / 2][4];
+  a_fragments_from_accumulators<kTiles>(a, x);
+  for_transposed_row_fragments<kHeadTiles, kTiles>(rows, row0, lane, [&](int kk, int f, const uint32_t(&b)[2][2]) {
+    mma_bf16_m16n8k16(acc[f], a[kk], b[0]);
+    mma_bf16_m16n8k16(acc[f + 1], a[kk], b[1]);
+  });
 }
 
-// Where a block works: head h of batch b (grid y = b·NH + h), its 64-row tile (grid x; reversed
-// when `longest_first`, for query tiles, whose rows see the most keys), and the calling thread's
-// warp, lane and first row of the warp's 16 in the tile.
+// The same for groups of 16 rows of X and of the accumulators, from kFirstGroup on.
+template <int kFirstGroup, int kGroups, int kHeadTiles, int kTiles>
+__device__ __forceinline__ void multiply_groups_accumulators_by(float (&acc)[kGroups][kHeadTiles][4],
+                                                                const float (&x)[kGroups][kTiles][4],
+                                                                const bf16* rows, int row0, int lane) {
+  uint32_t a[kGroups][kTiles / 2][4];
+#pragma unroll
+  for (int r = kFirstGroup; r < kGroups; ++r) a_fragments_from_accumulators<kTiles>(a[r], x[r]);
+  for_transposed_row_fragments<kHeadTiles, kTiles>(rows, row0, lane, [&](int kk, int f, const uint32_t(&b)[2][2]) {
+#pragma unroll
+    for (int r = kFirstGroup; r < kGroups; ++r) {
+      mma_bf16_m16n8k16(acc[r][f], a[r][kk], b[0]);
+      mma_bf16_m16n8k16(acc[r][f + 1], a[r][kk], b[1]);
+    }
+  });
+}
+
+// Where a block works: head h of batch b (grid y = b·NH + h), its tile of `tile_rows` rows (grid x;
+// reversed when `longest_first`, for query tiles, whose rows see the most keys), and the calling
+// thread's warp, lane and first row of the warp's 16 in the tile's first 64.
 struct BlockPlace {
   int64_t b, h, tile;
   int warp, lane, row0;
 };
 
-__device__ __forceinline__ BlockPlace block_place(int64_t T, int64_t NH, bool longest_first) {
-  const int64_t tiles = (T + kTile - 1) / kTile;
+__device__ __forceinline__ BlockPlace block_place(int64_t T, int64_t NH, bool longest_first, int tile_rows = kTile) {
+  const int64_t tiles = (T + tile_rows - 1) / tile_rows;
   const int warp = threadIdx.x / kWarpSize;
   return {blockIdx.y / NH, blockIdx.y % NH, longest_first ? tiles - 1 - blockIdx.x : blockIdx.x, warp,
           static_cast<int>(threadIdx.x % kWarpSize), warp * kRowsPerWarp};
 }
 
-// Forward. Grid: x = query tiles (longest first), y = b·NH + h. Each warp keeps its 16 queries (A
-// fragments), their running max and sum, and O (16 × hs) in registers; per key tile it computes
-// S = q·kᵀ (16 × 64), the online softmax on S in place, and O += P·v with P as the A operand.
-template <int kHeadChunks>
-__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
+// Query rows per forward block: kRowGroups groups of 64, a warp owning 16 rows of each.
+__host__ __device__ constexpr int forward_query_tile(int row_groups) { return row_groups * kTile; }
+// Two row groups hold twice the q fragments, scores and O (ptxas: 255 registers at hs = 64, no spill),
+// so the bound asks for 2 blocks per SM; above hs = 64 the kernel is not instantiated with two.
+__host__ __device__ constexpr int forward_min_blocks_per_sm(int head_chunks, int row_groups) {
+  return row_groups == 1 ? min_blocks_per_sm(head_chunks) : 2;
+}
+constexpr int kMaxRowGroupsHeadChunks = 4;
+
+// Forward. Grid: x = query tiles of 64·kRowGroups rows (longest first), y = b·NH + h. Each warp keeps,
+// per row group r, 16 queries (rows 64r + 16·warp … + 15 of the tile, so every warp has one group in
+// each 64-row part and all meet the diagonal at the same key tiles) as A fragments, their running max
+// and sum, and O (16 × hs) in registers; per key tile it computes S = q·kᵀ (16 × 64 per group), the
+// online softmax on S in place, and O += P·v with P as the A operand. With two groups every B fragment
+// read from shared memory (ldmatrix) feeds two mma instructions (FlashAttention-2's 128-query blocks).
+template <int kHeadChunks, int kRowGroups>
+__global__ void __launch_bounds__(kThreads, forward_min_blocks_per_sm(kHeadChunks, kRowGroups))
     flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, int64_t T, int64_t C, int64_t NH, float scale) {
   constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kKeyTiles = kTile / 8;
+  static_assert(kRowGroups == 1 || (kRowGroups == 2 && kHeadChunks <= kMaxRowGroupsHeadChunks),
+                "two row groups fit in registers up to hs = 64");
   extern __shared__ __align__(128) unsigned char shared_memory[];
   const KeyValueShared sh(shared_memory, kHeadSize);
-  const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
-  const int g = lane / 4, t = lane % 4;
-  const int64_t row_stride = 3 * C, first_query = query_tile * kTile + row0;
-  const int64_t query_low = first_query + g, query_high = query_low + 8;
+  // Named, not bound (C++17: a lambda below cannot capture structured bindings).
+  const BlockPlace place = block_place(T, NH, /*longest_first=*/true, forward_query_tile(kRowGroups));
+  const int64_t b = place.b, h = place.h, query_tile = place.tile;
+  const int lane = place.lane, row0 = place.row0, g = lane / 4, t = lane % 4;
+  const int64_t row_stride = 3 * C, tile_query = query_tile * forward_query_tile(kRowGroups);
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
 
-  uint32_t q[kHeadChunks][4];
-  load_a_rows<kHeadChunks>(q, head, row_stride, first_query, T, lane);
-  float o[kHeadTiles][4] = {};
-  // Rows g and g + 8: the running maximum of the raw scores, and the lane's share of the running sum.
-  float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};
+  uint32_t q[kRowGroups][kHeadChunks][4];
+#pragma unroll
+  for (int r = 0; r < kRowGroups; ++r) {
+    load_a_rows<kHeadChunks>(q[r], head, row_stride, tile_query + r * kTile + row0, T, lane);
+  }
+  float o[kRowGroups][kHeadTiles][4] = {};
+  // Rows g and g + 8 of each group: the running maximum of the raw scores, and the lane's share of
+  // the running sum.
+  float running_max[kRowGroups][2], running_sum[kRowGroups][2] = {};
+#pragma unroll
+  for (int r = 0; r < kRowGroups; ++r) running_max[r][0] = running_max[r][1] = -INFINITY;
   const float scale_log2 = scale * kLog2e;
 
-  const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
-  copy_key_tile(0);
-  for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
-    const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
-    begin_tile(key_tile, key_tile < query_tile, copy_key_tile);
-
-    float s[kKeyTiles][4] = {};
-    multiply_by_rows(s, q, k, 0, lane);
-    // Only the diagonal tile has keys after a query (or past T, which come after every query before
-    // T); the offsets within the tile compare, as the tile starts at the same row on both sides. Key
-    // first_key ≤ every query of the tile is visible, so the new maxima are finite. Maxima are kept
-    // in raw scores (scale > 0 keeps their order).
-    if (key_tile == query_tile) {
+  // Key tile n lies on group r's diagonal when n = query_tile·kRowGroups + r; groups before that one
+  // have only earlier queries, all masked, and sit the tile out (with two groups: group 0 in the last
+  // key tile). Group r's rows start where its diagonal tile does, so the mask compares offsets.
+  const auto process_key_tile = [&](auto first_group, const bf16* k, const bf16* v, int64_t diagonal_group) {
+    constexpr int kFirstGroup = decltype(first_group)::value;
+    float s[kRowGroups][kKeyTiles][4] = {};
+    multiply_groups_by_rows<kFirstGroup>(s, q, k, 0, lane);
+#pragma unroll
+    for (int r = kFirstGroup; r < kRowGroups; ++r) {
+      // Only the diagonal tile has keys after a query (or past T, which come after every query before
+      // T). Key 64·n ≤ every query of the group is visible, so the new maxima are finite. Maxima are
+      // kept in raw scores (scale > 0 keeps their order).
+      if (r == diagonal_group) {
+#pragma unroll
+        for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            if (8 * j + 2 * t + e % 2 > row0 + g + 8 * (e / 2)) s[r][j][e] = -INFINITY;
+          }
+        }
+      }
+      float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int j = 0; j < kKeyTiles; ++j) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], s[r][j][e]);
+      }
+      float correction[2], scaled_max[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const float new_max = fmaxf(running_max[r][i], group_max(tile_max[i]));
+        correction[i] = exp2_approx((running_max[r][i] - new_max) * scale_log2);  // 0 on the first tile
+        running_max[r][i] = new_max;
+        running_sum[r][i] *= correction[i];
+        scaled_max[i] = new_max * scale_log2;
+      }
+#pragma unroll
+      for (int f = 0; f < kHeadTiles; ++f) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) o[r][f][e] *= correction[e / 2];
+      }
 #pragma unroll
       for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          if (8 * j + 2 * t + e % 2 > row0 + g + 8 * (e / 2)) s[j][e] = -INFINITY;
+          s[r][j][e] = exp2_approx(s[r][j][e] * scale_log2 - scaled_max[e / 2]);  // masked: 2^−∞ = 0
+          running_sum[r][e / 2] += s[r][j][e];
         }
       }
     }
-    float tile_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int j = 0; j < kKeyTiles; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+    multiply_groups_accumulators_by<kFirstGroup>(o, s, v, 0, lane);  // O += P (16 × 64, bf16) · v (64 × hs)
+  };
+
+  const int64_t first_diagonal = query_tile * kRowGroups;
+  const int64_t last_key_tile = first_diagonal + kRowGroups - 1 < (T - 1) / kTile ? first_diagonal + kRowGroups - 1
+                                                                                  : (T - 1) / kTile;
+  const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
+  copy_key_tile(0);
+  for (int64_t key_tile = 0; key_tile <= last_key_tile; ++key_tile) {
+    const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
+    begin_tile(key_tile, key_tile < last_key_tile, copy_key_tile);
+    const int64_t diagonal_group = key_tile - first_diagonal;
+    if (kRowGroups == 2 && diagonal_group == 1) {
+      process_key_tile(std::integral_constant<int, kRowGroups - 1>{}, k, v, diagonal_group);
+    } else {
+      process_key_tile(std::integral_constant<int, 0>{}, k, v, diagonal_group);
     }
-    float correction[2], scaled_max[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float new_max = fmaxf(running_max[r], group_max(tile_max[r]));
-      correction[r] = exp2_approx((running_max[r] - new_max) * scale_log2);  // 0 on the first tile
-      running_max[r] = new_max;
-      running_sum[r] *= correction[r];
-      scaled_max[r] = new_max * scale_log2;
-    }
-#pragma unroll
-    for (int f = 0; f < kHeadTiles; ++f) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) o[f][e] *= correction[e / 2];
-    }
-#pragma unroll
-    for (int j = 0; j < kKeyTiles; ++j) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[j][e] = exp2_approx(s[j][e] * scale_log2 - scaled_max[e / 2]);  // masked: 2^−∞ = 0
-        running_sum[e / 2] += s[j][e];
-      }
-    }
-    multiply_accumulators_by(o, s, v, 0, lane);  // O += P (16 × 64, bf16) · v (64 × hs)
   }
-  const float sum_low = group_sum(running_sum[0]), sum_high = group_sum(running_sum[1]);
-  store_rows<kHeadTiles>(out + b * T * C + h * kHeadSize, C, o, 1.0f / sum_low, 1.0f / sum_high, first_query, T, lane,
-                         /*overwrite=*/true);
-  if (t == 0) {
-    float* head_lse = lse + (b * NH + h) * T;
-    if (query_low < T) head_lse[query_low] = running_max[0] * scale + logf(sum_low);
-    if (query_high < T) head_lse[query_high] = running_max[1] * scale + logf(sum_high);
+#pragma unroll
+  for (int r = 0; r < kRowGroups; ++r) {
+    const int64_t first_query = tile_query + r * kTile + row0;
+    const float sum_low = group_sum(running_sum[r][0]), sum_high = group_sum(running_sum[r][1]);
+    store_rows<kHeadTiles>(out + b * T * C + h * kHeadSize, C, o[r], 1.0f / sum_low, 1.0f / sum_high, first_query, T,
+                           lane, /*overwrite=*/true);
+    const int64_t query_low = first_query + g, query_high = query_low + 8;
+    if (t == 0) {
+      float* head_lse = lse + (b * NH + h) * T;
+      if (query_low < T) head_lse[query_low] = running_max[r][0] * scale + logf(sum_low);
+      if (query_high < T) head_lse[query_high] = running_max[r][1] * scale + logf(sum_high);
+    }
   }
 }
 
@@ -595,6 +698,22 @@ bool flash_attention_supports(int64_t head_size) {
   return head_size > 0 && head_size % 16 == 0 && head_size <= kMaxHeadSize;
 }
 
+namespace {
+thread_local int forward_rows_per_warp = kRowsPerWarp;
+}  // namespace
+
+void set_flash_forward_rows_per_warp(int rows) {
+  if (rows != kRowsPerWarp && rows != 2 * kRowsPerWarp) {
+    throw std::invalid_argument("set_flash_forward_rows_per_warp: " + std::to_string(rows) +
+                                " rows per warp; the forward kernel takes 16 or 32");
+  }
+  forward_rows_per_warp = rows;
+}
+
+int flash_forward_rows_per_warp(int64_t head_size) {
+  return head_size <= kMaxRowGroupsHeadChunks * 16 ? forward_rows_per_warp : kRowsPerWarp;
+}
+
 void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
                              cudaStream_t stream) {
   const AttentionShape s = check_shape("flash_attention_forward", B, T, C, NH);
@@ -602,12 +721,20 @@ void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t B, 
   check_aligned(qkv, "qkv", s, "flash_attention_forward");
   check_aligned(out, "out", s, "flash_attention_forward");
   const std::string what = shape_text("flash_forward_kernel", s);
-  dispatch_head_chunks(s.head_size, [&](auto chunks) {
-    constexpr int kHeadChunks = decltype(chunks)::value;
+  const auto launch = [&](auto chunks, auto row_groups) {
+    constexpr int kHeadChunks = decltype(chunks)::value, kRowGroups = decltype(row_groups)::value;
     const size_t bytes = KeyValueShared(uintptr_t{0}, kHeadChunks * 16).bytes;
-    allow_shared_memory(flash_forward_kernel<kHeadChunks>, bytes, what);
-    flash_forward_kernel<kHeadChunks><<<dim3(tiles_along(T), static_cast<unsigned>(B * NH)), kThreads, bytes,
-                                        stream>>>(out, lse, qkv, T, C, NH, s.scale);
+    allow_shared_memory(flash_forward_kernel<kHeadChunks, kRowGroups>, bytes, what);
+    const int64_t rows = forward_query_tile(kRowGroups);
+    const dim3 grid(static_cast<unsigned>((T + rows - 1) / rows), static_cast<unsigned>(B * NH));
+    flash_forward_kernel<kHeadChunks, kRowGroups><<<grid, kThreads, bytes, stream>>>(out, lse, qkv, T, C, NH, s.scale);
+  };
+  const bool two_groups = flash_forward_rows_per_warp(s.head_size) == 2 * kRowsPerWarp;
+  dispatch_head_chunks(s.head_size, [&](auto chunks) {
+    if constexpr (decltype(chunks)::value <= kMaxRowGroupsHeadChunks) {
+      if (two_groups) return launch(chunks, std::integral_constant<int, 2>{});
+    }
+    launch(chunks, std::integral_constant<int, 1>{});
   });
   check_launch(what);
 }
