@@ -184,18 +184,25 @@ int run(const Shape& s, int warmup, int repeats) {
             ops::cuda::flash_attention_forward(att.get(), lse_attention.get(), qkv.get(), s.B, s.T, C, s.NH, stream);
           }},
       // The same with 32 query rows per warp (128 per block): not part of the step (0 calls), for
-      // comparing the two in one run.
-      Row{"flash attention fwd (32 rows/warp)", attention_flops, 0, 0,
+      // comparing the two in one run; backward below too, where the dQ kernel takes the setting.
+      Row{"flash forward, 32 rows/warp", attention_flops, 0, 0,
           [&] {
-            ops::cuda::set_flash_forward_rows_per_warp(32);
+            ops::cuda::set_flash_query_rows_per_warp(32);
             ops::cuda::flash_attention_forward(att.get(), lse_attention.get(), qkv.get(), s.B, s.T, C, s.NH, stream);
-            ops::cuda::set_flash_forward_rows_per_warp(16);
+            ops::cuda::set_flash_query_rows_per_warp(16);
           }},
       // Backward: dS, dP, dQ, dK, dV, and S recomputed in both of its kernels: 3.5 times the forward.
       Row{"flash attention backward", 3.5 * attention_flops, 0, L,
           [&] {
             ops::cuda::flash_attention_backward(dqkv.get(), datt.get(), qkv.get(), att.get(), lse_attention.get(),
                                                 attention_scratch.get(), s.B, s.T, C, s.NH, stream, true);
+          }},
+      Row{"flash backward, dQ 32 rows/warp", 3.5 * attention_flops, 0, 0,
+          [&] {
+            ops::cuda::set_flash_query_rows_per_warp(32);
+            ops::cuda::flash_attention_backward(dqkv.get(), datt.get(), qkv.get(), att.get(), lse_attention.get(),
+                                                attention_scratch.get(), s.B, s.T, C, s.NH, stream, true);
+            ops::cuda::set_flash_query_rows_per_warp(16);
           }},
       Row{"layernorm forward", 0, 2 * e * N * C, 2 * L + 1,
           [&] {

@@ -2,7 +2,7 @@
 //
 //   gpu_train_bench [--model gpt2-124m] [--seq-len 1024] [--batches 8,16,24,32] [--dtype bf16]
 //                   [--steps 10] [--warmup 3] [--profile-steps 2] [--attention flash|batched_matmul]
-//                   [--flash-forward-rows 16|32]
+//                   [--flash-query-rows 16|32]
 //
 // For each micro-batch size: the model (initialised on the host, moved to cuda:0, fp32 master weights,
 // compute in --dtype) runs --warmup untimed steps and --steps timed ones (forward, backward, global
@@ -13,7 +13,7 @@
 // --profile-steps steps with the device synchronised at every profiler scope, so each op's row is the
 // time of its kernels (the synchronising makes those steps slower; the throughput rows do not sync).
 // --attention picks the bf16 attention kernel (fn::set_cuda_bf16_attention) to compare the two;
-// --flash-forward-rows the flash forward kernel's query rows per warp (set_flash_forward_rows_per_warp).
+// --flash-query-rows the query rows per warp of the flash forward and dQ kernels (set_flash_query_rows_per_warp).
 // Needs a GPU: without one it prints why and exits 77 (skipped).
 #include <algorithm>
 #include <chrono>
@@ -171,7 +171,7 @@ int run(int argc, char** argv) {
     ("warmup", "untimed steps first", cxxopts::value<int>()->default_value("3"))
     ("profile-steps", "steps of the per-op breakdown (0: none)", cxxopts::value<int>()->default_value("2"))
     ("attention", "bf16 attention kernel: flash or batched_matmul", cxxopts::value<std::string>()->default_value("flash"))
-    ("flash-forward-rows", "flash forward kernel's query rows per warp: 16 or 32", cxxopts::value<int>()->default_value("16"))
+    ("flash-query-rows", "query rows per warp, flash forward and dQ: 16 or 32", cxxopts::value<int>()->default_value("16"))
     ("help", "this text");
   // clang-format on
   const auto args = cli.parse(argc, argv);
@@ -191,10 +191,10 @@ int run(int argc, char** argv) {
     MERIDIAN_FAIL("--attention: '", attention, "' is not flash or batched_matmul");
   fn::set_cuda_bf16_attention(attention == "flash" ? fn::CudaBf16Attention::flash
                                                    : fn::CudaBf16Attention::batched_matmul);
-  const int flash_forward_rows = args["flash-forward-rows"].as<int>();
-  if (flash_forward_rows != 16 && flash_forward_rows != 32)
-    MERIDIAN_FAIL("--flash-forward-rows: ", flash_forward_rows, " is not 16 or 32");
-  ops::cuda::set_flash_forward_rows_per_warp(flash_forward_rows);
+  const int flash_query_rows = args["flash-query-rows"].as<int>();
+  if (flash_query_rows != 16 && flash_query_rows != 32)
+    MERIDIAN_FAIL("--flash-query-rows: ", flash_query_rows, " is not 16 or 32");
+  ops::cuda::set_flash_query_rows_per_warp(flash_query_rows);
   if (ops::cuda::device_count() == 0) {
     std::printf("skipped: no GPU (%s)\n", ops::cuda::unavailable_reason().c_str());
     return 77;
@@ -203,7 +203,7 @@ int run(int argc, char** argv) {
   const double flops_per_token = config.flops_per_token(o.seq_len);
   const bool bf16 = o.dtype == DType::bf16;
   const std::string attention_text =
-      attention == "flash" ? "flash (forward: " + std::to_string(flash_forward_rows) + " rows/warp)" : attention;
+      attention == "flash" ? "flash (" + std::to_string(flash_query_rows) + " query rows/warp)" : attention;
   std::printf(
       "gpu_train_bench: %s, T=%ld, %s compute on fp32 master weights, %s attention, %d timed steps after %d "
       "warm-up\n",

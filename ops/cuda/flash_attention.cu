@@ -282,29 +282,41 @@ __device__ __forceinline__ void for_transposed_row_fragments(const bf16* rows, i
   }
 }
 
+// acc[n] += a · b[0] and acc[n + 1] += a · b[1]: one A fragment against the two B fragments of an
+// ldmatrix.x4.
+template <int kTiles>
+__device__ __forceinline__ void mma_pair(float (&acc)[kTiles][4], int n, const uint32_t (&a)[4],
+                                         const uint32_t (&b)[2][2]) {
+  mma_bf16_m16n8k16(acc[n], a, b[0]);
+  mma_bf16_m16n8k16(acc[n + 1], a, b[1]);
+}
+
+// The same for each group of 16 rows from kFirstGroup on (the groups before it sit out), with the
+// group's A fragment m: each pair of B fragments feeds every group.
+template <int kFirstGroup, int kGroups, int kTiles, int kFragments>
+__device__ __forceinline__ void mma_pair_per_group(float (&acc)[kGroups][kTiles][4], int n,
+                                                   const uint32_t (&a)[kGroups][kFragments][4], int m,
+                                                   const uint32_t (&b)[2][2]) {
+#pragma unroll
+  for (int r = kFirstGroup; r < kGroups; ++r) mma_pair(acc[r], n, a[r][m], b);
+}
+
 // acc[j] += a · rowsᵀ for j < kTiles: the warp's 16 rows (A fragments over the head's channels)
 // against rows column0 + 8j … + 7 of a shared row tile. S = q·kᵀ and its kin.
 template <int kHeadChunks, int kTiles>
 __device__ __forceinline__ void multiply_by_rows(float (&acc)[kTiles][4], const uint32_t (&a)[kHeadChunks][4],
                                                  const bf16* rows, int column0, int lane) {
-  for_row_fragments<kHeadChunks, kTiles>(rows, column0, lane, [&](int kk, int j, const uint32_t(&b)[2][2]) {
-    mma_bf16_m16n8k16(acc[j], a[kk], b[0]);
-    mma_bf16_m16n8k16(acc[j + 1], a[kk], b[1]);
-  });
+  for_row_fragments<kHeadChunks, kTiles>(
+      rows, column0, lane, [&](int kk, int j, const uint32_t(&b)[2][2]) { mma_pair(acc, j, a[kk], b); });
 }
 
-// The same for groups of 16 rows, each B fragment feeding every group from kFirstGroup on (the groups
-// before it sit out).
+// The same for groups of 16 rows, from kFirstGroup on.
 template <int kFirstGroup, int kGroups, int kHeadChunks, int kTiles>
 __device__ __forceinline__ void multiply_groups_by_rows(float (&acc)[kGroups][kTiles][4],
                                                         const uint32_t (&a)[kGroups][kHeadChunks][4],
                                                         const bf16* rows, int column0, int lane) {
   for_row_fragments<kHeadChunks, kTiles>(rows, column0, lane, [&](int kk, int j, const uint32_t(&b)[2][2]) {
-#pragma unroll
-    for (int r = kFirstGroup; r < kGroups; ++r) {
-      mma_bf16_m16n8k16(acc[r][j], a[r][kk], b[0]);
-      mma_bf16_m16n8k16(acc[r][j + 1], a[r][kk], b[1]);
-    }
+    mma_pair_per_group<kFirstGroup>(acc, j, a, kk, b);
   });
 }
 
@@ -324,10 +336,8 @@ __device__ __forceinline__ void multiply_accumulators_by(float (&acc)[kHeadTiles
                                                          const bf16* rows, int row0, int lane) {
   uint32_t a[kTiles / 2][4];
   a_fragments_from_accumulators<kTiles>(a, x);
-  for_transposed_row_fragments<kHeadTiles, kTiles>(rows, row0, lane, [&](int kk, int f, const uint32_t(&b)[2][2]) {
-    mma_bf16_m16n8k16(acc[f], a[kk], b[0]);
-    mma_bf16_m16n8k16(acc[f + 1], a[kk], b[1]);
-  });
+  for_transposed_row_fragments<kHeadTiles, kTiles>(
+      rows, row0, lane, [&](int kk, int f, const uint32_t(&b)[2][2]) { mma_pair(acc, f, a[kk], b); });
 }
 
 // The same for groups of 16 rows of X and of the accumulators, from kFirstGroup on.
@@ -339,11 +349,7 @@ __device__ __forceinline__ void multiply_groups_accumulators_by(float (&acc)[kGr
 #pragma unroll
   for (int r = kFirstGroup; r < kGroups; ++r) a_fragments_from_accumulators<kTiles>(a[r], x[r]);
   for_transposed_row_fragments<kHeadTiles, kTiles>(rows, row0, lane, [&](int kk, int f, const uint32_t(&b)[2][2]) {
-#pragma unroll
-    for (int r = kFirstGroup; r < kGroups; ++r) {
-      mma_bf16_m16n8k16(acc[r][f], a[r][kk], b[0]);
-      mma_bf16_m16n8k16(acc[r][f + 1], a[r][kk], b[1]);
-    }
+    mma_pair_per_group<kFirstGroup>(acc, f, a, kk, b);
   });
 }
 
@@ -362,11 +368,12 @@ __device__ __forceinline__ BlockPlace block_place(int64_t T, int64_t NH, bool lo
           static_cast<int>(threadIdx.x % kWarpSize), warp * kRowsPerWarp};
 }
 
-// Query rows per forward block: kRowGroups groups of 64, a warp owning 16 rows of each.
-__host__ __device__ constexpr int forward_query_tile(int row_groups) { return row_groups * kTile; }
-// Two row groups hold twice the q fragments, scores and O (ptxas: 255 registers at hs = 64, no spill),
-// so the bound asks for 2 blocks per SM; above hs = 64 the kernel is not instantiated with two.
-__host__ __device__ constexpr int forward_min_blocks_per_sm(int head_chunks, int row_groups) {
+// Query rows per block of the query-major kernels (forward and dQ): kRowGroups groups of 64, a warp
+// owning 16 rows of each.
+__host__ __device__ constexpr int query_tile_rows(int row_groups) { return row_groups * kTile; }
+// Two row groups hold twice the per-row state (ptxas at hs = 64: forward 251 registers, dQ 252, no
+// spill), so the bound asks for 2 blocks per SM; above hs = 64 the kernels are not instantiated with two.
+__host__ __device__ constexpr int query_min_blocks_per_sm(int head_chunks, int row_groups) {
   return row_groups == 1 ? min_blocks_per_sm(head_chunks) : 2;
 }
 constexpr int kMaxRowGroupsHeadChunks = 4;
@@ -378,7 +385,7 @@ constexpr int kMaxRowGroupsHeadChunks = 4;
 // online softmax on S in place, and O += P·v with P as the A operand. With two groups every B fragment
 // read from shared memory (ldmatrix) feeds two mma instructions (FlashAttention-2's 128-query blocks).
 template <int kHeadChunks, int kRowGroups>
-__global__ void __launch_bounds__(kThreads, forward_min_blocks_per_sm(kHeadChunks, kRowGroups))
+__global__ void __launch_bounds__(kThreads, query_min_blocks_per_sm(kHeadChunks, kRowGroups))
     flash_forward_kernel(bf16* out, float* lse, const bf16* qkv, int64_t T, int64_t C, int64_t NH, float scale) {
   constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kKeyTiles = kTile / 8;
   static_assert(kRowGroups == 1 || (kRowGroups == 2 && kHeadChunks <= kMaxRowGroupsHeadChunks),
@@ -386,10 +393,10 @@ __global__ void __launch_bounds__(kThreads, forward_min_blocks_per_sm(kHeadChunk
   extern __shared__ __align__(128) unsigned char shared_memory[];
   const KeyValueShared sh(shared_memory, kHeadSize);
   // Named, not bound (C++17: a lambda below cannot capture structured bindings).
-  const BlockPlace place = block_place(T, NH, /*longest_first=*/true, forward_query_tile(kRowGroups));
+  const BlockPlace place = block_place(T, NH, /*longest_first=*/true, query_tile_rows(kRowGroups));
   const int64_t b = place.b, h = place.h, query_tile = place.tile;
   const int lane = place.lane, row0 = place.row0, g = lane / 4, t = lane % 4;
-  const int64_t row_stride = 3 * C, tile_query = query_tile * forward_query_tile(kRowGroups);
+  const int64_t row_stride = 3 * C, tile_query = query_tile * query_tile_rows(kRowGroups);
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
 
   uint32_t q[kRowGroups][kHeadChunks][4];
@@ -408,7 +415,7 @@ __global__ void __launch_bounds__(kThreads, forward_min_blocks_per_sm(kHeadChunk
   // Key tile n lies on group r's diagonal when n = query_tile·kRowGroups + r; groups before that one
   // have only earlier queries, all masked, and sit the tile out (with two groups: group 0 in the last
   // key tile). Group r's rows start where its diagonal tile does, so the mask compares offsets.
-  const auto process_key_tile = [&](auto first_group, const bf16* k, const bf16* v, int64_t diagonal_group) {
+  const auto process_key_tile = [&](auto first_group, const bf16* k, const bf16* v, int diagonal_group) {
     constexpr int kFirstGroup = decltype(first_group)::value;
     float s[kRowGroups][kKeyTiles][4] = {};
     multiply_groups_by_rows<kFirstGroup>(s, q, k, 0, lane);
@@ -466,7 +473,7 @@ __global__ void __launch_bounds__(kThreads, forward_min_blocks_per_sm(kHeadChunk
   for (int64_t key_tile = 0; key_tile <= last_key_tile; ++key_tile) {
     const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
     begin_tile(key_tile, key_tile < last_key_tile, copy_key_tile);
-    const int64_t diagonal_group = key_tile - first_diagonal;
+    const int diagonal_group = static_cast<int>(key_tile - first_diagonal);  // 32 bits, as T / 64 is
     if (kRowGroups == 2 && diagonal_group == 1) {
       process_key_tile(std::integral_constant<int, kRowGroups - 1>{}, k, v, diagonal_group);
     } else {
@@ -600,68 +607,101 @@ __global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
   store_rows<kHeadTiles>(dk_head + C, row_stride, dv, 1.0f, 1.0f, first_key, T, lane, overwrite);
 }
 
-// dQ. Grid: x = query tiles (longest first), y = b·NH + h. Each warp keeps its 16 queries and their
-// dO (A fragments), lse and delta, and dQ (16 × hs) in registers; per key tile up to the diagonal,
-// and per half of it, it computes S = q·kᵀ and dP = dO·vᵀ (16 × 32), then P and
-// dS = scale · P ∘ (dP − delta) in place, and adds dS·k to dQ.
-template <int kHeadChunks>
-__global__ void __launch_bounds__(kThreads, min_blocks_per_sm(kHeadChunks))
+// dQ. Grid: x = query tiles of 64·kRowGroups rows (longest first), y = b·NH + h. Each warp keeps, per row
+// group (placed as in the forward kernel), its 16 queries and their dO (A fragments), lse and delta, and
+// dQ (16 × hs) in registers; per key tile up to the diagonal, and per half of it, it computes S = q·kᵀ and
+// dP = dO·vᵀ (16 × 32 per group), then P and dS = scale · P ∘ (dP − delta) in place, and adds dS·k to dQ.
+// With two groups every B fragment read from shared memory feeds two mma instructions.
+template <int kHeadChunks, int kRowGroups>
+__global__ void __launch_bounds__(kThreads, query_min_blocks_per_sm(kHeadChunks, kRowGroups))
     flash_backward_query_kernel(bf16* dqkv, const bf16* dout, const bf16* qkv, const float* lse, const float* delta,
                                 int64_t T, int64_t C, int64_t NH, float scale, bool overwrite) {
   constexpr int kHeadSize = kHeadChunks * 16, kHeadTiles = kHeadSize / 8, kKeyTiles = kHalf / 8;
+  static_assert(kRowGroups == 1 || (kRowGroups == 2 && kHeadChunks <= kMaxRowGroupsHeadChunks),
+                "two row groups fit in registers up to hs = 64");
   extern __shared__ __align__(128) unsigned char shared_memory[];
   const KeyValueShared sh(shared_memory, kHeadSize);
-  const auto [b, h, query_tile, warp, lane, row0] = block_place(T, NH, /*longest_first=*/true);
-  const int g = lane / 4, t = lane % 4;
-  const int64_t row_stride = 3 * C, first_query = query_tile * kTile + row0;
-  const int64_t query_low = first_query + g, query_high = query_low + 8;
+  // Named, not bound (C++17: a lambda below cannot capture structured bindings).
+  const BlockPlace place = block_place(T, NH, /*longest_first=*/true, query_tile_rows(kRowGroups));
+  const int64_t b = place.b, h = place.h, query_tile = place.tile;
+  const int lane = place.lane, row0 = place.row0, g = lane / 4, t = lane % 4;
+  const int64_t row_stride = 3 * C, tile_query = query_tile * query_tile_rows(kRowGroups);
   const bf16* head = qkv + b * T * row_stride + h * kHeadSize;
   const float* lse_head = lse + (b * NH + h) * T;
   const float* delta_head = delta + (b * NH + h) * T;
 
-  uint32_t q[kHeadChunks][4], dout_rows[kHeadChunks][4];
-  load_a_rows<kHeadChunks>(q, head, row_stride, first_query, T, lane);
-  load_a_rows<kHeadChunks>(dout_rows, dout + b * T * C + h * kHeadSize, C, first_query, T, lane);
+  uint32_t q[kRowGroups][kHeadChunks][4], dout_rows[kRowGroups][kHeadChunks][4];
   // The rows' log-sum-exp in base 2, as the probabilities are formed: P = 2^(scale·log2 e·s − log2 e·lse).
-  const float row_lse2[2] = {query_low < T ? lse_head[query_low] * kLog2e : 0.0f,
-                             query_high < T ? lse_head[query_high] * kLog2e : 0.0f};
-  const float row_delta[2] = {query_low < T ? delta_head[query_low] : 0.0f,
-                              query_high < T ? delta_head[query_high] : 0.0f};
-  float dq[kHeadTiles][4] = {};
+  float row_lse2[kRowGroups][2], row_delta[kRowGroups][2];
+#pragma unroll
+  for (int r = 0; r < kRowGroups; ++r) {
+    const int64_t first_query = tile_query + r * kTile + row0;
+    load_a_rows<kHeadChunks>(q[r], head, row_stride, first_query, T, lane);
+    load_a_rows<kHeadChunks>(dout_rows[r], dout + b * T * C + h * kHeadSize, C, first_query, T, lane);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int64_t query = first_query + g + 8 * i;
+      row_lse2[r][i] = query < T ? lse_head[query] * kLog2e : 0.0f;
+      row_delta[r][i] = query < T ? delta_head[query] : 0.0f;
+    }
+  }
+  float dq[kRowGroups][kHeadTiles][4] = {};
   const float scale_log2 = scale * kLog2e;
 
-  const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
-  copy_key_tile(0);
-  for (int64_t key_tile = 0; key_tile <= query_tile; ++key_tile) {
-    const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
-    begin_tile(key_tile, key_tile < query_tile, copy_key_tile);
-    // Keys after a query: the diagonal tile only (the offsets within the tile compare; keys past T
-    // come after every query before T). Rows past T are not stored (their q and dO rows are zero,
-    // so their dS is 0 anyway).
-    const bool diagonal = key_tile == query_tile;
-
-#pragma unroll 1
-    for (int half = 0; half < 2; ++half) {
-      const int column0 = half * kHalf;
-      // On the diagonal, the warp's queries may all come before this half's keys.
-      if (diagonal && column0 > row0 + kRowsPerWarp - 1) continue;
-      float s[kKeyTiles][4] = {}, dp[kKeyTiles][4] = {};
-      multiply_by_rows(s, q, k, column0, lane);
-      multiply_by_rows(dp, dout_rows, v, column0, lane);
+  // Keys after a query: the diagonal tile of its group only (the offsets within the tile compare; keys
+  // past T come after every query before T), and every tile after it. Rows past T are not stored (their
+  // q and dO rows are zero, so their dS is 0 anyway).
+  const auto process_half = [&](auto first_group, const bf16* k, const bf16* v, int column0, int diagonal_group) {
+    constexpr int kFirstGroup = decltype(first_group)::value;
+    float s[kRowGroups][kKeyTiles][4] = {}, dp[kRowGroups][kKeyTiles][4] = {};
+    multiply_groups_by_rows<kFirstGroup>(s, q, k, column0, lane);
+    multiply_groups_by_rows<kFirstGroup>(dp, dout_rows, v, column0, lane);
+#pragma unroll
+    for (int r = kFirstGroup; r < kRowGroups; ++r) {
 #pragma unroll
       for (int j = 0; j < kKeyTiles; ++j) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const bool visible = !diagonal || column0 + 8 * j + 2 * t + e % 2 <= row0 + g + 8 * (e / 2);
-          const float probability = visible ? exp2_approx(s[j][e] * scale_log2 - row_lse2[e / 2]) : 0.0f;
-          dp[j][e] = scale * probability * (dp[j][e] - row_delta[e / 2]);
+          const bool visible = r != diagonal_group || column0 + 8 * j + 2 * t + e % 2 <= row0 + g + 8 * (e / 2);
+          const float probability = visible ? exp2_approx(s[r][j][e] * scale_log2 - row_lse2[r][e / 2]) : 0.0f;
+          dp[r][j][e] = scale * probability * (dp[r][j][e] - row_delta[r][e / 2]);
         }
       }
-      multiply_accumulators_by(dq, dp, k, column0, lane);  // dQ += dS (16 × 32, bf16) · k (32 × hs)
+    }
+    multiply_groups_accumulators_by<kFirstGroup>(dq, dp, k, column0, lane);  // dQ += dS (16 × 32, bf16) · k
+  };
+
+  const int64_t first_diagonal = query_tile * kRowGroups;
+  const int64_t last_key_tile = first_diagonal + kRowGroups - 1 < (T - 1) / kTile ? first_diagonal + kRowGroups - 1
+                                                                                  : (T - 1) / kTile;
+  const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
+  copy_key_tile(0);
+  for (int64_t key_tile = 0; key_tile <= last_key_tile; ++key_tile) {
+    const bf16 *k = in_stage(sh.k, sh.stage_bytes, key_tile), *v = in_stage(sh.v, sh.stage_bytes, key_tile);
+    begin_tile(key_tile, key_tile < last_key_tile, copy_key_tile);
+    // Groups before the one on the diagonal sit the tile out; on the diagonal, a group's queries may
+    // all come before this half's keys, and it sits the half out.
+    // (key_tile − first_diagonal: negative before the block's diagonal tiles; in 32 bits, as T / 64 is.)
+    const int diagonal_group = static_cast<int>(key_tile - first_diagonal);
+
+#pragma unroll 1
+    for (int half = 0; half < 2; ++half) {
+      const int column0 = half * kHalf;
+      const int first_group =
+          diagonal_group < 0 ? 0 : diagonal_group + (column0 > row0 + kRowsPerWarp - 1 ? 1 : 0);
+      if (first_group >= kRowGroups) continue;
+      if (kRowGroups == 2 && first_group == 1) {
+        process_half(std::integral_constant<int, kRowGroups - 1>{}, k, v, column0, diagonal_group);
+      } else {
+        process_half(std::integral_constant<int, 0>{}, k, v, column0, diagonal_group);
+      }
     }
   }
-  store_rows<kHeadTiles>(dqkv + b * T * row_stride + h * kHeadSize, row_stride, dq, 1.0f, 1.0f, first_query, T, lane,
-                         overwrite);
+#pragma unroll
+  for (int r = 0; r < kRowGroups; ++r) {
+    store_rows<kHeadTiles>(dqkv + b * T * row_stride + h * kHeadSize, row_stride, dq[r], 1.0f, 1.0f,
+                           tile_query + r * kTile + row0, T, lane, overwrite);
+  }
 }
 
 unsigned tiles_along(int64_t T) { return static_cast<unsigned>((T + kTile - 1) / kTile); }
@@ -699,19 +739,37 @@ bool flash_attention_supports(int64_t head_size) {
 }
 
 namespace {
-thread_local int forward_rows_per_warp = kRowsPerWarp;
-}  // namespace
+thread_local int query_rows_per_warp = kRowsPerWarp;
 
-void set_flash_forward_rows_per_warp(int rows) {
-  if (rows != kRowsPerWarp && rows != 2 * kRowsPerWarp) {
-    throw std::invalid_argument("set_flash_forward_rows_per_warp: " + std::to_string(rows) +
-                                " rows per warp; the forward kernel takes 16 or 32");
-  }
-  forward_rows_per_warp = rows;
+// Calls launch(chunks, row_groups) as integral constants: the head size's chunks of 16, and 2 row groups
+// when the calling thread asked for 32 rows per warp and the head size takes them, else 1.
+template <class Launch>
+void dispatch_query_kernel(int head_size, Launch&& launch) {
+  const bool two_groups = flash_query_rows_per_warp(head_size) == 2 * kRowsPerWarp;
+  dispatch_head_chunks(head_size, [&](auto chunks) {
+    if constexpr (decltype(chunks)::value <= kMaxRowGroupsHeadChunks) {
+      if (two_groups) return launch(chunks, std::integral_constant<int, 2>{});
+    }
+    launch(chunks, std::integral_constant<int, 1>{});
+  });
 }
 
-int flash_forward_rows_per_warp(int64_t head_size) {
-  return head_size <= kMaxRowGroupsHeadChunks * 16 ? forward_rows_per_warp : kRowsPerWarp;
+dim3 query_grid(int row_groups, int64_t T, int64_t B, int64_t NH) {
+  const int64_t rows = query_tile_rows(row_groups);
+  return dim3(static_cast<unsigned>((T + rows - 1) / rows), static_cast<unsigned>(B * NH));
+}
+}  // namespace
+
+void set_flash_query_rows_per_warp(int rows) {
+  if (rows != kRowsPerWarp && rows != 2 * kRowsPerWarp) {
+    throw std::invalid_argument("set_flash_query_rows_per_warp: " + std::to_string(rows) +
+                                " rows per warp; the query-major kernels take 16 or 32");
+  }
+  query_rows_per_warp = rows;
+}
+
+int flash_query_rows_per_warp(int64_t head_size) {
+  return head_size <= kMaxRowGroupsHeadChunks * 16 ? query_rows_per_warp : kRowsPerWarp;
 }
 
 void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
@@ -721,20 +779,12 @@ void flash_attention_forward(bf16* out, float* lse, const bf16* qkv, int64_t B, 
   check_aligned(qkv, "qkv", s, "flash_attention_forward");
   check_aligned(out, "out", s, "flash_attention_forward");
   const std::string what = shape_text("flash_forward_kernel", s);
-  const auto launch = [&](auto chunks, auto row_groups) {
+  dispatch_query_kernel(s.head_size, [&](auto chunks, auto row_groups) {
     constexpr int kHeadChunks = decltype(chunks)::value, kRowGroups = decltype(row_groups)::value;
     const size_t bytes = KeyValueShared(uintptr_t{0}, kHeadChunks * 16).bytes;
     allow_shared_memory(flash_forward_kernel<kHeadChunks, kRowGroups>, bytes, what);
-    const int64_t rows = forward_query_tile(kRowGroups);
-    const dim3 grid(static_cast<unsigned>((T + rows - 1) / rows), static_cast<unsigned>(B * NH));
-    flash_forward_kernel<kHeadChunks, kRowGroups><<<grid, kThreads, bytes, stream>>>(out, lse, qkv, T, C, NH, s.scale);
-  };
-  const bool two_groups = flash_forward_rows_per_warp(s.head_size) == 2 * kRowsPerWarp;
-  dispatch_head_chunks(s.head_size, [&](auto chunks) {
-    if constexpr (decltype(chunks)::value <= kMaxRowGroupsHeadChunks) {
-      if (two_groups) return launch(chunks, std::integral_constant<int, 2>{});
-    }
-    launch(chunks, std::integral_constant<int, 1>{});
+    flash_forward_kernel<kHeadChunks, kRowGroups>
+        <<<query_grid(kRowGroups, T, B, NH), kThreads, bytes, stream>>>(out, lse, qkv, T, C, NH, s.scale);
   });
   check_launch(what);
 }
@@ -773,20 +823,23 @@ void flash_attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, con
   check_launch(shape_text("flash_delta_kernel", s));
 
   // The two kernels write disjoint parts of dqkv (k and v, and q), so their order does not matter.
-  const dim3 grid(tiles_along(T), static_cast<unsigned>(B * NH));
   const std::string key_what = shape_text("flash_backward_key_kernel", s);
   const std::string query_what = shape_text("flash_backward_query_kernel", s);
   dispatch_head_chunks(s.head_size, [&](auto chunks) {
     constexpr int kHeadChunks = decltype(chunks)::value;
     const size_t key_bytes = QueryShared(uintptr_t{0}, kHeadChunks * 16).bytes;
     allow_shared_memory(flash_backward_key_kernel<kHeadChunks>, key_bytes, key_what);
-    flash_backward_key_kernel<kHeadChunks>
-        <<<grid, kThreads, key_bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
+    flash_backward_key_kernel<kHeadChunks><<<dim3(tiles_along(T), static_cast<unsigned>(B * NH)), kThreads, key_bytes,
+                                             stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
     check_launch(key_what);
+  });
+  dispatch_query_kernel(s.head_size, [&](auto chunks, auto row_groups) {
+    constexpr int kHeadChunks = decltype(chunks)::value, kRowGroups = decltype(row_groups)::value;
     const size_t query_bytes = KeyValueShared(uintptr_t{0}, kHeadChunks * 16).bytes;
-    allow_shared_memory(flash_backward_query_kernel<kHeadChunks>, query_bytes, query_what);
-    flash_backward_query_kernel<kHeadChunks>
-        <<<grid, kThreads, query_bytes, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale, overwrite);
+    allow_shared_memory(flash_backward_query_kernel<kHeadChunks, kRowGroups>, query_bytes, query_what);
+    flash_backward_query_kernel<kHeadChunks, kRowGroups><<<query_grid(kRowGroups, T, B, NH), kThreads, query_bytes,
+                                                           stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, s.scale,
+                                                                     overwrite);
     check_launch(query_what);
   });
 }

@@ -28,14 +28,15 @@ namespace meridian::ops::cuda {
 // Whether the kernels take this head size (a multiple of 16, at most 128).
 bool flash_attention_supports(int64_t head_size);
 
-// Query rows per warp in the forward kernel, for the calling thread (like set_matmul_tf32): 16 (the
-// default; a block owns 64 queries) or 32 (128 queries: every B fragment the warp reads from shared
-// memory feeds two mma instructions instead of one, as in FlashAttention-2's forward, for 255
-// registers a thread and 2 blocks per SM instead of 3). 32 applies up to hs = 64; larger heads keep
-// 16. Anything else throws std::invalid_argument. Which is faster is gpu_kernel_bench's to say.
-void set_flash_forward_rows_per_warp(int rows);
-// The rows per warp the forward kernel runs with at this head size under the calling thread's setting.
-int flash_forward_rows_per_warp(int64_t head_size);
+// Query rows per warp in the query-major kernels (the forward and backward's dQ kernel), for the calling
+// thread (like set_matmul_tf32): 16 (the default; a block owns 64 queries) or 32 (128 queries: every
+// B fragment a warp reads from shared memory feeds two mma instructions instead of one, as in
+// FlashAttention-2's forward, for up to 255 registers a thread and 2 blocks per SM instead of 3). 32
+// applies up to hs = 64; larger heads keep 16. Anything else throws std::invalid_argument. Which is
+// faster is gpu_kernel_bench's to say.
+void set_flash_query_rows_per_warp(int rows);
+// The rows per warp the query-major kernels run with at this head size under the calling thread's setting.
+int flash_query_rows_per_warp(int64_t head_size);
 
 void flash_attention_forward(__nv_bfloat16* out, float* lse, const __nv_bfloat16* qkv, int64_t B, int64_t T,
                              int64_t C, int64_t NH, cudaStream_t stream);

@@ -1,8 +1,8 @@
 // Tensor-core flash attention (ops/cuda/flash_attention.h, bf16) against the CPU twin
 // (ops/cpu/attention.h). Sequence lengths are not multiples of the 64-row tile (and one is a
 // single token); out and lse are poisoned first, dqkv starts from random values (backward
-// accumulates), and every head size class the kernels instantiate is met at least once, the forward
-// kernel's two row groups per warp (32 rows) included.
+// accumulates), and every head size class the kernels instantiate is met at least once, the
+// query-major kernels' two row groups per warp (32 rows) included.
 //
 // Tolerance: bf16's (1e-2 abs + rel). Beyond one rounding per output, P and dS are rounded to bf16
 // before their second products (2⁻⁹ relative each, summed over at most T = 200 keys of mixed
@@ -90,29 +90,31 @@ TEST(CudaFlashAttention, LongSequenceMovesTheRunningMaximaAcrossManyTiles) {
   check({1, 700, 64, 1});
 }
 
-// set_flash_forward_rows_per_warp for a scope of a test: restored to the default even when the test fails.
-class ForwardRowsPerWarp {
+// set_flash_query_rows_per_warp for a scope of a test: restored to the default even when the test fails.
+class QueryRowsPerWarp {
  public:
-  explicit ForwardRowsPerWarp(int rows) { set_flash_forward_rows_per_warp(rows); }
-  ~ForwardRowsPerWarp() { set_flash_forward_rows_per_warp(16); }
-  ForwardRowsPerWarp(const ForwardRowsPerWarp&) = delete;
-  ForwardRowsPerWarp& operator=(const ForwardRowsPerWarp&) = delete;
+  explicit QueryRowsPerWarp(int rows) { set_flash_query_rows_per_warp(rows); }
+  ~QueryRowsPerWarp() { set_flash_query_rows_per_warp(16); }
+  QueryRowsPerWarp(const QueryRowsPerWarp&) = delete;
+  QueryRowsPerWarp& operator=(const QueryRowsPerWarp&) = delete;
 };
 
-TEST(CudaFlashAttention, ForwardWith32RowsPerWarp) {
+TEST(CudaFlashAttention, QueryMajorKernelsWith32RowsPerWarp) {
   MERIDIAN_REQUIRE_CUDA_DEVICE();
-  const ForwardRowsPerWarp rows(32);
-  // Two row groups per warp, 128 queries per block, up to hs = 64; above, the 16-row kernel runs.
-  ASSERT_EQ(flash_forward_rows_per_warp(64), 32);
-  ASSERT_EQ(flash_forward_rows_per_warp(16), 32);
-  ASSERT_EQ(flash_forward_rows_per_warp(80), 16);
+  const QueryRowsPerWarp rows(32);
+  // The forward and dQ kernels with two row groups per warp, 128 queries per block, up to hs = 64;
+  // above, the 16-row kernels run.
+  ASSERT_EQ(flash_query_rows_per_warp(64), 32);
+  ASSERT_EQ(flash_query_rows_per_warp(16), 32);
+  ASSERT_EQ(flash_query_rows_per_warp(80), 16);
   // Around the 128-query tile: the second group wholly past T (T = 1, 40, 64), partly (65, 100, 127),
   // exactly full (128), a second query tile with one row (129); 11 key tiles at GPT-2's head size
-  // (700); every head size the two-group kernel takes (16, 32, 48, 64); one head size above (112).
+  // (700); every head size the two-group kernels take (16, 32, 48, 64); one head size above (112).
   const Shape4 shapes[] = {{2, 1, 64, 1},  {2, 40, 64, 1},    {1, 64, 32, 1},  {1, 65, 64, 1},
                            {1, 100, 48, 1}, {3, 127, 144, 3}, {1, 128, 64, 1}, {1, 129, 16, 1},
                            {2, 200, 128, 2}, {1, 700, 64, 1},  {1, 97, 224, 2}};
   for (const Shape4& s : shapes) check(s);
+  check({2, 150, 128, 2}, /*overwrite=*/true);
 }
 
 TEST(CudaFlashAttention, BackwardOverwritesAFreshGradient) {
@@ -152,8 +154,8 @@ TEST(CudaFlashAttention, RejectsUnsupportedShapesAndMisalignedPointers) {
   EXPECT_TRUE(flash_attention_supports(64));
   EXPECT_FALSE(flash_attention_supports(40));
   EXPECT_FALSE(flash_attention_supports(144));
-  EXPECT_THROW(set_flash_forward_rows_per_warp(24), std::invalid_argument);
-  EXPECT_EQ(flash_forward_rows_per_warp(64), 16);  // the default, and unchanged by the refused value
+  EXPECT_THROW(set_flash_query_rows_per_warp(24), std::invalid_argument);
+  EXPECT_EQ(flash_query_rows_per_warp(64), 16);  // the default, and unchanged by the refused value
   EXPECT_THROW(flash_attention_forward(nullptr, nullptr, nullptr, 1, 4, 120, 3, nullptr), std::invalid_argument);
   EXPECT_THROW(flash_attention_forward(nullptr, nullptr, nullptr, 1, 4, 288, 2, nullptr), std::invalid_argument);
   auto* misaligned = reinterpret_cast<bf16*>(uintptr_t{2});
