@@ -378,6 +378,13 @@ __host__ __device__ constexpr int query_min_blocks_per_sm(int head_chunks, int r
 }
 constexpr int kMaxRowGroupsHeadChunks = 4;
 
+// The last key tile a block of the query-major kernels meets: its last row group's diagonal tile, or
+// the last tile before T when the block's rows run past T.
+__device__ __forceinline__ int64_t last_key_tile_met(int64_t last_diagonal, int64_t T) {
+  const int64_t last_of_T = (T - 1) / kTile;
+  return last_diagonal < last_of_T ? last_diagonal : last_of_T;
+}
+
 // Forward. Grid: x = query tiles of 64·kRowGroups rows (longest first), y = b·NH + h. Each warp keeps,
 // per row group r, 16 queries (rows 64r + 16·warp … + 15 of the tile, so every warp has one group in
 // each 64-row part and all meet the diagonal at the same key tiles) as A fragments, their running max
@@ -466,8 +473,7 @@ __global__ void __launch_bounds__(kThreads, query_min_blocks_per_sm(kHeadChunks,
   };
 
   const int64_t first_diagonal = query_tile * kRowGroups;
-  const int64_t last_key_tile = first_diagonal + kRowGroups - 1 < (T - 1) / kTile ? first_diagonal + kRowGroups - 1
-                                                                                  : (T - 1) / kTile;
+  const int64_t last_key_tile = last_key_tile_met(first_diagonal + kRowGroups - 1, T);
   const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
   copy_key_tile(0);
   for (int64_t key_tile = 0; key_tile <= last_key_tile; ++key_tile) {
@@ -672,8 +678,7 @@ __global__ void __launch_bounds__(kThreads, query_min_blocks_per_sm(kHeadChunks,
   };
 
   const int64_t first_diagonal = query_tile * kRowGroups;
-  const int64_t last_key_tile = first_diagonal + kRowGroups - 1 < (T - 1) / kTile ? first_diagonal + kRowGroups - 1
-                                                                                  : (T - 1) / kTile;
+  const int64_t last_key_tile = last_key_tile_met(first_diagonal + kRowGroups - 1, T);
   const auto copy_key_tile = [&](int64_t tile) { copy_key_value_tile_async<kHeadSize>(sh, head, C, tile, T); };
   copy_key_tile(0);
   for (int64_t key_tile = 0; key_tile <= last_key_tile; ++key_tile) {
