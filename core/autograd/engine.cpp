@@ -65,6 +65,11 @@ Tensor BackwardContext::input_grad(int index) {
   if (!slot.defined()) {
     const TensorMeta& meta = edge.node->output_meta(edge.output_nr);
     slot = Tensor::zeros(meta.shape, meta.dtype, meta.device);
+  } else if (slot.storage().use_count() > 1) {
+    // One gradient handed over to several inputs (a residual add's) is still theirs in common:
+    // this input's contributions go to a copy of its own. Once the others' consumers have run, the
+    // slot is the storage's only holder and accumulates in place.
+    slot = slot.clone();
   }
   return slot;
 }

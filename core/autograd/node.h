@@ -37,13 +37,15 @@ class BackwardContext {
   BackwardContext(GraphTask& task, Node& node) : task_(task), node_(node) {}
   const Tensor& grad_output(int index = 0) const;  // undefined when no gradient reached it
   bool needs_input_grad(int index) const;
-  Tensor input_grad(int index);  // accumulate (+=) into this
+  Tensor input_grad(int index);  // accumulate (+=) into this; never storage another slot shares
   // Hands `gradient` over as the whole gradient of input `index`, saving the zero-fill and the
   // read-modify-write of input_grad(), when that is safe: the input is not a leaf, nothing has been
   // accumulated for it yet in this pass, the graph is not retained (so the node's saved tensors,
   // which `gradient` may be, are not used again), and shape, dtype and device match. Returns
   // whether it did; when not, the caller accumulates into input_grad() instead. Later contributions
-  // of other consumers add into `gradient` in place.
+  // of other consumers add into `gradient` in place, unless something else still holds its storage
+  // (the same gradient handed over to another input too, whose consumer has not run yet): then
+  // input_grad() gives this input a copy first. So one gradient may be handed to several inputs.
   bool hand_over_input_grad(int index, const Tensor& gradient);
   // Where input `index`'s gradient goes. On cuda, when hand-over would be allowed (above), a fresh
   // uninitialised buffer that becomes the input's gradient, with `overwrite` set: the kernel must

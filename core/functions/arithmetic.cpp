@@ -66,15 +66,18 @@ Tensor add(const Tensor& a, const Tensor& b) {
     const detail::FloatView o(out, Access::overwrite), x(a, Access::read), y(b, Access::read);
     for (int64_t r = 0; r < repeats; ++r) ops::cpu::add_forward(o.data() + r * inner, x.data() + r * inner, y.data(), inner);
   }
-  autograd::record("add", {a, b}, out, [inner, repeats](autograd::BackwardContext& ctx) {
+  autograd::record("add", {a, b}, out, [inner, repeats, b_shape = bs](autograd::BackwardContext& ctx) {
     const Tensor dout = ctx.grad_output();
     const bool on_cuda = dout.device().is_cuda();
-    // On a GPU the residual stream's gradient passes on without copies where it can: a's gradient is
-    // dout itself (handed over when nothing was accumulated for a yet), and b (same shape) gets a
-    // plain copy into a fresh buffer instead of a zero-fill and an add.
+    // On a GPU the residual stream's gradient passes on without copies where it can: a's gradient and
+    // b's (same shape) are both dout itself, handed over when nothing was accumulated for them yet
+    // (the engine copies it for whichever input another consumer adds to while both still hold it).
+    // Otherwise b gets a plain copy into a fresh buffer instead of a zero-fill and an add.
     if (ctx.needs_input_grad(0) && !(on_cuda && ctx.hand_over_input_grad(0, dout)))
       axpy_on(ctx.input_grad(0), 0, dout, 0, 1.0f, inner * repeats);
     if (ctx.needs_input_grad(1) && on_cuda && repeats == 1) {
+      // dout may have leading 1s (one repeat)
+      if (dout.is_contiguous() && ctx.hand_over_input_grad(1, dout.view(b_shape))) return;
       const autograd::BackwardContext::GradientTarget db = ctx.gradient_target(1);
       if (db.overwrite) {
         Tensor(db.tensor).copy_(dout.view(db.tensor.shape()));  // dout may have leading 1s (one repeat)

@@ -263,6 +263,13 @@ TEST_F(CudaEngine, GeluAddScaleSum) {
   // One repeat of a suffix shape: a micro-batch of one sequence plus the position embedding.
   check_function("add (suffix, one repeat)", {leaf(random_tensor({1, 7, 45}, rng)), leaf(random_tensor({7, 45}, rng))},
                  [](const std::vector<Tensor>& in) { return fn::add(in[0], in[1]); }, kFp32, rng);
+  // The residual add hands its gradient to both inputs; h's other consumer (the linear, whose input
+  // gradient is a product that must not read what it writes) then adds into h's gradient while the
+  // linear's output still holds that same gradient, so the engine copies it first.
+  check_function("add (residual around a square linear)",
+                 {leaf(random_tensor({5, 33}, rng)), leaf(random_tensor({33, 33}, rng))},
+                 [](const std::vector<Tensor>& in) { return fn::add(fn::linear(in[0], in[1]), in[0]); }, kFp32,
+                 rng);
   check_function("scale", {leaf(random_tensor({999}, rng))},
                  [](const std::vector<Tensor>& in) { return fn::scale(in[0], -0.37f); }, kFp32, rng);
   check_function("sum", {leaf(random_tensor({1000}, rng))}, [](const std::vector<Tensor>& in) { return fn::sum(in[0]); },

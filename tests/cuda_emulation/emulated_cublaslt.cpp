@@ -166,10 +166,15 @@ static float tf32(float x) {
   return x;
 }
 
-static bool range_ok(const void* p, cublasLtMatrixLayout_t l, const char* what) {
+// The bytes an operand's layout spans from its first element (every batch included).
+static size_t layout_bytes(cublasLtMatrixLayout_t l) {
   const int64_t span = (static_cast<int64_t>(l->cols) - 1) * l->ld + static_cast<int64_t>(l->rows);
   const int64_t total = span + (l->batch - 1) * l->stride;
-  const size_t bytes = static_cast<size_t>(total) * elem_bytes(l->type);
+  return static_cast<size_t>(total) * elem_bytes(l->type);
+}
+
+static bool range_ok(const void* p, cublasLtMatrixLayout_t l, const char* what) {
+  const size_t bytes = layout_bytes(l);
   if (!emu::device_range_ok(p, bytes)) {
     emu::warn(std::string("cuBLASLt DEVICE FAULT: operand ") + what + " [" + std::to_string(bytes) + " bytes] is not inside a device allocation");
     return false;
@@ -194,6 +199,18 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         emu::warn("cuBLASLt matmul: operand " + std::to_string(i) + " less aligned than the algorithm's heuristic was told");
         return CUBLAS_STATUS_INVALID_VALUE;
       }
+  }
+  // The output may be C itself (in place) but must not overlap an input being read: a GPU's tiles
+  // would read what other tiles already wrote. This model reads A and B whole first, so it warns.
+  const auto overlaps = [&](const void* x, cublasLtMatrixLayout_t xl) {
+    const auto* x0 = static_cast<const char*>(x);
+    const auto* d0 = static_cast<const char*>(D);
+    return x0 < d0 + layout_bytes(dl) && d0 < x0 + layout_bytes(xl);
+  };
+  if (overlaps(A, a) || overlaps(B, b)) {
+    emu::warn(std::string("cuBLASLt matmul: the output D overlaps input ") + (overlaps(A, a) ? "A" : "B") +
+              " (undefined on a GPU)");
+    return CUBLAS_STATUS_INVALID_VALUE;
   }
   const float alpha = *static_cast<const float*>(alpha_p);
   const float beta = *static_cast<const float*>(beta_p);
