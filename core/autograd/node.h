@@ -37,7 +37,7 @@ class BackwardContext {
   BackwardContext(GraphTask& task, Node& node) : task_(task), node_(node) {}
   const Tensor& grad_output(int index = 0) const;  // undefined when no gradient reached it
   bool needs_input_grad(int index) const;
-  Tensor input_grad(int index);  // accumulate (+=) into this; never storage another slot shares
+  Tensor input_grad(int index);  // accumulate (+=) into this: storage nothing else holds (or the leaf's .grad)
   // Hands `gradient` over as the whole gradient of input `index`, saving the zero-fill and the
   // read-modify-write of input_grad(), when that is safe: the input is not a leaf, nothing has been
   // accumulated for it yet in this pass, the graph is not retained (so the node's saved tensors,
