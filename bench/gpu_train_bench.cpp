@@ -172,6 +172,8 @@ int run(int argc, char** argv) {
     ("profile-steps", "steps of the per-op breakdown (0: none)", cxxopts::value<int>()->default_value("2"))
     ("attention", "bf16 attention kernel: flash or batched_matmul", cxxopts::value<std::string>()->default_value("flash"))
     ("flash-query-rows", "query rows per warp, flash forward and dQ: 16 or 32", cxxopts::value<int>()->default_value("16"))
+    ("bias-gradient", "the products' dbias: epilogue (cuBLASLt's BGRADB) or apart (a reduction of its own)",
+     cxxopts::value<std::string>()->default_value("epilogue"))
     ("help", "this text");
   // clang-format on
   const auto args = cli.parse(argc, argv);
@@ -195,6 +197,10 @@ int run(int argc, char** argv) {
   if (flash_query_rows != 16 && flash_query_rows != 32)
     MERIDIAN_FAIL("--flash-query-rows: ", flash_query_rows, " is not 16 or 32");
   ops::cuda::set_flash_query_rows_per_warp(flash_query_rows);
+  const std::string bias_gradient = args["bias-gradient"].as<std::string>();
+  if (bias_gradient != "epilogue" && bias_gradient != "apart")
+    MERIDIAN_FAIL("--bias-gradient: '", bias_gradient, "' is not epilogue or apart");
+  ops::cuda::set_matmul_bias_gradient_epilogue(bias_gradient == "epilogue");
   if (ops::cuda::device_count() == 0) {
     std::printf("skipped: no GPU (%s)\n", ops::cuda::unavailable_reason().c_str());
     return 77;
@@ -205,10 +211,10 @@ int run(int argc, char** argv) {
   const std::string attention_text =
       attention == "flash" ? "flash (" + std::to_string(flash_query_rows) + " query rows/warp)" : attention;
   std::printf(
-      "gpu_train_bench: %s, T=%ld, %s compute on fp32 master weights, %s attention, %d timed steps after %d "
-      "warm-up\n",
-      o.model.c_str(), static_cast<long>(o.seq_len), dtype_name(o.dtype).data(), attention_text.c_str(), o.steps,
-      o.warmup);
+      "gpu_train_bench: %s, T=%ld, %s compute on fp32 master weights, %s attention, dbias %s, %d timed steps "
+      "after %d warm-up\n",
+      o.model.c_str(), static_cast<long>(o.seq_len), dtype_name(o.dtype).data(), attention_text.c_str(),
+      bias_gradient == "epilogue" ? "in the BGRADB epilogue" : "apart", o.steps, o.warmup);
   std::printf("%.3g flops per token (6N + 6LCT)\n", flops_per_token);
   std::vector<Result> results;
   for (int64_t batch : o.batches) results.push_back(measure(o, batch));

@@ -2,7 +2,8 @@
 # Runs on a lent GPU machine (the device tool runs commands in the repository root), from the bundle
 # scripts/gpu_bundle.sh made here, against the image's CUDA 13 runtime, cuBLASLt and NCCL.
 #
-#   scripts/gpu_check.sh [stage...]     stages: tests trainer bench (default: all three, in that order)
+#   scripts/gpu_check.sh [stage...]     stages: tests trainer bench compare (default: the first three, in
+#                                       that order)
 #
 #   tests    the CUDA kernel and engine tests (cuda_tests), a process per suite → $OUT/cuda_tests.txt
 #   trainer  train_gpt2 --device cuda against --device cpu in f32 and bf16 (tests/examples/trainer_cuda.py,
@@ -12,6 +13,9 @@
 #            → $OUT/gpu_kernel_bench.txt; bench/gpu_train_bench (GPT-2 124M, T = 1024, bf16; tokens/s,
 #            MFU, per-op table) with the flash kernel and with the batched-product attention
 #            → $OUT/gpu_train_bench*.txt
+#   compare  the whole bf16 step at batch 16 with the options the first GPU run is to choose between, each
+#            against the defaults in the same run: 32 query rows per warp in the flash kernels, and dbias
+#            as its own reduction instead of cuBLASLt's BGRADB epilogue → $OUT/compare.txt
 #
 # The last lines printed are each stage's summary. Exit status: non-zero if any stage failed.
 set -uo pipefail
@@ -101,7 +105,18 @@ for stage in "${stages[@]}"; do
       echo "gpu_train_bench --attention batched_matmul exit $? (output: gpu_train_bench_batched_matmul.txt)"
       cat "$out/gpu_train_bench_batched_matmul.txt"
       ;;
-    *) echo "unknown stage $stage (tests, trainer, bench)"; exit 2 ;;
+    compare)
+      {
+        for options in "" "--flash-query-rows 32" "--bias-gradient apart"; do
+          # shellcheck disable=SC2086  # the options are words
+          timeout 140 "$bundle/bin/gpu_train_bench" --batches 16 --profile-steps 1 $options
+          echo "gpu_train_bench ${options:-(defaults)} exit $?"
+        done
+      } > "$out/compare.txt" 2>&1
+      grep -E "exit|^ +16 |^gpu_train_bench:|attention|linear" "$out/compare.txt"
+      grep -E "exit [^0]" "$out/compare.txt" > /dev/null && failed=1
+      ;;
+    *) echo "unknown stage $stage (tests, trainer, bench, compare)"; exit 2 ;;
   esac
 done
 exit $failed
