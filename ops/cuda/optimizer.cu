@@ -217,13 +217,14 @@ void sum_of_squares(double* result, double* partials, const float* x, int64_t n,
 double sum_of_squares(const float* x, int64_t n, cudaStream_t stream) {
   // One scratch buffer per device: the result, then the partials. The lock is held until the stream
   // has finished with it, so concurrent callers never share it mid-flight.
+  // Kept for the process's life (never destroyed, so still reachable at exit: no leak report).
   static std::mutex mutex;
-  static std::vector<double*> scratch_by_device;
+  static auto* const scratch_by_device = new std::vector<double*>;
   std::lock_guard<std::mutex> lock(mutex);
   const int device = current_device();
-  if (scratch_by_device.size() <= static_cast<size_t>(device))
-    scratch_by_device.resize(static_cast<size_t>(device) + 1, nullptr);
-  double*& scratch = scratch_by_device[static_cast<size_t>(device)];
+  if (scratch_by_device->size() <= static_cast<size_t>(device))
+    scratch_by_device->resize(static_cast<size_t>(device) + 1, nullptr);
+  double*& scratch = (*scratch_by_device)[static_cast<size_t>(device)];
   if (scratch == nullptr) MERIDIAN_CUDA_CHECK(cudaMalloc(&scratch, (1 + kSumOfSquaresPartials) * sizeof(double)));
   sum_of_squares(scratch, scratch + 1, x, n, /*accumulate=*/false, stream);
   double result = 0.0;

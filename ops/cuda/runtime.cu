@@ -93,16 +93,18 @@ int current_device() {
 
 cudaStream_t compute_stream(int device_index) {
   static std::mutex mutex;
-  static std::vector<cudaStream_t> streams;  // by device index; null until first use
+  // By device index, null until first use; kept for the process's life (never destroyed, so still
+  // reachable at exit: no leak report).
+  static auto* const streams = new std::vector<cudaStream_t>;
   std::lock_guard<std::mutex> lock(mutex);
   const auto slot = static_cast<size_t>(device_index);
   // Every launch asks for the stream: the common case is a lookup, with no driver call.
-  if (device_index >= 0 && slot < streams.size() && streams[slot] != nullptr) return streams[slot];
+  if (device_index >= 0 && slot < streams->size() && (*streams)[slot] != nullptr) return (*streams)[slot];
   check_device_index(device_index);
-  if (streams.size() <= slot) streams.resize(slot + 1, nullptr);
+  if (streams->size() <= slot) streams->resize(slot + 1, nullptr);
   const DeviceGuard guard(device_index);  // a stream belongs to the device current at its creation
-  MERIDIAN_CUDA_CHECK(cudaStreamCreateWithFlags(&streams[slot], cudaStreamDefault));
-  return streams[slot];
+  MERIDIAN_CUDA_CHECK(cudaStreamCreateWithFlags(&(*streams)[slot], cudaStreamDefault));
+  return (*streams)[slot];
 }
 
 cudaStream_t compute_stream() { return compute_stream(current_device()); }

@@ -30,9 +30,11 @@ struct dim3 {
   constexpr dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
 };
 struct uint3 { unsigned x, y, z; };
-struct uint4 { unsigned x, y, z, w; };
-struct float4 { float x, y, z, w; };
-struct int4 { int x, y, z, w; };
+// Aligned as CUDA's vector types are (__builtin_align__(16)): a kernel may rely on it, e.g. a
+// __shared__ uint4 array whose rows ldmatrix reads must be 16-byte aligned.
+struct alignas(16) uint4 { unsigned x, y, z, w; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) int4 { int x, y, z, w; };
 inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
 
 struct CUstream_st;
