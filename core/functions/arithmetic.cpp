@@ -72,20 +72,13 @@ Tensor add(const Tensor& a, const Tensor& b) {
     // On a GPU the residual stream's gradient passes on without copies where it can: a's gradient and
     // b's (same shape) are both dout itself, handed over when nothing was accumulated for them yet
     // (the engine copies it for whichever input another consumer adds to while both still hold it).
-    // Otherwise b gets a plain copy into a fresh buffer instead of a zero-fill and an add.
+    // Otherwise they accumulate, as on the cpu.
     if (ctx.needs_input_grad(0) && !(on_cuda && ctx.hand_over_input_grad(0, dout)))
       axpy_on(ctx.input_grad(0), 0, dout, 0, 1.0f, inner * repeats);
-    if (ctx.needs_input_grad(1) && on_cuda && repeats == 1) {
-      // dout may have leading 1s (one repeat)
-      if (dout.is_contiguous() && ctx.hand_over_input_grad(1, dout.view(b_shape))) return;
-      const autograd::BackwardContext::GradientTarget db = ctx.gradient_target(1);
-      if (db.overwrite) {
-        Tensor(db.tensor).copy_(dout.view(db.tensor.shape()));  // dout may have leading 1s (one repeat)
-        return;
-      }
-      axpy_on(db.tensor, 0, dout, 0, 1.0f, inner);
+    // dout may have leading 1s (one repeat).
+    if (ctx.needs_input_grad(1) && on_cuda && repeats == 1 &&
+        ctx.hand_over_input_grad(1, dout.contiguous().view(b_shape)))
       return;
-    }
     if (ctx.needs_input_grad(1)) {
       const Tensor db = ctx.input_grad(1);
       if (db.device().is_cuda()) {
