@@ -22,6 +22,22 @@
 #define EMU_ASAN 0
 #endif
 
+// The race check (emu_cuda.h) drives ThreadSanitizer through its public interface. This file is built
+// without ThreadSanitizer's instrumentation under it: the scheduler's bookkeeping (who arrived at a
+// barrier, whose turn it is) is shared by the fibers by design, and is not the kernels' memory.
+#if EMU_RACE_CHECK
+extern "C" {
+void* __tsan_get_current_fiber();
+void* __tsan_create_fiber(unsigned flags);
+void __tsan_switch_to_fiber(void* fiber, unsigned flags);
+void __tsan_set_fiber_name(void* fiber, const char* name);
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+void __tsan_ignore_thread_begin();
+void __tsan_ignore_thread_end();
+}
+#endif
+
 extern "C" void emu_ctx_switch(void** save_sp, void* new_sp);
 asm(R"(
 .text
@@ -54,7 +70,65 @@ emu_ctx_switch:
 
 namespace emu {
 thread_local Fiber* cur = nullptr;
+
+// The race check's synchronisation objects (only their addresses matter), fresh for each block so that
+// nothing one block released reaches another: the block barrier's and each warp's __syncwarp's, two each,
+// used by alternate barriers (a thread that ran on to the next barrier must not release into the sync
+// object a thread still to leave the last one is about to acquire).
+struct RaceSync {
+  char block_barrier[2];
+  char warp_barrier[32][2];
+};
+
 namespace {
+// The launch's: the host releases `start` before any thread runs and each thread acquires it first; each
+// thread releases `end` when it exits and the host acquires it after the last block.
+struct LaunchSync {
+  char start, end;
+};
+
+#if EMU_RACE_CHECK
+thread_local void* g_scheduler_fiber = nullptr;
+thread_local LaunchSync* g_launch_sync = nullptr;
+// ThreadSanitizer fibers for the CUDA threads, in kRaceFiberSets sets used by blocks in turn. A fiber
+// orders everything it runs (program order), so two blocks run by one set would be ordered thread by
+// thread; with the sets in turn, only blocks a multiple of kRaceFiberSets apart are (blocks nearer each
+// other share no fiber, so their races are reported). A fiber of its own per block would order nothing,
+// but creating and destroying one costs more than running the thread. Each fiber has a stack of its
+// own (fiber_stack_index), so no two fibers' locals ever share an address.
+constexpr unsigned kRaceFiberSets = 8;
+constexpr unsigned kMaxThreadsPerBlock = 1024;
+thread_local std::vector<void*> g_race_fibers[kRaceFiberSets];
+void* race_fiber(unsigned block_number, unsigned thread) {
+  auto& fibers = g_race_fibers[block_number % kRaceFiberSets];
+  while (fibers.size() <= thread) fibers.push_back(__tsan_create_fiber(0));
+  return fibers[thread];
+}
+size_t fiber_stack_index(unsigned block_number, unsigned thread) {
+  return size_t{block_number % kRaceFiberSets} * kMaxThreadsPerBlock + thread;
+}
+void race_release(void* sync) { __tsan_release(sync); }
+void race_acquire(void* sync) { __tsan_acquire(sync); }
+// Switches ThreadSanitizer's fiber with the emulator's, ordering nothing (the barriers do that).
+void race_switch_to(void* fiber) { __tsan_switch_to_fiber(fiber, 1 /* __tsan_switch_to_fiber_no_sync */); }
+// The emulator's own writes into fresh memory (NaN fills): under it, an allocation also forgets what
+// earlier owners of the addresses did, so a block's shared memory does not race with the last block's.
+struct RaceIgnore {
+  RaceIgnore() { __tsan_ignore_thread_begin(); }
+  ~RaceIgnore() { __tsan_ignore_thread_end(); }
+  RaceIgnore(const RaceIgnore&) = delete;
+  RaceIgnore& operator=(const RaceIgnore&) = delete;
+};
+#else
+size_t fiber_stack_index(unsigned, unsigned thread) { return thread; }
+void race_release(void*) {}
+void race_acquire(void*) {}
+struct RaceIgnore {
+  RaceIgnore() {}  // user-provided: a scope guard, not an unused variable
+  ~RaceIgnore() {}
+};
+#endif
+
 thread_local void* sched_sp = nullptr;
 thread_local Entry g_entry = nullptr;
 thread_local void* g_closure = nullptr;
@@ -110,10 +184,12 @@ namespace {
 
 void release_block_barrier(Block& b) {
   b.arrived = 0;
+  b.generation++;
   for (auto& f : *b.fibers) if (f.state == 1) f.state = 0;
 }
 void release_warp(Block& b, unsigned w) {
   (*b.warps)[w].arrived = 0;
+  (*b.warps)[w].generation++;
   g_released_warp = static_cast<int>(w);
   auto& fs = *b.fibers;
   for (unsigned i = w * 32; i < std::min<size_t>(fs.size(), w * 32 + 32); ++i) if (fs[i].state == 2) fs[i].state = 0;
@@ -121,6 +197,9 @@ void release_warp(Block& b, unsigned w) {
 
 void yield_to_scheduler() {
   Fiber* f = cur;
+#if EMU_RACE_CHECK
+  race_switch_to(g_scheduler_fiber);
+#endif
   emu_ctx_switch(&f->sp, sched_sp);
   cur = f;
 }
@@ -130,7 +209,13 @@ void yield_to_scheduler() {
 
 extern "C" void emu_fiber_main() {
   Fiber* f = cur;
+#if EMU_RACE_CHECK
+  race_acquire(&g_launch_sync->start);
+#endif
   g_entry(g_closure);
+#if EMU_RACE_CHECK
+  race_release(&g_launch_sync->end);
+#endif
   Block& b = *f->block;
   if (!f->async_copies.empty())
     warn(std::string("kernel ") + b.kernel_name + ": a thread exited with cp.async copies it never waited for");
@@ -143,6 +228,9 @@ extern "C" void emu_fiber_main() {
     warn(std::string("kernel ") + b.kernel_name + ": a lane exited while its warp waited in a warp collective");
     release_warp(b, f->linear / 32);
   }
+#if EMU_RACE_CHECK
+  race_switch_to(g_scheduler_fiber);
+#endif
   emu_ctx_switch(&f->sp, sched_sp);
   std::abort();
 }
@@ -158,13 +246,19 @@ void syncthreads(const char* file, unsigned line) {
          "; undefined on a GPU)");
   }
   // A warp's lanes must not be split between a warp collective and __syncthreads.
+  void* const sync = b.race != nullptr ? &b.race->block_barrier[b.generation % 2] : nullptr;
+  if (sync != nullptr) race_release(sync);
   b.arrived++;
-  if (b.arrived == b.live) { release_block_barrier(b); return; }
-  cur->state = 1;
-  yield_to_scheduler();
+  if (b.arrived == b.live) {
+    release_block_barrier(b);
+  } else {
+    cur->state = 1;
+    yield_to_scheduler();
+  }
+  if (sync != nullptr) race_acquire(sync);
 }
 
-void warp_sync(const char* what, unsigned mask) {
+void warp_sync(const char* what, unsigned mask, bool orders_memory) {
   Block& b = *cur->block;
   const unsigned wi = cur->linear / 32;
   Warp& w = (*b.warps)[wi];
@@ -172,10 +266,16 @@ void warp_sync(const char* what, unsigned mask) {
     warn(std::string("kernel ") + b.kernel_name + ": " + what + " with a full mask while the warp has " +
          std::to_string(w.live) + " live lanes (of " + std::to_string(w.exists) + "): undefined on a GPU");
   if (mask != 0xffffffffu) warn(std::string("kernel ") + b.kernel_name + ": " + what + " with a partial mask (emulated as the live lanes)");
+  void* const sync = orders_memory && b.race != nullptr ? &b.race->warp_barrier[wi][w.generation % 2] : nullptr;
+  if (sync != nullptr) race_release(sync);
   w.arrived++;
-  if (w.arrived == w.live) { release_warp(b, wi); return; }
-  cur->state = 2;
-  yield_to_scheduler();
+  if (w.arrived == w.live) {
+    release_warp(b, wi);
+  } else {
+    cur->state = 2;
+    yield_to_scheduler();
+  }
+  if (sync != nullptr) race_acquire(sync);
 }
 
 bool reverse_order() {
@@ -190,12 +290,27 @@ void device_trap(const char* what) {
 
 void set_launch_error(cudaError_t e) { g_last_error = e; }
 
-// Static __shared__ arrays are function-static thread_locals: the first thread of each block to pass the
-// declaration fills them with 0xFF (NaN), as uninitialised shared memory would hold garbage.
-thread_local std::set<void*>* g_fresh = nullptr;
-void fresh_shared(void* p, size_t bytes) {
-  if (g_fresh->insert(p).second) std::memset(p, 0xFF, bytes);
+// The first thread of a block to reach a static __shared__ declaration allocates the block's array and
+// fills it with 0xFF (NaN); the block's end frees it (free_static_shared).
+void* static_shared_bytes(const void* key, size_t bytes, size_t alignment) {
+  Block& b = *cur->block;
+  for (const auto& [declaration, p] : b.statics)
+    if (declaration == key) return p;
+  RaceIgnore ignore;
+  alignment = std::max<size_t>(alignment, 16);
+  void* p = std::aligned_alloc(alignment, (std::max<size_t>(bytes, 1) + alignment - 1) / alignment * alignment);
+  if (p == nullptr) { std::perror("aligned_alloc"); std::abort(); }
+  std::memset(p, 0xFF, bytes);
+  b.statics.emplace_back(key, p);
+  return p;
 }
+
+namespace {
+void free_static_shared(Block& b) {
+  for (const auto& entry : b.statics) std::free(entry.second);
+  b.statics.clear();
+}
+}  // namespace
 
 namespace {
 struct InFlight {
@@ -283,14 +398,8 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
   }
   const bool reverse = reverse_order();
   launch_counts()[name]++;
-  std::set<void*> fresh;
-  g_fresh = &fresh;
   const unsigned n = static_cast<unsigned>(nthreads);
   const unsigned nwarps = (n + 31) / 32;
-  std::vector<Fiber> fibers(n);
-  std::vector<Warp> warps(nwarps);
-  std::vector<unsigned char> shared_storage(smem + 256);
-  unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(shared_storage.data()) + 127) & ~uintptr_t{127});
   Fiber* const saved_cur = cur;
   void* const saved_sched = sched_sp;
   Entry const saved_entry = g_entry;
@@ -298,12 +407,29 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
   if (saved_cur != nullptr) { std::fprintf(stderr, "emu: kernel launch from device code\n"); std::abort(); }
   g_entry = entry;
   g_closure = closure;
+  // The host's own accesses while it runs the blocks are the emulator's, not the program's.
+  RaceIgnore ignore;
+  // Heap objects, as the per-block ones: freeing one ends ThreadSanitizer's sync objects at its addresses.
+  const auto launch_sync = std::make_unique<LaunchSync>();
+#if EMU_RACE_CHECK
+  g_scheduler_fiber = __tsan_get_current_fiber();
+  g_launch_sync = launch_sync.get();
+#endif
+  race_release(&launch_sync->start);
+  unsigned block_number = 0;  // in the order the blocks run (the race check's fiber sets)
   for (unsigned bz_ = 0; bz_ < grid.z; ++bz_)
     for (unsigned by_ = 0; by_ < grid.y; ++by_)
       for (unsigned bx_ = 0; bx_ < grid.x; ++bx_) {
         const unsigned bz = reverse ? grid.z - 1 - bz_ : bz_;
         const unsigned by = reverse ? grid.y - 1 - by_ : by_;
         const unsigned bx = reverse ? grid.x - 1 - bx_ : bx_;
+        // Everything a block's threads share is the block's own (freshly allocated), so that the race
+        // check sees no order between two blocks' accesses, as there is none on a GPU.
+        std::vector<Fiber> fibers(n);
+        std::vector<Warp> warps(nwarps);
+        std::vector<unsigned char> shared_storage(smem + 256);
+        unsigned char* shared =
+            reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(shared_storage.data()) + 127) & ~uintptr_t{127});
         Block b;
         b.idx = {bx, by, bz};
         b.dim = block;
@@ -316,7 +442,10 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
         b.warps = &warps;
         b.kernel_name = name;
         if (smem) std::memset(shared, 0xFF, smem);  // garbage: NaN in f32 and bf16
-        fresh.clear();
+#if EMU_RACE_CHECK
+        const auto race_sync = std::make_unique<RaceSync>();
+        b.race = race_sync.get();
+#endif
         for (unsigned w = 0; w < nwarps; ++w) {
           warps[w].exists = std::min(32u, n - 32 * w);
           warps[w].live = warps[w].exists;
@@ -328,12 +457,17 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
           f.tid = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
           f.state = 0;
           f.block = &b;
-          f.async_copies.clear();
-          f.async_groups = 0;
+          char* const stack = stack_at(fiber_stack_index(block_number, t));
 #if EMU_ASAN
-          __asan_unpoison_memory_region(stack_at(t), kStackBytes);
+          __asan_unpoison_memory_region(stack, kStackBytes);
 #endif
-          char* top = stack_at(t) + kStackBytes;
+#if EMU_RACE_CHECK
+          f.race_fiber = race_fiber(block_number, t);
+          const std::string fiber_name = std::string(name) + " block (" + std::to_string(bx) + "," +
+                                         std::to_string(by) + "," + std::to_string(bz) + ") thread " + std::to_string(t);
+          __tsan_set_fiber_name(f.race_fiber, fiber_name.c_str());
+#endif
+          char* top = stack + kStackBytes;
           auto* sp = reinterpret_cast<uint64_t*>(top - 16);
           sp[0] = reinterpret_cast<uint64_t>(&emu_fiber_main);  // return address slot (16-aligned)
           sp[1] = 0;
@@ -353,6 +487,9 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
             any = true;
             cur = &f;
             g_released_warp = -1;
+#if EMU_RACE_CHECK
+            race_switch_to(f.race_fiber);
+#endif
             emu_ctx_switch(&sched_sp, f.sp);
             cur = nullptr;
             if (f.state == 3) --remaining;
@@ -373,7 +510,13 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
             std::abort();
           }
         }
+        free_static_shared(b);
+        ++block_number;
       }
+  race_acquire(&launch_sync->end);
+#if EMU_RACE_CHECK
+  g_launch_sync = nullptr;
+#endif
   cur = saved_cur;
   sched_sp = saved_sched;
   g_entry = saved_entry;

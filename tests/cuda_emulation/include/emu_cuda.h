@@ -196,9 +196,40 @@ inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __saturatef(float x) { return x < 0.f ? 0.f : (x > 1.f ? 1.f : x); }
 
 // ---------------------------------------------------------------------------------------------
+// Race check (the `race` preset: ThreadSanitizer, EMU_RACE_CHECK=1). Each CUDA thread of a block runs
+// on a ThreadSanitizer fiber of its own, created for that block, and only what CUDA orders is ordered:
+// the launch before its threads, __syncthreads among a block's threads, __syncwarp among a warp's,
+// every thread before the host's next look at memory after the kernel. Nothing orders two blocks, or
+// two threads between barriers, so ThreadSanitizer reports their conflicting accesses as the races they
+// are on a GPU. Warp collectives (shuffles, mma.sync, ldmatrix) exchange registers, not memory: their
+// exchange slots are relaxed atomics and they order nothing, as CUDA promises no memory ordering there.
+#ifndef EMU_RACE_CHECK
+#define EMU_RACE_CHECK 0
+#endif
+namespace emu {
+template <class T>
+inline void exchange_store(T& slot, T value) {
+#if EMU_RACE_CHECK
+  __atomic_store_n(&slot, value, __ATOMIC_RELAXED);
+#else
+  slot = value;
+#endif
+}
+template <class T>
+inline T exchange_load(const T& slot) {
+#if EMU_RACE_CHECK
+  return __atomic_load_n(&slot, __ATOMIC_RELAXED);
+#else
+  return slot;
+#endif
+}
+}  // namespace emu
+
+// ---------------------------------------------------------------------------------------------
 // Device-side execution state
 namespace emu {
 struct Block;
+struct RaceSync;  // emulated_runtime.cpp: the race check's per-block synchronisation objects
 // A cp.async a thread issued and has not yet waited for (emu_async_copy.h).
 struct AsyncCopy {
   unsigned char* target;
@@ -222,11 +253,13 @@ struct Fiber {
   char* stack = nullptr;
   std::vector<AsyncCopy> async_copies;
   unsigned async_groups = 0;  // groups committed
+  void* race_fiber = nullptr;  // its ThreadSanitizer fiber (race check)
 };
 struct Warp {
   unsigned exists = 0;  // lanes present in the block
   unsigned live = 0;
   unsigned arrived = 0;
+  unsigned generation = 0;  // __syncwarp calls completed (the race check's two alternating sync objects)
   unsigned long long xchg[32];
   uint32_t mma_operands[32][6];  // each lane's a[4], b[2] of an mma.sync (emu_mma_sync.h)
 };
@@ -235,6 +268,7 @@ struct Block {
   dim3 dim, grid;
   unsigned nthreads = 0;
   unsigned live = 0, arrived = 0;
+  unsigned generation = 0;  // __syncthreads calls completed
   unsigned char* dyn_shared = nullptr;
   size_t dyn_bytes = 0;
   std::vector<Fiber>* fibers = nullptr;
@@ -243,11 +277,16 @@ struct Block {
   // Where the threads waiting at the block barrier called __syncthreads (all must be at one call).
   const char* barrier_file = nullptr;
   unsigned barrier_line = 0;
+  // Static __shared__ arrays (static_shared), by their declaration's key; freed when the block ends.
+  std::vector<std::pair<const void*, void*>> statics;
+  RaceSync* race = nullptr;
 };
 extern thread_local Fiber* cur;
 extern thread_local const dim3* cur_block_dim;
 void syncthreads(const char* file, unsigned line);
-void warp_sync(const char* what, unsigned mask);
+// A barrier of the warp's live lanes; `orders_memory`: __syncwarp, which orders the lanes' memory
+// accesses (the collectives do not).
+void warp_sync(const char* what, unsigned mask, bool orders_memory = false);
 void warp_issue(const char* what);
 [[noreturn]] void device_trap(const char* what);
 inline unsigned lane() { return cur->linear % 32; }
@@ -259,7 +298,14 @@ using Entry = void (*)(void* closure);
 cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                      Entry entry, void* closure);
 void set_launch_error(cudaError_t e);
-void fresh_shared(void* p, size_t bytes);
+// A static __shared__ array: the block's own, filled with NaN bytes when its first thread reaches the
+// declaration (`key` tells declarations apart), as uninitialised shared memory holds garbage.
+void* static_shared_bytes(const void* key, size_t bytes, size_t alignment);
+template <class T>
+inline T& static_shared(const void* key) {
+  static_assert(std::is_trivially_copyable_v<std::remove_all_extents_t<T>>, "__shared__ of a non-trivial type");
+  return *static_cast<T*>(static_shared_bytes(key, sizeof(T), alignof(T)));
+}
 void check_kernel_pointer(const char* kernel, int index, const void* p);
 // Emulated device memory: whether p, or [p, p + bytes), lies inside one allocation; the device p was
 // allocated on (-1: not device memory); the calling thread's current device.
@@ -296,7 +342,7 @@ inline void __syncthreads(const char* file = __builtin_FILE(), unsigned line = _
   emu::syncthreads(file, line);
 }
 inline int __syncthreads_or(int p) { (void)p; std::fprintf(stderr, "emu: __syncthreads_or unsupported\n"); std::abort(); }
-inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::warp_sync("__syncwarp", mask); }
+inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::warp_sync("__syncwarp", mask, true); }
 inline void __threadfence() {}
 inline void __threadfence_block() {}
 
@@ -308,9 +354,9 @@ inline T emu_shfl(unsigned mask, T v, int src_lane_of_mine, const char* what) {
   unsigned long long bits = 0;
   std::memcpy(&bits, &v, sizeof(T));
   emu::warp_sync(what, mask);  // everybody has finished any earlier exchange
-  w.xchg[lane] = bits;
+  emu::exchange_store(w.xchg[lane], bits);
   emu::warp_sync(what, mask);
-  const unsigned long long got = w.xchg[static_cast<unsigned>(src_lane_of_mine) & 31u];
+  const unsigned long long got = emu::exchange_load(w.xchg[static_cast<unsigned>(src_lane_of_mine) & 31u]);
   T r;
   std::memcpy(&r, &got, sizeof(T));
   return r;

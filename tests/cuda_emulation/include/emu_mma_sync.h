@@ -15,19 +15,20 @@ inline float emu_bf16_half(uint32_t pair, int high) { return __uint_as_float(hig
 
 // A[m][k] from the published registers: lane (m % 8)·4 + (k % 8)/2, register (m ≥ 8) + 2·(k ≥ 8).
 inline float emu_mma_a(const Warp& w, int m, int k) {
-  return emu_bf16_half(w.mma_operands[(m % 8) * 4 + (k % 8) / 2][(m >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0)], k % 2);
+  return emu_bf16_half(exchange_load(w.mma_operands[(m % 8) * 4 + (k % 8) / 2][(m >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0)]),
+                       k % 2);
 }
 // B[k][n]: lane n·4 + (k % 8)/2, register 4 + (k ≥ 8).
 inline float emu_mma_b(const Warp& w, int k, int n) {
-  return emu_bf16_half(w.mma_operands[n * 4 + (k % 8) / 2][4 + (k >= 8 ? 1 : 0)], k % 2);
+  return emu_bf16_half(exchange_load(w.mma_operands[n * 4 + (k % 8) / 2][4 + (k >= 8 ? 1 : 0)]), k % 2);
 }
 
 inline void mma_bf16_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   Warp& w = my_warp();
   const unsigned l = lane();
   warp_sync("mma.sync", 0xffffffffu);  // every lane has finished reading the previous product's operands
-  for (int i = 0; i < 4; ++i) w.mma_operands[l][i] = a[i];
-  for (int i = 0; i < 2; ++i) w.mma_operands[l][4 + i] = b[i];
+  for (int i = 0; i < 4; ++i) exchange_store(w.mma_operands[l][i], a[i]);
+  for (int i = 0; i < 2; ++i) exchange_store(w.mma_operands[l][4 + i], b[i]);
   warp_sync("mma.sync", 0xffffffffu);
   const int g = static_cast<int>(l / 4), t = static_cast<int>(l % 4);
   for (int i = 0; i < 4; ++i) {
@@ -48,12 +49,12 @@ void ldmatrix_x4(uint32_t (&d)[2][2], const __nv_bfloat16* row, Pick pick) {
   if (reinterpret_cast<uintptr_t>(row) % 16 != 0) warn("ldmatrix: a row address is not 16-byte aligned");
   if (is_device_pointer(row)) warn("ldmatrix: a row address is global memory, not shared");
   warp_sync("ldmatrix", 0xffffffffu);  // every lane has finished reading the previous load's addresses
-  w.xchg[l] = reinterpret_cast<uintptr_t>(row);
+  exchange_store(w.xchg[l], static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(row)));
   warp_sync("ldmatrix", 0xffffffffu);
   const unsigned g = l / 4, t = l % 4;
   for (unsigned m = 0; m < 4; ++m) {
     const __nv_bfloat16* block_rows[8];
-    for (unsigned r = 0; r < 8; ++r) block_rows[r] = reinterpret_cast<const __nv_bfloat16*>(w.xchg[8 * m + r]);
+    for (unsigned r = 0; r < 8; ++r) block_rows[r] = reinterpret_cast<const __nv_bfloat16*>(exchange_load(w.xchg[8 * m + r]));
     const auto [low, high] = pick(block_rows, g, t);
     d[m / 2][m % 2] =
         static_cast<uint32_t>(__bfloat16_as_ushort(low)) | (static_cast<uint32_t>(__bfloat16_as_ushort(high)) << 16);
