@@ -87,25 +87,43 @@ struct LaunchSync {
   char start, end;
 };
 
+// Each CUDA thread's stack.
+constexpr size_t kStackBytes = 256 * 1024;
+constexpr size_t kPage = 4096;
+
 #if EMU_RACE_CHECK
 thread_local void* g_scheduler_fiber = nullptr;
 thread_local LaunchSync* g_launch_sync = nullptr;
-// ThreadSanitizer fibers for the CUDA threads, in kRaceFiberSets sets used by blocks in turn. A fiber
-// orders everything it runs (program order), so two blocks run by one set would be ordered thread by
-// thread; with the sets in turn, only blocks a multiple of kRaceFiberSets apart are (blocks nearer each
-// other share no fiber, so their races are reported). A fiber of its own per block would order nothing,
-// but creating and destroying one costs more than running the thread. Each fiber has a stack of its
-// own (fiber_stack_index), so no two fibers' locals ever share an address.
+// ThreadSanitizer fibers for the CUDA threads, in sets used by blocks in turn. A fiber orders everything
+// it runs (program order), so two blocks run by one set would be ordered thread by thread; with the sets
+// in turn, only blocks a multiple of the number of sets apart are (blocks nearer each other share no
+// fiber, so their races are reported). A fiber of its own per block would order nothing, but creating
+// and destroying one costs more than running the thread. 8 sets for blocks of up to 256 threads, fewer
+// for larger blocks (4 at 512, 2 at 1024), so that at most 4096 fibers exist: each holds a few memory
+// mappings, and a process may have only about 65 000.
 constexpr unsigned kRaceFiberSets = 8;
 constexpr unsigned kMaxThreadsPerBlock = 1024;
+unsigned race_fiber_set(unsigned block_number, unsigned threads) {
+  const unsigned sets = std::clamp(2048u / threads, 2u, kRaceFiberSets);
+  return block_number % sets;
+}
 thread_local std::vector<void*> g_race_fibers[kRaceFiberSets];
-void* race_fiber(unsigned block_number, unsigned thread) {
-  auto& fibers = g_race_fibers[block_number % kRaceFiberSets];
+void* race_fiber(unsigned set, unsigned thread) {
+  auto& fibers = g_race_fibers[set];
   while (fibers.size() <= thread) fibers.push_back(__tsan_create_fiber(0));
   return fibers[thread];
 }
-size_t fiber_stack_index(unsigned block_number, unsigned thread) {
-  return size_t{block_number % kRaceFiberSets} * kMaxThreadsPerBlock + thread;
+// Each fiber has a stack of its own, so no two fibers' locals ever share an address: one mapping per
+// set, without guard pages (each would split the mapping in two).
+char* race_fiber_stack(unsigned set, unsigned thread) {
+  static char* regions[kRaceFiberSets] = {};
+  if (regions[set] == nullptr) {
+    void* p = mmap(nullptr, size_t{kMaxThreadsPerBlock} * kStackBytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) { std::perror("mmap"); std::abort(); }
+    regions[set] = static_cast<char*>(p);
+  }
+  return regions[set] + size_t{thread} * kStackBytes;
 }
 void race_release(void* sync) { __tsan_release(sync); }
 void race_acquire(void* sync) { __tsan_acquire(sync); }
@@ -120,7 +138,6 @@ struct RaceIgnore {
   RaceIgnore& operator=(const RaceIgnore&) = delete;
 };
 #else
-size_t fiber_stack_index(unsigned, unsigned thread) { return thread; }
 void race_release(void*) {}
 void race_acquire(void*) {}
 struct RaceIgnore {
@@ -148,8 +165,7 @@ int device_count() {
   return count;
 }
 bool valid_device(int device) { return device >= 0 && device < device_count(); }
-constexpr size_t kStackBytes = 256 * 1024;
-constexpr size_t kPage = 4096;
+#if !EMU_RACE_CHECK  // (the race check's stacks: race_fiber_stack)
 std::vector<char*> g_stacks;  // each kStackBytes + guard page below
 
 char* stack_at(size_t i) {
@@ -161,6 +177,7 @@ char* stack_at(size_t i) {
   }
   return g_stacks[i];
 }
+#endif
 
 }  // namespace
 
@@ -416,7 +433,7 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
   g_launch_sync = launch_sync.get();
 #endif
   race_release(&launch_sync->start);
-  unsigned block_number = 0;  // in the order the blocks run (the race check's fiber sets)
+  [[maybe_unused]] unsigned block_number = 0;  // in the order the blocks run (the race check's fiber sets)
   for (unsigned bz_ = 0; bz_ < grid.z; ++bz_)
     for (unsigned by_ = 0; by_ < grid.y; ++by_)
       for (unsigned bx_ = 0; bx_ < grid.x; ++bx_) {
@@ -457,15 +474,18 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
           f.tid = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
           f.state = 0;
           f.block = &b;
-          char* const stack = stack_at(fiber_stack_index(block_number, t));
-#if EMU_ASAN
-          __asan_unpoison_memory_region(stack, kStackBytes);
-#endif
 #if EMU_RACE_CHECK
-          f.race_fiber = race_fiber(block_number, t);
+          const unsigned set = race_fiber_set(block_number, n);
+          char* const stack = race_fiber_stack(set, t);
+          f.race_fiber = race_fiber(set, t);
           const std::string fiber_name = std::string(name) + " block (" + std::to_string(bx) + "," +
                                          std::to_string(by) + "," + std::to_string(bz) + ") thread " + std::to_string(t);
           __tsan_set_fiber_name(f.race_fiber, fiber_name.c_str());
+#else
+          char* const stack = stack_at(t);
+#endif
+#if EMU_ASAN
+          __asan_unpoison_memory_region(stack, kStackBytes);
 #endif
           char* top = stack + kStackBytes;
           auto* sp = reinterpret_cast<uint64_t*>(top - 16);
