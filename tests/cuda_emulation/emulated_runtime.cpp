@@ -445,8 +445,8 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
         std::vector<Fiber> fibers(n);
         std::vector<Warp> warps(nwarps);
         std::vector<unsigned char> shared_storage(smem + 256);
-        unsigned char* shared =
-            reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(shared_storage.data()) + 127) & ~uintptr_t{127});
+        const uintptr_t shared_start = (reinterpret_cast<uintptr_t>(shared_storage.data()) + 127) & ~uintptr_t{127};
+        unsigned char* shared = reinterpret_cast<unsigned char*>(shared_start);
         Block b;
         b.idx = {bx, by, bz};
         b.dim = block;
@@ -479,7 +479,8 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
           char* const stack = race_fiber_stack(set, t);
           f.race_fiber = race_fiber(set, t);
           const std::string fiber_name = std::string(name) + " block (" + std::to_string(bx) + "," +
-                                         std::to_string(by) + "," + std::to_string(bz) + ") thread " + std::to_string(t);
+                                         std::to_string(by) + "," + std::to_string(bz) + ") thread " +
+                                         std::to_string(t);
           __tsan_set_fiber_name(f.race_fiber, fiber_name.c_str());
 #else
           char* const stack = stack_at(t);

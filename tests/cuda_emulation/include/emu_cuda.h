@@ -196,8 +196,9 @@ inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline float __saturatef(float x) { return x < 0.f ? 0.f : (x > 1.f ? 1.f : x); }
 
 // ---------------------------------------------------------------------------------------------
-// Race check (the `race` preset: ThreadSanitizer, EMU_RACE_CHECK=1). Each CUDA thread of a block runs
-// on a ThreadSanitizer fiber of its own, created for that block, and only what CUDA orders is ordered:
+// Race check (the `race` preset: ThreadSanitizer, EMU_RACE_CHECK=1). Each CUDA thread runs on a
+// ThreadSanitizer fiber (blocks take turns over sets of them: emulated_runtime.cpp), and only what CUDA
+// orders is ordered:
 // the launch before its threads, __syncthreads among a block's threads, __syncwarp among a warp's,
 // every thread before the host's next look at memory after the kernel. Nothing orders two blocks, or
 // two threads between barriers, so ThreadSanitizer reports their conflicting accesses as the races they

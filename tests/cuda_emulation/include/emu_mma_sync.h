@@ -54,7 +54,8 @@ void ldmatrix_x4(uint32_t (&d)[2][2], const __nv_bfloat16* row, Pick pick) {
   const unsigned g = l / 4, t = l % 4;
   for (unsigned m = 0; m < 4; ++m) {
     const __nv_bfloat16* block_rows[8];
-    for (unsigned r = 0; r < 8; ++r) block_rows[r] = reinterpret_cast<const __nv_bfloat16*>(exchange_load(w.xchg[8 * m + r]));
+    for (unsigned r = 0; r < 8; ++r)
+      block_rows[r] = reinterpret_cast<const __nv_bfloat16*>(exchange_load(w.xchg[8 * m + r]));
     const auto [low, high] = pick(block_rows, g, t);
     d[m / 2][m % 2] =
         static_cast<uint32_t>(__bfloat16_as_ushort(low)) | (static_cast<uint32_t>(__bfloat16_as_ushort(high)) << 16);
