@@ -91,9 +91,11 @@ struct LaunchSync {
 constexpr size_t kStackBytes = 256 * 1024;
 constexpr size_t kPage = 4096;
 
-#if EMU_RACE_CHECK
+// The scheduler's ThreadSanitizer fiber and the running launch's sync objects (race check).
 thread_local void* g_scheduler_fiber = nullptr;
 thread_local LaunchSync* g_launch_sync = nullptr;
+
+#if EMU_RACE_CHECK
 // ThreadSanitizer fibers for the CUDA threads, in sets used by blocks in turn. A fiber orders everything
 // it runs (program order), so two blocks run by one set would be ordered thread by thread; with the sets
 // in turn, only blocks a multiple of the number of sets apart are (blocks nearer each other share no
@@ -116,7 +118,7 @@ void* race_fiber(unsigned set, unsigned thread) {
 // Each fiber has a stack of its own, so no two fibers' locals ever share an address: one mapping per
 // set, without guard pages (each would split the mapping in two).
 char* race_fiber_stack(unsigned set, unsigned thread) {
-  static char* regions[kRaceFiberSets] = {};
+  thread_local char* regions[kRaceFiberSets] = {};  // as the fibers: per host thread
   if (regions[set] == nullptr) {
     void* p = mmap(nullptr, size_t{kMaxThreadsPerBlock} * kStackBytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -129,6 +131,8 @@ void race_release(void* sync) { __tsan_release(sync); }
 void race_acquire(void* sync) { __tsan_acquire(sync); }
 // Switches ThreadSanitizer's fiber with the emulator's, ordering nothing (the barriers do that).
 void race_switch_to(void* fiber) { __tsan_switch_to_fiber(fiber, 1 /* __tsan_switch_to_fiber_no_sync */); }
+void* race_current_fiber() { return __tsan_get_current_fiber(); }
+std::unique_ptr<RaceSync> race_sync_for_block() { return std::make_unique<RaceSync>(); }
 // The emulator's own writes into fresh memory (NaN fills): under it, an allocation also forgets what
 // earlier owners of the addresses did, so a block's shared memory does not race with the last block's.
 struct RaceIgnore {
@@ -140,6 +144,9 @@ struct RaceIgnore {
 #else
 void race_release(void*) {}
 void race_acquire(void*) {}
+void race_switch_to(void*) {}
+void* race_current_fiber() { return nullptr; }
+std::unique_ptr<RaceSync> race_sync_for_block() { return nullptr; }
 struct RaceIgnore {
   RaceIgnore() {}  // user-provided: a scope guard, not an unused variable
   ~RaceIgnore() {}
@@ -214,9 +221,7 @@ void release_warp(Block& b, unsigned w) {
 
 void yield_to_scheduler() {
   Fiber* f = cur;
-#if EMU_RACE_CHECK
   race_switch_to(g_scheduler_fiber);
-#endif
   emu_ctx_switch(&f->sp, sched_sp);
   cur = f;
 }
@@ -226,13 +231,9 @@ void yield_to_scheduler() {
 
 extern "C" void emu_fiber_main() {
   Fiber* f = cur;
-#if EMU_RACE_CHECK
   race_acquire(&g_launch_sync->start);
-#endif
   g_entry(g_closure);
-#if EMU_RACE_CHECK
   race_release(&g_launch_sync->end);
-#endif
   Block& b = *f->block;
   if (!f->async_copies.empty())
     warn(std::string("kernel ") + b.kernel_name + ": a thread exited with cp.async copies it never waited for");
@@ -245,9 +246,7 @@ extern "C" void emu_fiber_main() {
     warn(std::string("kernel ") + b.kernel_name + ": a lane exited while its warp waited in a warp collective");
     release_warp(b, f->linear / 32);
   }
-#if EMU_RACE_CHECK
   race_switch_to(g_scheduler_fiber);
-#endif
   emu_ctx_switch(&f->sp, sched_sp);
   std::abort();
 }
@@ -428,10 +427,8 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
   RaceIgnore ignore;
   // Heap objects, as the per-block ones: freeing one ends ThreadSanitizer's sync objects at its addresses.
   const auto launch_sync = std::make_unique<LaunchSync>();
-#if EMU_RACE_CHECK
-  g_scheduler_fiber = __tsan_get_current_fiber();
+  g_scheduler_fiber = race_current_fiber();
   g_launch_sync = launch_sync.get();
-#endif
   race_release(&launch_sync->start);
   [[maybe_unused]] unsigned block_number = 0;  // in the order the blocks run (the race check's fiber sets)
   for (unsigned bz_ = 0; bz_ < grid.z; ++bz_)
@@ -444,7 +441,7 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
         // check sees no order between two blocks' accesses, as there is none on a GPU.
         std::vector<Fiber> fibers(n);
         std::vector<Warp> warps(nwarps);
-        std::vector<unsigned char> shared_storage(smem + 256);
+        std::vector<unsigned char> shared_storage(smem + 256, 0xFF);  // garbage: NaN in f32 and bf16
         const uintptr_t shared_start = (reinterpret_cast<uintptr_t>(shared_storage.data()) + 127) & ~uintptr_t{127};
         unsigned char* shared = reinterpret_cast<unsigned char*>(shared_start);
         Block b;
@@ -458,11 +455,8 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
         b.fibers = &fibers;
         b.warps = &warps;
         b.kernel_name = name;
-        if (smem) std::memset(shared, 0xFF, smem);  // garbage: NaN in f32 and bf16
-#if EMU_RACE_CHECK
-        const auto race_sync = std::make_unique<RaceSync>();
+        const auto race_sync = race_sync_for_block();
         b.race = race_sync.get();
-#endif
         for (unsigned w = 0; w < nwarps; ++w) {
           warps[w].exists = std::min(32u, n - 32 * w);
           warps[w].live = warps[w].exists;
@@ -508,9 +502,7 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
             any = true;
             cur = &f;
             g_released_warp = -1;
-#if EMU_RACE_CHECK
             race_switch_to(f.race_fiber);
-#endif
             emu_ctx_switch(&sched_sp, f.sp);
             cur = nullptr;
             if (f.state == 3) --remaining;
@@ -535,9 +527,7 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
         ++block_number;
       }
   race_acquire(&launch_sync->end);
-#if EMU_RACE_CHECK
   g_launch_sync = nullptr;
-#endif
   cur = saved_cur;
   sched_sp = saved_sched;
   g_entry = saved_entry;
