@@ -100,6 +100,35 @@ ncclResult_t check_mpi(int status, const char* call) {
   return failure(ncclSystemError, std::string(call) + " failed: " + std::string(text, length));
 }
 
+// The queues' threads make their MPI calls one at a time, and never block inside MPI: an operation is
+// started and then polled with MPI_Testall, each call under one lock. Open MPI's progress engine lets a
+// thread inside MPI finish any thread's request, copying bytes into the other's buffer; the owner learns
+// of it through Open MPI's own atomics, which ThreadSanitizer cannot see (the race check would report a
+// race between a transfer of one stream and the kernels after another stream's). Under the lock, the
+// copy happens inside some locked call and the owner sees its request done in a later one. Polling, not
+// a blocking call under the lock: two ranks' threads may wait for each other's transfers in any order.
+std::mutex g_mpi_calls;
+
+// `start` posts the operation's requests; runs it to completion.
+template <class Start>
+ncclResult_t run_mpi(const char* call, Start start) {
+  std::vector<MPI_Request> requests;
+  {
+    std::lock_guard<std::mutex> lock(g_mpi_calls);
+    if (auto r = check_mpi(start(requests), call); r != ncclSuccess) return r;
+  }
+  for (;;) {
+    int done = 0;
+    {
+      std::lock_guard<std::mutex> lock(g_mpi_calls);
+      const int status = MPI_Testall(static_cast<int>(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE);
+      if (auto r = check_mpi(status, call); r != ncclSuccess) return r;
+    }
+    if (done) return ncclSuccess;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
 float bf16_to_float(uint16_t bits) {
   const uint32_t widened = uint32_t{bits} << 16;
   float value;
@@ -220,24 +249,19 @@ thread_local int g_group_depth = 0;
 thread_local std::vector<PeerTransfer> g_group;
 
 ncclResult_t run_transfers(const std::vector<PeerTransfer>& transfers) {
-  std::vector<MPI_Request> requests(transfers.size(), MPI_REQUEST_NULL);
-  // Receives first, so that every send finds its receive posted.
-  for (size_t i = 0; i < transfers.size(); ++i) {
-    const PeerTransfer& t = transfers[i];
-    if (t.send) continue;
-    if (auto r = check_mpi(MPI_Irecv(t.data, t.count, MPI_BYTE, t.peer, 0, t.comm->mpi, &requests[i]), "MPI_Irecv");
-        r != ncclSuccess)
-      return r;
-  }
-  for (size_t i = 0; i < transfers.size(); ++i) {
-    const PeerTransfer& t = transfers[i];
-    if (!t.send) continue;
-    if (auto r = check_mpi(MPI_Isend(t.data, t.count, MPI_BYTE, t.peer, 0, t.comm->mpi, &requests[i]), "MPI_Isend");
-        r != ncclSuccess)
-      return r;
-  }
-  return check_mpi(MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
-                   "MPI_Waitall");
+  return run_mpi("MPI_Irecv/MPI_Isend", [&](std::vector<MPI_Request>& requests) {
+    requests.assign(transfers.size(), MPI_REQUEST_NULL);
+    // Receives first, so that every send finds its receive posted.
+    for (int pass = 0; pass < 2; ++pass)
+      for (size_t i = 0; i < transfers.size(); ++i) {
+        const PeerTransfer& t = transfers[i];
+        if (t.send != (pass == 1)) continue;
+        const int status = t.send ? MPI_Isend(t.data, t.count, MPI_BYTE, t.peer, 0, t.comm->mpi, &requests[i])
+                                  : MPI_Irecv(t.data, t.count, MPI_BYTE, t.peer, 0, t.comm->mpi, &requests[i]);
+        if (status != MPI_SUCCESS) return status;
+      }
+    return MPI_SUCCESS;
+  });
 }
 
 ncclResult_t peer_transfer(bool send, const void* data, size_t count, ncclDataType_t type, int peer, ncclComm_t comm,
@@ -391,8 +415,12 @@ ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, n
     std::vector<float> reduced_floats(datatype == ncclBfloat16 ? count : 0);
     void* reduced = datatype == ncclBfloat16 ? static_cast<void*>(reduced_floats.data()) : recvbuff;
     const void* source = in.data == reduced ? MPI_IN_PLACE : in.data;
-    if (auto r = check_mpi(MPI_Allreduce(source, reduced, to_int_count(count), type, mpi_op, comm->mpi),
-                           "MPI_Allreduce");
+    if (auto r = run_mpi("MPI_Iallreduce",
+                         [&](std::vector<MPI_Request>& requests) {
+                           requests.assign(1, MPI_REQUEST_NULL);
+                           return MPI_Iallreduce(source, reduced, to_int_count(count), type, mpi_op, comm->mpi,
+                                                 &requests[0]);
+                         });
         r != ncclSuccess)
       return r;
     narrow(recvbuff, reduced, count, datatype, op, comm->size);
@@ -419,9 +447,12 @@ ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
     Widened in = widen(copy.data(), total, datatype);
     std::vector<unsigned char> reduced(recvcount *
                                        (datatype == ncclBfloat16 ? sizeof(float) : element_bytes(datatype)));
-    if (auto r = check_mpi(MPI_Reduce_scatter_block(in.data, reduced.data(), to_int_count(recvcount), type, mpi_op,
-                                                    comm->mpi),
-                           "MPI_Reduce_scatter_block");
+    if (auto r = run_mpi("MPI_Ireduce_scatter_block",
+                         [&](std::vector<MPI_Request>& requests) {
+                           requests.assign(1, MPI_REQUEST_NULL);
+                           return MPI_Ireduce_scatter_block(in.data, reduced.data(), to_int_count(recvcount), type,
+                                                            mpi_op, comm->mpi, &requests[0]);
+                         });
         r != ncclSuccess)
       return r;
     narrow(recvbuff, reduced.data(), recvcount, datatype, op, comm->size);
@@ -441,9 +472,11 @@ ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
     // sendbuff may lie inside recvbuff (in place), which MPI does not allow: gather from a copy.
     const std::vector<unsigned char> copy(static_cast<const unsigned char*>(sendbuff),
                                           static_cast<const unsigned char*>(sendbuff) + bytes);
-    return check_mpi(MPI_Allgather(copy.data(), to_int_count(bytes), MPI_BYTE, recvbuff, to_int_count(bytes),
-                                   MPI_BYTE, comm->mpi),
-                     "MPI_Allgather");
+    return run_mpi("MPI_Iallgather", [&](std::vector<MPI_Request>& requests) {
+      requests.assign(1, MPI_REQUEST_NULL);
+      return MPI_Iallgather(copy.data(), to_int_count(bytes), MPI_BYTE, recvbuff, to_int_count(bytes), MPI_BYTE,
+                            comm->mpi, &requests[0]);
+    });
   });
 }
 
@@ -461,7 +494,10 @@ ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, n
   if (bytes == 0) return ncclSuccess;
   return enqueue(comm, stream, call, {{recvbuff, bytes}}, [=] {
     if (comm->rank == root && sendbuff != recvbuff) std::memmove(recvbuff, sendbuff, bytes);
-    return check_mpi(MPI_Bcast(recvbuff, to_int_count(bytes), MPI_BYTE, root, comm->mpi), "MPI_Bcast");
+    return run_mpi("MPI_Ibcast", [&](std::vector<MPI_Request>& requests) {
+      requests.assign(1, MPI_REQUEST_NULL);
+      return MPI_Ibcast(recvbuff, to_int_count(bytes), MPI_BYTE, root, comm->mpi, &requests[0]);
+    });
   });
 }
 

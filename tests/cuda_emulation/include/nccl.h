@@ -1,8 +1,8 @@
 #pragma once
 // Host emulation of the NCCL API Meridian uses (parallel/comm/nccl_communicator.cpp), over MPI:
 // emulated device memory is host memory, so a collective is the MPI collective on the same pointers.
-// Work is synchronous like the rest of the emulator: a call returns when its transfer is done, which is
-// what the stream order of NCCL promises to the next operation on the comm stream. Grouped sends and
+// As NCCL's, a call returns at once and its transfer runs in the stream's order, on the thread of the
+// stream's queue (emu::enqueue); events recorded after it complete when it is done. Grouped sends and
 // receives start together at ncclGroupEnd, as NCCL's do. Values and names follow nccl.h.
 #include <cstddef>
 
