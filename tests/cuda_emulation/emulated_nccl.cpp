@@ -109,13 +109,13 @@ ncclResult_t check_mpi(int status, const char* call) {
 // a blocking call under the lock: two ranks' threads may wait for each other's transfers in any order.
 std::mutex g_mpi_calls;
 
-// `start` posts the operation's requests; runs it to completion.
+// Runs an operation of `count` requests to completion; `start(requests)` posts them and returns MPI's status.
 template <class Start>
-ncclResult_t run_mpi(const char* call, Start start) {
-  std::vector<MPI_Request> requests;
+ncclResult_t run_mpi(const char* call, size_t count, Start start) {
+  std::vector<MPI_Request> requests(count, MPI_REQUEST_NULL);
   {
     std::lock_guard<std::mutex> lock(g_mpi_calls);
-    if (auto r = check_mpi(start(requests), call); r != ncclSuccess) return r;
+    if (auto r = check_mpi(start(requests.data()), call); r != ncclSuccess) return r;
   }
   for (;;) {
     int done = 0;
@@ -249,8 +249,7 @@ thread_local int g_group_depth = 0;
 thread_local std::vector<PeerTransfer> g_group;
 
 ncclResult_t run_transfers(const std::vector<PeerTransfer>& transfers) {
-  return run_mpi("MPI_Irecv/MPI_Isend", [&](std::vector<MPI_Request>& requests) {
-    requests.assign(transfers.size(), MPI_REQUEST_NULL);
+  return run_mpi("MPI_Irecv/MPI_Isend", transfers.size(), [&](MPI_Request* requests) {
     // Receives first, so that every send finds its receive posted.
     for (int pass = 0; pass < 2; ++pass)
       for (size_t i = 0; i < transfers.size(); ++i) {
@@ -415,11 +414,10 @@ ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, n
     std::vector<float> reduced_floats(datatype == ncclBfloat16 ? count : 0);
     void* reduced = datatype == ncclBfloat16 ? static_cast<void*>(reduced_floats.data()) : recvbuff;
     const void* source = in.data == reduced ? MPI_IN_PLACE : in.data;
-    if (auto r = run_mpi("MPI_Iallreduce",
-                         [&](std::vector<MPI_Request>& requests) {
-                           requests.assign(1, MPI_REQUEST_NULL);
+    if (auto r = run_mpi("MPI_Iallreduce", 1,
+                         [&](MPI_Request* request) {
                            return MPI_Iallreduce(source, reduced, to_int_count(count), type, mpi_op, comm->mpi,
-                                                 &requests[0]);
+                                                 request);
                          });
         r != ncclSuccess)
       return r;
@@ -447,11 +445,10 @@ ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
     Widened in = widen(copy.data(), total, datatype);
     std::vector<unsigned char> reduced(recvcount *
                                        (datatype == ncclBfloat16 ? sizeof(float) : element_bytes(datatype)));
-    if (auto r = run_mpi("MPI_Ireduce_scatter_block",
-                         [&](std::vector<MPI_Request>& requests) {
-                           requests.assign(1, MPI_REQUEST_NULL);
+    if (auto r = run_mpi("MPI_Ireduce_scatter_block", 1,
+                         [&](MPI_Request* request) {
                            return MPI_Ireduce_scatter_block(in.data, reduced.data(), to_int_count(recvcount), type,
-                                                            mpi_op, comm->mpi, &requests[0]);
+                                                            mpi_op, comm->mpi, request);
                          });
         r != ncclSuccess)
       return r;
@@ -472,10 +469,9 @@ ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
     // sendbuff may lie inside recvbuff (in place), which MPI does not allow: gather from a copy.
     const std::vector<unsigned char> copy(static_cast<const unsigned char*>(sendbuff),
                                           static_cast<const unsigned char*>(sendbuff) + bytes);
-    return run_mpi("MPI_Iallgather", [&](std::vector<MPI_Request>& requests) {
-      requests.assign(1, MPI_REQUEST_NULL);
+    return run_mpi("MPI_Iallgather", 1, [&](MPI_Request* request) {
       return MPI_Iallgather(copy.data(), to_int_count(bytes), MPI_BYTE, recvbuff, to_int_count(bytes), MPI_BYTE,
-                            comm->mpi, &requests[0]);
+                            comm->mpi, request);
     });
   });
 }
@@ -494,9 +490,8 @@ ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, n
   if (bytes == 0) return ncclSuccess;
   return enqueue(comm, stream, call, {{recvbuff, bytes}}, [=] {
     if (comm->rank == root && sendbuff != recvbuff) std::memmove(recvbuff, sendbuff, bytes);
-    return run_mpi("MPI_Ibcast", [&](std::vector<MPI_Request>& requests) {
-      requests.assign(1, MPI_REQUEST_NULL);
-      return MPI_Ibcast(recvbuff, to_int_count(bytes), MPI_BYTE, root, comm->mpi, &requests[0]);
+    return run_mpi("MPI_Ibcast", 1, [&](MPI_Request* request) {
+      return MPI_Ibcast(recvbuff, to_int_count(bytes), MPI_BYTE, root, comm->mpi, request);
     });
   });
 }
