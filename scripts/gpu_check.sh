@@ -29,7 +29,10 @@ bundle=build-gpu/bundle
 if [ -f build-gpu/carry/bundle.tar.xz ]; then
   rm -rf "$bundle" && tar -C build-gpu -xJf build-gpu/carry/bundle.tar.xz
 fi
-[ -x "$bundle/bin/cuda_tests" ] || { echo "no $bundle: run scripts/gpu_bundle.sh first and carry build-gpu/carry"; exit 2; }
+if [ ! -x "$bundle/bin/cuda_tests" ]; then
+  echo "no $bundle: run scripts/gpu_bundle.sh first and carry build-gpu/carry"
+  exit 2
+fi
 
 # The image ships CUDA's libraries as Python packages (nvidia-cublas, nvidia-cuda-runtime, nvidia-nccl-cu13)
 # and/or under /usr/local/cuda*; take the first folder that holds each library.
@@ -61,13 +64,25 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 ldd "$bundle"/bin/* | grep -E "not found" && { echo "missing libraries (above)"; exit 2; }
 
 failed=0
+# run_logged LIMIT FILE COMMAND...: runs COMMAND under a time limit into $out/FILE, prints its exit status
+# and its output, and marks the check failed when the status is not 0.
+run_logged() {
+  local limit=$1 file=$2
+  shift 2
+  timeout "$limit" "$@" > "$out/$file" 2>&1
+  local status=$?
+  echo "$(basename "$1")${2:+ ${*:2}} exit $status (output: $file)"
+  cat "$out/$file"
+  [ $status -eq 0 ] || failed=1
+}
 for stage in "${stages[@]}"; do
   case "$stage" in
     tests)
       # One process per test suite, each under a time limit: a crash or a hung kernel costs its own
       # suite, not the report of every suite after it.
       : > "$out/cuda_tests.txt"
-      suites=$("$bundle/bin/cuda_tests" --gtest_list_tests | grep -E '^[A-Za-z]' | sed 's/\.$//')
+      # Suite lines are the unindented ones ending in '.' (gtest_main's "Running main() from …" is not one).
+      suites=$("$bundle/bin/cuda_tests" --gtest_list_tests | grep -E '^[A-Za-z0-9_/]+\.$' | sed 's/\.$//')
       for suite in $suites; do
         timeout 300 "$bundle/bin/cuda_tests" --gtest_filter="$suite.*" >> "$out/cuda_tests.txt" 2>&1
         status=$?
@@ -76,7 +91,8 @@ for stage in "${stages[@]}"; do
       done
       count() { grep -cE "^\[ +$1 +\] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \(" "$out/cuda_tests.txt"; }
       grep -E "^\[  FAILED  \] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \(" "$out/cuda_tests.txt" | tail -40
-      echo "cuda_tests: $(count OK) passed, $(count FAILED) failed, $(count SKIPPED) skipped (full output: cuda_tests.txt)"
+      echo "cuda_tests: $(count OK) passed, $(count FAILED) failed, $(count SKIPPED) skipped" \
+           "(full output: cuda_tests.txt)"
       ;;
     trainer)
       {
@@ -93,17 +109,12 @@ for stage in "${stages[@]}"; do
       grep -E "exit [^0]" "$out/trainer.txt" > /dev/null && failed=1
       ;;
     bench)
-      timeout 120 "$bundle/bin/gpu_kernel_bench" > "$out/gpu_kernel_bench.txt" 2>&1
-      echo "gpu_kernel_bench exit $? (output: gpu_kernel_bench.txt)"
-      cat "$out/gpu_kernel_bench.txt"
-      timeout 300 "$bundle/bin/gpu_train_bench" ${MERIDIAN_GPU_BENCH_ARGS:-} > "$out/gpu_train_bench.txt" 2>&1
-      echo "gpu_train_bench exit $? (output: gpu_train_bench.txt)"
-      cat "$out/gpu_train_bench.txt"
+      run_logged 120 gpu_kernel_bench.txt "$bundle/bin/gpu_kernel_bench"
+      # shellcheck disable=SC2086  # the extra arguments are words
+      run_logged 300 gpu_train_bench.txt "$bundle/bin/gpu_train_bench" ${MERIDIAN_GPU_BENCH_ARGS:-}
       # The same model with the batched-product attention (T×T probabilities saved), to compare.
-      timeout 150 "$bundle/bin/gpu_train_bench" --attention batched_matmul --batches 16 --profile-steps 1 \
-        > "$out/gpu_train_bench_batched_matmul.txt" 2>&1
-      echo "gpu_train_bench --attention batched_matmul exit $? (output: gpu_train_bench_batched_matmul.txt)"
-      cat "$out/gpu_train_bench_batched_matmul.txt"
+      run_logged 150 gpu_train_bench_batched_matmul.txt "$bundle/bin/gpu_train_bench" --attention batched_matmul \
+        --batches 16 --profile-steps 1
       ;;
     compare)
       {
