@@ -81,8 +81,9 @@ for stage in "${stages[@]}"; do
       # One process per test suite, each under a time limit: a crash or a hung kernel costs its own
       # suite, not the report of every suite after it.
       : > "$out/cuda_tests.txt"
-      # Suite lines are the unindented ones ending in '.' (gtest_main's "Running main() from …" is not one).
-      suites=$("$bundle/bin/cuda_tests" --gtest_list_tests | grep -E '^[A-Za-z0-9_/]+\.$' | sed 's/\.$//')
+      # Suite lines start with the suite's name and a '.' (a typed suite's go on with "# TypeParam = …");
+      # gtest_main's "Running main() from …" is not one.
+      suites=$("$bundle/bin/cuda_tests" --gtest_list_tests | grep -oE '^[A-Za-z0-9_/]+\.' | sed 's/\.$//')
       for suite in $suites; do
         timeout 300 "$bundle/bin/cuda_tests" --gtest_filter="$suite.*" >> "$out/cuda_tests.txt" 2>&1
         status=$?
