@@ -19,7 +19,7 @@
 #
 # The last lines printed are each stage's summary. Exit status: non-zero if any stage failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 out="${OUT:-/tmp/meridian-gpu-check}"
 mkdir -p "$out"
 stages=("$@")
@@ -64,31 +64,30 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 ldd "$bundle"/bin/* | grep -E "not found" && { echo "missing libraries (above)"; exit 2; }
 
 failed=0
-# run_logged LIMIT FILE COMMAND...: runs COMMAND under a time limit into $out/FILE, prints its exit status
-# and its output, and marks the check failed when the status is not 0.
-run_logged() {
+# run_step LIMIT FILE COMMAND...: runs COMMAND under a time limit, appending its output and then a line
+# "<command> exit <status>" to $out/FILE; prints that line, and marks the check failed when the status is
+# not 0. Every stage runs its commands through it, so a failure is read from the exit status, not the text.
+run_step() {
   local limit=$1 file=$2
   shift 2
-  timeout "$limit" "$@" > "$out/$file" 2>&1
+  timeout "$limit" "$@" >> "$out/$file" 2>&1
   local status=$?
-  echo "$(basename "$1")${2:+ ${*:2}} exit $status (output: $file)"
-  cat "$out/$file"
+  echo "$(basename "$1")${2:+ ${*:2}} exit $status" | tee -a "$out/$file"
   [ $status -eq 0 ] || failed=1
 }
+# fresh FILE...: empties $out/FILE, so that a second run of a stage does not append to the first's output.
+fresh() { local file; for file in "$@"; do : > "$out/$file"; done; }
 for stage in "${stages[@]}"; do
   case "$stage" in
     tests)
       # One process per test suite, each under a time limit: a crash or a hung kernel costs its own
       # suite, not the report of every suite after it.
-      : > "$out/cuda_tests.txt"
+      fresh cuda_tests.txt
       # Suite lines start with the suite's name and a '.' (a typed suite's go on with "# TypeParam = …");
       # gtest_main's "Running main() from …" is not one.
       suites=$("$bundle/bin/cuda_tests" --gtest_list_tests | grep -oE '^[A-Za-z0-9_/]+\.' | sed 's/\.$//')
       for suite in $suites; do
-        timeout 300 "$bundle/bin/cuda_tests" --gtest_filter="$suite.*" >> "$out/cuda_tests.txt" 2>&1
-        status=$?
-        echo "suite $suite exit $status" | tee -a "$out/cuda_tests.txt"
-        [ $status -eq 0 ] || failed=1
+        run_step 300 cuda_tests.txt "$bundle/bin/cuda_tests" --gtest_filter="$suite.*"
       done
       count() { grep -cE "^\[ +$1 +\] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \(" "$out/cuda_tests.txt"; }
       grep -E "^\[  FAILED  \] [A-Za-z0-9_]+\.[A-Za-z0-9_/]+ \(" "$out/cuda_tests.txt" | tail -40
@@ -96,37 +95,32 @@ for stage in "${stages[@]}"; do
            "(full output: cuda_tests.txt)"
       ;;
     trainer)
-      {
-        for case in matches_cpu bf16_matches_cpu; do
-          OMP_NUM_THREADS=4 timeout 240 python3 tests/examples/trainer_cuda.py --trainer "$bundle/bin/train_gpt2" \
-            --mpiexec none --work-dir "/tmp/meridian-trainer-$case" --case "$case"
-          echo "trainer_cuda $case exit $?"
-        done
-        timeout 240 "$bundle/bin/train_gpt2" --device cuda --dtype bf16 --model gpt2-124m --batch 16 \
-          --seq-len 1024 --steps 20
-        echo "train_gpt2 gpt2-124m bf16 exit $?"
-      } > "$out/trainer.txt" 2>&1
-      grep -E "exit|FAIL|step +(1|20)/|tokens/s" "$out/trainer.txt" | tail -20
-      grep -E "exit [^0]" "$out/trainer.txt" > /dev/null && failed=1
+      fresh trainer.txt
+      for case in matches_cpu bf16_matches_cpu; do
+        run_step 240 trainer.txt env OMP_NUM_THREADS=4 python3 tests/examples/trainer_cuda.py \
+          --trainer "$bundle/bin/train_gpt2" --mpiexec none --work-dir "/tmp/meridian-trainer-$case" --case "$case"
+      done
+      run_step 240 trainer.txt "$bundle/bin/train_gpt2" --device cuda --dtype bf16 --model gpt2-124m --batch 16 \
+        --seq-len 1024 --steps 20
+      grep -E "FAIL|step +(1|20)/|tokens/s" "$out/trainer.txt" | tail -20
       ;;
     bench)
-      run_logged 120 gpu_kernel_bench.txt "$bundle/bin/gpu_kernel_bench"
+      fresh gpu_kernel_bench.txt gpu_train_bench.txt gpu_train_bench_batched_matmul.txt
+      run_step 120 gpu_kernel_bench.txt "$bundle/bin/gpu_kernel_bench"
       # shellcheck disable=SC2086  # the extra arguments are words
-      run_logged 300 gpu_train_bench.txt "$bundle/bin/gpu_train_bench" ${MERIDIAN_GPU_BENCH_ARGS:-}
+      run_step 300 gpu_train_bench.txt "$bundle/bin/gpu_train_bench" ${MERIDIAN_GPU_BENCH_ARGS:-}
       # The same model with the batched-product attention (T×T probabilities saved), to compare.
-      run_logged 150 gpu_train_bench_batched_matmul.txt "$bundle/bin/gpu_train_bench" --attention batched_matmul \
+      run_step 150 gpu_train_bench_batched_matmul.txt "$bundle/bin/gpu_train_bench" --attention batched_matmul \
         --batches 16 --profile-steps 1
+      cat "$out/gpu_kernel_bench.txt" "$out/gpu_train_bench.txt" "$out/gpu_train_bench_batched_matmul.txt"
       ;;
     compare)
-      {
-        for options in "" "--flash-query-rows 32" "--bias-gradient apart"; do
-          # shellcheck disable=SC2086  # the options are words
-          timeout 140 "$bundle/bin/gpu_train_bench" --batches 16 --profile-steps 1 $options
-          echo "gpu_train_bench ${options:-(defaults)} exit $?"
-        done
-      } > "$out/compare.txt" 2>&1
-      grep -E "exit|^ +16 |^gpu_train_bench:|attention|linear" "$out/compare.txt"
-      grep -E "exit [^0]" "$out/compare.txt" > /dev/null && failed=1
+      fresh compare.txt
+      for options in "" "--flash-query-rows 32" "--bias-gradient apart"; do
+        # shellcheck disable=SC2086  # the options are words
+        run_step 140 compare.txt "$bundle/bin/gpu_train_bench" --batches 16 --profile-steps 1 $options
+      done
+      grep -E "^ +16 |^gpu_train_bench:|attention|linear" "$out/compare.txt"
       ;;
     *) echo "unknown stage $stage (tests, trainer, bench, compare)"; exit 2 ;;
   esac
