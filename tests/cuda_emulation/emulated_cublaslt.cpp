@@ -267,5 +267,6 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t d, const 
         store(const_cast<void*>(d->bias), bias_type(d, dl), j, s);
       }
   }
+  emu::check_reads_in_flight("cublasLtMatmul");
   return CUBLAS_STATUS_SUCCESS;
 }

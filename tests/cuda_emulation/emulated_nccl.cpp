@@ -210,23 +210,50 @@ ncclResult_t check_comm(ncclComm_t comm, const char* call) {
   return ncclSuccess;
 }
 
-struct Written {
+struct Region {
   const void* data;
   size_t bytes;
 };
 
+// The parts of `read` outside every region of `written`: an in-place operation's input less its output.
+std::vector<Region> outside(Region read, const std::vector<Region>& written) {
+  std::vector<Region> parts{read};
+  for (const Region& w : written) {
+    const auto* w0 = static_cast<const char*>(w.data);
+    const char* w1 = w0 + w.bytes;
+    std::vector<Region> rest;
+    for (const Region& part : parts) {
+      const auto* p0 = static_cast<const char*>(part.data);
+      const char* p1 = p0 + part.bytes;
+      if (w1 <= p0 || p1 <= w0) {
+        rest.push_back(part);
+        continue;
+      }
+      if (p0 < w0) rest.push_back({p0, static_cast<size_t>(w0 - p0)});
+      if (w1 < p1) rest.push_back({w1, static_cast<size_t>(p1 - w1)});
+    }
+    parts.swap(rest);
+  }
+  return parts;
+}
+
 // Runs `transfer` (which returns a status) on `stream`'s queue for `comm`; until it has, the memory it
-// writes is in flight (emu::begin_in_flight).
+// writes is in flight (emu::begin_in_flight), and the memory it only reads too (emu::begin_read_in_flight).
 template <class Transfer>
-ncclResult_t enqueue(ncclComm_t comm, cudaStream_t stream, const char* call, std::vector<Written> writes,
-                     Transfer transfer) {
+ncclResult_t enqueue(ncclComm_t comm, cudaStream_t stream, const char* call, std::vector<Region> writes,
+                     const std::vector<Region>& reads, Transfer transfer) {
   comm->pending.fetch_add(1);
-  std::vector<uint64_t> in_flight;
-  for (const Written& w : writes)
+  std::vector<uint64_t> in_flight, read_in_flight;
+  for (const Region& w : writes)
     if (w.bytes > 0) in_flight.push_back(emu::begin_in_flight(w.data, w.bytes, call));
-  emu::enqueue(stream, [comm, transfer, in_flight]() mutable {
+  for (const Region& read : reads)
+    for (const Region& r : outside(read, writes))
+      if (r.bytes > 0) read_in_flight.push_back(emu::begin_read_in_flight(r.data, r.bytes, call));
+  emu::enqueue(stream, [comm, transfer, in_flight, read_in_flight]() mutable {
+    for (uint64_t id : read_in_flight) emu::arm_read_in_flight(id);
     const ncclResult_t result = transfer();
     for (uint64_t id : in_flight) emu::end_in_flight(id);
+    for (uint64_t id : read_in_flight) emu::end_read_in_flight(id);
     if (result != ncclSuccess) {
       int expected = ncclSuccess;
       comm->async_error.compare_exchange_strong(expected, result);
@@ -278,7 +305,8 @@ ncclResult_t peer_transfer(bool send, const void* data, size_t count, ncclDataTy
     g_group.push_back(transfer);
     return ncclSuccess;
   }
-  return enqueue(comm, stream, call, {{data, send ? 0 : bytes}}, [transfer] { return run_transfers({transfer}); });
+  const std::vector<Region> written{{data, send ? 0 : bytes}}, read{{data, send ? bytes : 0}};
+  return enqueue(comm, stream, call, written, read, [transfer] { return run_transfers({transfer}); });
 }
 
 // Collectives run when called; inside a group they could wait for a send of the same group.
@@ -409,7 +437,8 @@ ncclResult_t ncclAllReduce(const void* sendbuff, void* recvbuff, size_t count, n
   MPI_Op mpi_op;
   if (auto r = reduction_of(datatype, op, &type, &mpi_op); r != ncclSuccess) return r;
   if (count == 0) return ncclSuccess;
-  return enqueue(comm, stream, call, {{recvbuff, count * element_bytes(datatype)}}, [=] {
+  const size_t bytes = count * element_bytes(datatype);
+  return enqueue(comm, stream, call, {{recvbuff, bytes}}, {{sendbuff, bytes}}, [=] {
     Widened in = widen(sendbuff, count, datatype);
     std::vector<float> reduced_floats(datatype == ncclBfloat16 ? count : 0);
     void* reduced = datatype == ncclBfloat16 ? static_cast<void*>(reduced_floats.data()) : recvbuff;
@@ -437,9 +466,9 @@ ncclResult_t ncclReduceScatter(const void* sendbuff, void* recvbuff, size_t recv
   MPI_Op mpi_op;
   if (auto r = reduction_of(datatype, op, &type, &mpi_op); r != ncclSuccess) return r;
   if (recvcount == 0) return ncclSuccess;
-  return enqueue(comm, stream, call, {{recvbuff, recvcount * element_bytes(datatype)}}, [=] {
+  const size_t bytes = total * element_bytes(datatype);
+  return enqueue(comm, stream, call, {{recvbuff, recvcount * element_bytes(datatype)}}, {{sendbuff, bytes}}, [=] {
     // NCCL allows recvbuff inside sendbuff (in place); MPI does not: reduce from a copy.
-    const size_t bytes = total * element_bytes(datatype);
     std::vector<unsigned char> copy(static_cast<const unsigned char*>(sendbuff),
                                     static_cast<const unsigned char*>(sendbuff) + bytes);
     Widened in = widen(copy.data(), total, datatype);
@@ -465,7 +494,7 @@ ncclResult_t ncclAllGather(const void* sendbuff, void* recvbuff, size_t sendcoun
   if (auto r = check_buffer(recvbuff, sendcount * comm->size, datatype, comm, call, "recvbuff"); r != ncclSuccess) return r;
   const size_t bytes = sendcount * element_bytes(datatype);
   if (bytes == 0) return ncclSuccess;
-  return enqueue(comm, stream, call, {{recvbuff, bytes * comm->size}}, [=] {
+  return enqueue(comm, stream, call, {{recvbuff, bytes * comm->size}}, {{sendbuff, bytes}}, [=] {
     // sendbuff may lie inside recvbuff (in place), which MPI does not allow: gather from a copy.
     const std::vector<unsigned char> copy(static_cast<const unsigned char*>(sendbuff),
                                           static_cast<const unsigned char*>(sendbuff) + bytes);
@@ -488,7 +517,8 @@ ncclResult_t ncclBroadcast(const void* sendbuff, void* recvbuff, size_t count, n
   if (auto r = check_buffer(recvbuff, count, datatype, comm, call, "recvbuff"); r != ncclSuccess) return r;
   const size_t bytes = count * element_bytes(datatype);
   if (bytes == 0) return ncclSuccess;
-  return enqueue(comm, stream, call, {{recvbuff, bytes}}, [=] {
+  const std::vector<Region> read{{sendbuff, comm->rank == root ? bytes : 0}};
+  return enqueue(comm, stream, call, {{recvbuff, bytes}}, read, [=] {
     if (comm->rank == root && sendbuff != recvbuff) std::memmove(recvbuff, sendbuff, bytes);
     return run_mpi("MPI_Ibcast", 1, [&](MPI_Request* request) {
       return MPI_Ibcast(recvbuff, to_int_count(bytes), MPI_BYTE, root, comm->mpi, request);
@@ -520,9 +550,9 @@ ncclResult_t ncclGroupEnd() {
   for (const PeerTransfer& t : transfers)
     if (t.stream != transfers[0].stream || t.comm != transfers[0].comm)
       return failure(ncclInvalidUsage, "a group over several communicators or streams is not modelled");
-  std::vector<Written> writes;
-  for (const PeerTransfer& t : transfers)
-    if (!t.send) writes.push_back({t.data, static_cast<size_t>(t.count)});
-  return enqueue(transfers[0].comm, transfers[0].stream, "ncclRecv", std::move(writes),
+  std::vector<Region> writes, reads;
+  for (const PeerTransfer& t : transfers) (t.send ? reads : writes).push_back({t.data, static_cast<size_t>(t.count)});
+  const char* call = writes.empty() ? "ncclSend" : reads.empty() ? "ncclRecv" : "ncclSend/ncclRecv";
+  return enqueue(transfers[0].comm, transfers[0].stream, call, std::move(writes), reads,
                  [transfers] { return run_transfers(transfers); });
 }

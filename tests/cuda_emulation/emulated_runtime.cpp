@@ -188,20 +188,30 @@ char* stack_at(size_t i) {
 
 }  // namespace
 
+namespace {
+std::mutex g_warnings_mutex;
+std::vector<std::string>& warned_in_order() { static auto* v = new std::vector<std::string>; return *v; }
+}  // namespace
+
 // Each warning once. With EMU_WARNINGS_FATAL set (as ctest runs the emulated tests) the first one ends the
 // process: what the emulator warns about is undefined or a fault on a GPU.
 void warn(const std::string& message) {
-  static std::mutex mutex;
   static std::set<std::string> warned;
   static const bool fatal = std::getenv("EMU_WARNINGS_FATAL") != nullptr;
-  std::lock_guard<std::mutex> lock(mutex);
+  std::lock_guard<std::mutex> lock(g_warnings_mutex);
   if (!warned.insert(message).second) return;
+  warned_in_order().push_back(message);
   std::fprintf(stderr, "EMU WARNING: %s\n", message.c_str());
   if (fatal) {
     std::fprintf(stderr, "EMU: stopping (EMU_WARNINGS_FATAL is set)\n");
     std::fflush(stderr);
     std::_Exit(86);
   }
+}
+
+std::vector<std::string> warnings() {
+  std::lock_guard<std::mutex> lock(g_warnings_mutex);
+  return warned_in_order();
 }
 
 namespace {
@@ -365,6 +375,125 @@ void check_not_in_flight(const void* p, size_t bytes, const std::string& user) {
   if (!clash.empty())
     warn(user + " touches device memory that " + clash + " on another stream is still writing (a race on a GPU: "
          "nothing orders it after the transfer)");
+}
+
+namespace {
+struct ReadInFlight {
+  uintptr_t begin, end;
+  const char* what;
+  bool armed;                        // `bytes` holds what the task will read
+  std::vector<unsigned char> bytes;
+};
+std::map<uint64_t, ReadInFlight> g_reads_in_flight;  // under g_in_flight_mutex
+
+// Plain loops, not memcpy or memcmp, which the sanitizers intercept: reading a transfer's input is the
+// emulator's own bookkeeping, even where the tensor's block went back to the caching allocator (which
+// poisons it under AddressSanitizer) or a stream's thread writes beside it.
+__attribute__((no_sanitize("address"), optimize("no-tree-loop-distribute-patterns")))
+void copy_device_bytes(unsigned char* to, const unsigned char* from, size_t n) {
+  for (size_t i = 0; i < n; ++i) to[i] = from[i];
+}
+__attribute__((no_sanitize("address"), optimize("no-tree-loop-distribute-patterns")))
+bool same_device_bytes(const unsigned char* copy, const unsigned char* device, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (copy[i] != device[i]) return false;
+  return true;
+}
+
+void arm_locked(ReadInFlight& r) {
+  r.bytes.resize(r.end - r.begin);
+  copy_device_bytes(r.bytes.data(), reinterpret_cast<const unsigned char*>(r.begin), r.bytes.size());
+  r.armed = true;
+}
+
+// Whether the memory changed since it was armed; the copy then takes the new bytes (one warning a write).
+bool changed_locked(ReadInFlight& r) {
+  if (!r.armed || same_device_bytes(r.bytes.data(), reinterpret_cast<const unsigned char*>(r.begin), r.bytes.size()))
+    return false;
+  arm_locked(r);
+  return true;
+}
+
+std::string read_race(const std::string& writer, const char* what) {
+  return writer + " wrote device memory that " + what + " on another stream is still reading (a race on a GPU: " +
+         "nothing orders the write after the transfer)";
+}
+}  // namespace
+
+uint64_t begin_read_in_flight(const void* p, size_t bytes, const char* what) {
+  std::lock_guard<std::mutex> lock(g_in_flight_mutex);
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  ReadInFlight r{begin, begin + bytes, what, false, {}};
+  // An earlier task of the stream that writes this memory runs first: its result is what this one reads.
+  const bool written_earlier = std::any_of(g_in_flight.begin(), g_in_flight.end(), [&](const auto& entry) {
+    return r.begin < entry.second.end && entry.second.begin < r.end;
+  });
+  if (!written_earlier) arm_locked(r);
+  g_reads_in_flight.emplace(g_next_in_flight, std::move(r));
+  return g_next_in_flight++;
+}
+
+void arm_read_in_flight(uint64_t id) {
+  std::string clash;
+  {
+    std::lock_guard<std::mutex> lock(g_in_flight_mutex);
+    auto it = g_reads_in_flight.find(id);
+    if (it == g_reads_in_flight.end()) return;
+    if (!it->second.armed)
+      arm_locked(it->second);
+    else if (changed_locked(it->second))
+      clash = it->second.what;
+  }
+  if (!clash.empty()) warn(read_race("work on another stream", clash.c_str()));
+}
+
+void end_read_in_flight(uint64_t id) {
+  std::string clash;
+  {
+    std::lock_guard<std::mutex> lock(g_in_flight_mutex);
+    auto it = g_reads_in_flight.find(id);
+    if (it == g_reads_in_flight.end()) return;
+    if (changed_locked(it->second)) clash = it->second.what;
+    g_reads_in_flight.erase(it);
+  }
+  if (!clash.empty()) warn(read_race("work on another stream", clash.c_str()));
+}
+
+void check_reads_in_flight(const char* writer, const char* name, const void* written, size_t bytes) {
+  std::string clash;
+  {
+    std::lock_guard<std::mutex> lock(g_in_flight_mutex);
+    const auto begin = reinterpret_cast<uintptr_t>(written), end = begin + bytes;
+    for (auto& [id, r] : g_reads_in_flight)
+      if ((written == nullptr || (begin < r.end && r.begin < end)) && changed_locked(r)) {
+        clash = r.what;
+        break;
+      }
+  }
+  if (!clash.empty()) warn(read_race(name ? std::string(writer) + " " + name : std::string(writer), clash.c_str()));
+}
+
+void check_freed_block(const void* p, size_t bytes) {
+  const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
+  std::string user;
+  {
+    std::lock_guard<std::mutex> lock(g_in_flight_mutex);
+    for (const auto& [id, range] : g_in_flight)
+      if (begin < range.end && range.begin < end) {
+        user = std::string(range.what) + " on another stream still writes";
+        break;
+      }
+    if (user.empty())
+      for (const auto& [id, r] : g_reads_in_flight)
+        if (begin < r.end && r.begin < end) {
+          user = std::string(r.what) + " on another stream still reads";
+          break;
+        }
+  }
+  if (!user.empty())
+    warn("the caching allocator got back a block that " + user + ": its tensor was freed before the transfer " +
+         "was done, so the block's next owner races with the transfer on a GPU (keep the tensor until the " +
+         "transfer's event)");
 }
 
 void check_kernel_pointer(const char* kernel, int index, const void* p) {
@@ -532,6 +661,7 @@ cudaError_t run_grid(const void* kernel_id, const char* name, dim3 grid, dim3 bl
   sched_sp = saved_sched;
   g_entry = saved_entry;
   g_closure = saved_closure;
+  check_reads_in_flight("kernel", name);
   return cudaSuccess;
 }
 
@@ -733,6 +863,7 @@ static cudaError_t copy_checked(void* dst, const void* src, size_t bytes, cudaMe
   if (bytes == 0) return cudaSuccess;
   if (kind == cudaMemcpyDefault) {
     std::memmove(dst, src, bytes);
+    emu::check_reads_in_flight(call, nullptr, dst, bytes);
     return cudaSuccess;
   }
   const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
@@ -742,6 +873,7 @@ static cudaError_t copy_checked(void* dst, const void* src, size_t bytes, cudaMe
   if (dst_dev) emu::check_not_in_flight(dst, bytes, std::string(call) + " (destination)");
   if (src_dev) emu::check_not_in_flight(src, bytes, std::string(call) + " (source)");
   std::memmove(dst, src, bytes);
+  if (dst_dev) emu::check_reads_in_flight(call, nullptr, dst, bytes);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
@@ -775,6 +907,7 @@ static cudaError_t memset_checked(void* ptr, int value, size_t bytes, cudaStream
   if (auto e = check_range(ptr, bytes, true, call, "destination"); e != cudaSuccess) return e;
   emu::check_not_in_flight(ptr, bytes, call);
   std::memset(ptr, value, bytes);
+  emu::check_reads_in_flight(call, nullptr, ptr, bytes);
   return cudaSuccess;
 }
 cudaError_t cudaMemset(void* ptr, int value, size_t bytes) { return memset_checked(ptr, value, bytes, nullptr, "cudaMemset"); }

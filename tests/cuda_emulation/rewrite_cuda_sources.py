@@ -7,7 +7,8 @@ with the CUDA-only syntax rewritten for include/emu_cuda.h:
   __shared__ T name[...];                         →  the block's own array, filled with NaN bytes
 
 and the caching allocator's copy instrumented so that reused blocks start as NaN (like stale device
-memory) and, under AddressSanitizer, bytes past a request and freed blocks are poisoned.
+memory), a block freed or handed out again while an NCCL transfer still uses it is reported, and, under
+AddressSanitizer, bytes past a request and freed blocks are poisoned.
 
 usage: rewrite_cuda_sources.py SOURCE_DIR OUTPUT_DIR
 """
@@ -94,7 +95,9 @@ for path in glob.glob(SRC + '/*'):
     open(os.path.join(DST, out), 'w').write(s)
 
 # Instrument the emulation copy of the caching allocator: a (re)used block is filled with 0xFF (NaN) like
-# stale device memory, and under ASan the bytes past the request and freed blocks are poisoned.
+# stale device memory (a write, so a block that a transfer still reads is reported), a block given back
+# while a transfer still uses it is reported (its tensor was freed too early), and under ASan the bytes
+# past the request and freed blocks are poisoned.
 p = os.path.join(DST, 'caching_allocator.cpp')
 if not os.path.exists(p):
     sys.exit(0)  # a folder without the allocator (the race check's kernels)
@@ -114,16 +117,19 @@ s = s.replace('''  live_blocks_.emplace(ptr, block_size);
   stats_.allocated_bytes += block_size;''', '''  live_blocks_.emplace(ptr, block_size);
   EMU_UNPOISON(ptr, block_size);
   std::memset(ptr, 0xFF, block_size);
+  emu::check_reads_in_flight("the caching allocator, handing out again a block whose tensor was freed,", nullptr,
+                             ptr, block_size);
   EMU_POISON(static_cast<char*>(ptr) + nbytes, block_size - nbytes);
   stats_.allocated_bytes += block_size;''', 1)
 s = s.replace('''  free_blocks_.emplace(block_size, ptr);
   cached_bytes_ += block_size;''', '''  free_blocks_.emplace(block_size, ptr);
+  emu::check_freed_block(ptr, block_size);
   EMU_POISON(ptr, block_size);
   cached_bytes_ += block_size;''', 1)
 s = s.replace('''    cached_bytes_ -= size;
     MERIDIAN_CUDA_CHECK(cudaFree(block));''', '''    cached_bytes_ -= size;
     EMU_UNPOISON(block, size);
     MERIDIAN_CUDA_CHECK(cudaFree(block));''', 1)
-if s.count('EMU_') < 8:
+if s.count('EMU_') < 8 or 'check_freed_block' not in s:
     sys.exit('rewrite_cuda_sources.py: ops/cuda/caching_allocator.cpp changed; update the instrumentation patterns')
 open(p, 'w').write(s)

@@ -328,6 +328,27 @@ void enqueue(cudaStream_t stream, std::function<void()> task);
 uint64_t begin_in_flight(const void* p, size_t bytes, const char* what);
 void end_in_flight(uint64_t id);
 void check_not_in_flight(const void* p, size_t bytes, const std::string& user);
+// Device memory a queued task reads (an NCCL send, a collective's input), from when the task is issued
+// until it ends: work the host issues meanwhile may read it but must not write it, as on a GPU such a
+// write races with the transfer unless it waits for the transfer's event. Reading is no race, so the
+// emulator keeps a copy of the bytes and compares after each kernel, copy, memset, cuBLASLt product
+// and block the caching allocator hands out again (check_reads_in_flight): a difference is a write.
+// The copy is taken at the issue, or, when an earlier task of the stream still writes the memory, at
+// the task's start (arm_read_in_flight); end_read_in_flight compares once more (another stream's
+// transfer may have written it) and forgets it.
+uint64_t begin_read_in_flight(const void* p, size_t bytes, const char* what);
+void arm_read_in_flight(uint64_t id);
+void end_read_in_flight(uint64_t id);
+// `writer` (and `name`, when given, after it) names what just wrote device memory, for the warning;
+// [written, written + bytes) is what it wrote, where known (nullptr: compare every read in flight).
+void check_reads_in_flight(const char* writer, const char* name = nullptr, const void* written = nullptr,
+                           size_t bytes = 0);
+// A block returned to Meridian's caching allocator: no transfer may still read or write it. The
+// allocator hands blocks out again in the compute stream's order, which does not follow other streams.
+void check_freed_block(const void* p, size_t bytes);
+// Every warning so far, in order (each once): for the emulator's own tests, which run without
+// EMU_WARNINGS_FATAL and check that a planted race is reported.
+std::vector<std::string> warnings();
 void drain(cudaStream_t stream);
 void drain_all();
 }  // namespace emu
