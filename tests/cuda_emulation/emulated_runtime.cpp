@@ -346,6 +346,13 @@ struct InFlight {
 std::mutex g_in_flight_mutex;
 std::map<uint64_t, InFlight> g_in_flight;
 uint64_t g_next_in_flight = 1;
+
+// The first transfer written in flight whose memory meets [begin, end), or nullptr (under g_in_flight_mutex).
+const char* written_in_flight_locked(uintptr_t begin, uintptr_t end) {
+  for (const auto& [id, range] : g_in_flight)
+    if (begin < range.end && range.begin < end) return range.what;
+  return nullptr;
+}
 }  // namespace
 
 uint64_t begin_in_flight(const void* p, size_t bytes, const char* what) {
@@ -366,11 +373,7 @@ void check_not_in_flight(const void* p, size_t bytes, const std::string& user) {
   std::string clash;
   {
     std::lock_guard<std::mutex> lock(g_in_flight_mutex);
-    for (const auto& [id, range] : g_in_flight)
-      if (begin < range.end && range.begin < end) {
-        clash = range.what;
-        break;
-      }
+    if (const char* what = written_in_flight_locked(begin, end)) clash = what;
   }
   if (!clash.empty())
     warn(user + " touches device memory that " + clash + " on another stream is still writing (a race on a GPU: "
@@ -381,8 +384,7 @@ namespace {
 struct ReadInFlight {
   uintptr_t begin, end;
   const char* what;
-  bool armed;                        // `bytes` holds what the task will read
-  std::vector<unsigned char> bytes;
+  std::vector<unsigned char> bytes;  // what the task will read; empty until armed
 };
 std::map<uint64_t, ReadInFlight> g_reads_in_flight;  // under g_in_flight_mutex
 
@@ -403,13 +405,12 @@ bool same_device_bytes(const unsigned char* copy, const unsigned char* device, s
 void arm_locked(ReadInFlight& r) {
   r.bytes.resize(r.end - r.begin);
   copy_device_bytes(r.bytes.data(), reinterpret_cast<const unsigned char*>(r.begin), r.bytes.size());
-  r.armed = true;
 }
 
 // Whether the memory changed since it was armed; the copy then takes the new bytes (one warning a write).
 bool changed_locked(ReadInFlight& r) {
-  if (!r.armed || same_device_bytes(r.bytes.data(), reinterpret_cast<const unsigned char*>(r.begin), r.bytes.size()))
-    return false;
+  const auto* device = reinterpret_cast<const unsigned char*>(r.begin);
+  if (r.bytes.empty() || same_device_bytes(r.bytes.data(), device, r.bytes.size())) return false;
   arm_locked(r);
   return true;
 }
@@ -423,28 +424,18 @@ std::string read_race(const std::string& writer, const char* what) {
 uint64_t begin_read_in_flight(const void* p, size_t bytes, const char* what) {
   std::lock_guard<std::mutex> lock(g_in_flight_mutex);
   const auto begin = reinterpret_cast<uintptr_t>(p);
-  ReadInFlight r{begin, begin + bytes, what, false, {}};
+  ReadInFlight r{begin, begin + bytes, what, {}};
   // An earlier task of the stream that writes this memory runs first: its result is what this one reads.
-  const bool written_earlier = std::any_of(g_in_flight.begin(), g_in_flight.end(), [&](const auto& entry) {
-    return r.begin < entry.second.end && entry.second.begin < r.end;
-  });
-  if (!written_earlier) arm_locked(r);
+  if (written_in_flight_locked(r.begin, r.end) == nullptr) arm_locked(r);
   g_reads_in_flight.emplace(g_next_in_flight, std::move(r));
   return g_next_in_flight++;
 }
 
+// A change before the start is a change before the end too: end_read_in_flight reports it.
 void arm_read_in_flight(uint64_t id) {
-  std::string clash;
-  {
-    std::lock_guard<std::mutex> lock(g_in_flight_mutex);
-    auto it = g_reads_in_flight.find(id);
-    if (it == g_reads_in_flight.end()) return;
-    if (!it->second.armed)
-      arm_locked(it->second);
-    else if (changed_locked(it->second))
-      clash = it->second.what;
-  }
-  if (!clash.empty()) warn(read_race("work on another stream", clash.c_str()));
+  std::lock_guard<std::mutex> lock(g_in_flight_mutex);
+  auto it = g_reads_in_flight.find(id);
+  if (it != g_reads_in_flight.end() && it->second.bytes.empty()) arm_locked(it->second);
 }
 
 void end_read_in_flight(uint64_t id) {
@@ -478,12 +469,9 @@ void check_freed_block(const void* p, size_t bytes) {
   std::string user;
   {
     std::lock_guard<std::mutex> lock(g_in_flight_mutex);
-    for (const auto& [id, range] : g_in_flight)
-      if (begin < range.end && range.begin < end) {
-        user = std::string(range.what) + " on another stream still writes";
-        break;
-      }
-    if (user.empty())
+    if (const char* what = written_in_flight_locked(begin, end))
+      user = std::string(what) + " on another stream still writes";
+    else
       for (const auto& [id, r] : g_reads_in_flight)
         if (begin < r.end && r.begin < end) {
           user = std::string(r.what) + " on another stream still reads";
