@@ -355,6 +355,10 @@ const char* written_in_flight_locked(uintptr_t begin, uintptr_t end) {
 }
 }  // namespace
 
+namespace {
+void arm_reads_written_by_none_locked();  // with the reads in flight, below
+}  // namespace
+
 uint64_t begin_in_flight(const void* p, size_t bytes, const char* what) {
   std::lock_guard<std::mutex> lock(g_in_flight_mutex);
   const auto begin = reinterpret_cast<uintptr_t>(p);
@@ -365,6 +369,7 @@ uint64_t begin_in_flight(const void* p, size_t bytes, const char* what) {
 void end_in_flight(uint64_t id) {
   std::lock_guard<std::mutex> lock(g_in_flight_mutex);
   g_in_flight.erase(id);
+  arm_reads_written_by_none_locked();
 }
 
 // bytes 0: only p itself (a kernel argument, whose extent the emulator does not know).
@@ -418,6 +423,14 @@ bool changed_locked(ReadInFlight& r) {
 std::string read_race(const std::string& writer, const char* what) {
   return writer + " wrote device memory that " + what + " on another stream is still reading (a race on a GPU: " +
          "nothing orders the write after the transfer)";
+}
+
+// What a queued task reads and a transfer before it wrote is final once the last such transfer has ended:
+// a write after that and before the task is done races with the task on a GPU, so the copy is taken
+// then, not only at the task's start (under g_in_flight_mutex).
+void arm_reads_written_by_none_locked() {
+  for (auto& [id, r] : g_reads_in_flight)
+    if (r.bytes.empty() && written_in_flight_locked(r.begin, r.end) == nullptr) arm_locked(r);
 }
 }  // namespace
 

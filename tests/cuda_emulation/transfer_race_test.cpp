@@ -25,12 +25,19 @@ namespace {
 void write_ones(float* p, int n) {
   for (int i = static_cast<int>(threadIdx.x); i < n; i += static_cast<int>(blockDim.x)) p[i] = 1.0f;
 }
+void write_twos(float* p, int n) {
+  for (int i = static_cast<int>(threadIdx.x); i < n; i += static_cast<int>(blockDim.x)) p[i] = 2.0f;
+}
 void copy_values(float* out, const float* in, int n) {
   for (int i = static_cast<int>(threadIdx.x); i < n; i += static_cast<int>(blockDim.x)) out[i] = in[i];
 }
 void launch_write_ones(float* p, int n, cudaStream_t stream) {
   emu::make_launch("write_ones", emu::kernel_id(&write_ones), dim3(1), dim3(32), 0, stream)(
       [](auto... a) { write_ones(a...); }, p, n);
+}
+void launch_write_twos(float* p, int n, cudaStream_t stream) {
+  emu::make_launch("write_twos", emu::kernel_id(&write_twos), dim3(1), dim3(32), 0, stream)(
+      [](auto... a) { write_twos(a...); }, p, n);
 }
 void launch_copy_values(float* out, const float* in, int n, cudaStream_t stream) {
   emu::make_launch("copy_values", emu::kernel_id(&copy_values), dim3(1), dim3(32), 0, stream)(
@@ -50,13 +57,19 @@ class StreamHold {
   StreamHold(const StreamHold&) = delete;
   StreamHold& operator=(const StreamHold&) = delete;
   void release() { released_.store(true); }
+  // Returns once the stream has reached the hold: what was queued before it is done.
+  void wait_until_reached() const {
+    while (!reached_.load()) std::this_thread::yield();
+  }
 
  private:
   static void wait(void* self) {
-    while (!static_cast<StreamHold*>(self)->released_.load()) std::this_thread::yield();
+    auto* hold = static_cast<StreamHold*>(self);
+    hold->reached_.store(true);
+    while (!hold->released_.load()) std::this_thread::yield();
   }
   cudaStream_t stream_;
-  std::atomic<bool> released_{false};
+  std::atomic<bool> reached_{false}, released_{false};
 };
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -83,6 +96,7 @@ class TransferRaces : public ::testing::Test {
     ASSERT_EQ(cudaMalloc(&data_, 2 * kBytes), cudaSuccess);
     ASSERT_EQ(cudaMalloc(&other_, 2 * kBytes), cudaSuccess);
     ASSERT_EQ(cudaMemset(data_, 0, 2 * kBytes), cudaSuccess);
+    ASSERT_EQ(cudaMemset(other_, 0, 2 * kBytes), cudaSuccess);
     warnings_before_ = emu::warnings().size();
   }
 
@@ -96,6 +110,8 @@ class TransferRaces : public ::testing::Test {
     if (compute_stream_ != nullptr) cudaStreamDestroy(compute_stream_);
   }
 
+  // The emulator gives each distinct warning once per process, so a planted writer whose warning an
+  // earlier test has already drawn is named apart (write_twos beside write_ones).
   std::vector<std::string> new_warnings() const {
     const std::vector<std::string> all = emu::warnings();
     return {all.begin() + static_cast<std::ptrdiff_t>(warnings_before_), all.end()};
@@ -135,6 +151,29 @@ TEST_F(TransferRaces, WritingWhatASendStillReadsIsReportedAndReadingItIsNot) {
   EXPECT_TRUE(contains(warnings[0], "kernel write_ones wrote device memory that ncclSend on another stream is "
                                     "still reading")) << warnings[0];
   EXPECT_TRUE(contains(warnings[1], "cudaMemsetAsync wrote device memory that ncclSend")) << warnings[1];
+}
+
+// A send queued behind a receive of the same memory reads what the receive wrote: from the receive's end
+// (not only from the send's start) a write to it races with the send.
+TEST_F(TransferRaces, WritingWhatAQueuedSendReadsOnceTheReceiveBeforeItEndedIsReported) {
+  if (rank_ == 1) {
+    ASSERT_EQ(ncclSend(other_, kCount, ncclFloat32, 0, comm_, comm_stream_), ncclSuccess);
+    ASSERT_EQ(ncclRecv(other_ + kCount, kCount, ncclFloat32, 0, comm_, comm_stream_), ncclSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(comm_stream_), cudaSuccess);
+    EXPECT_TRUE(new_warnings().empty()) << new_warnings().front();
+    return;
+  }
+  ASSERT_EQ(ncclRecv(data_, kCount, ncclFloat32, 1, comm_, comm_stream_), ncclSuccess);
+  {
+    StreamHold hold(comm_stream_);
+    ASSERT_EQ(ncclSend(data_, kCount, ncclFloat32, 1, comm_, comm_stream_), ncclSuccess);
+    hold.wait_until_reached();  // the receive is done, the send still queued
+    launch_write_twos(data_, kCount, compute_stream_);  // rank 1 sent zeros
+  }
+  const std::vector<std::string> warnings = new_warnings();
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_TRUE(contains(warnings[0], "kernel write_twos wrote device memory that ncclSend on another stream is "
+                                    "still reading")) << warnings[0];
 }
 
 TEST_F(TransferRaces, WritingWhatASendReadAfterWaitingForItIsNoRace) {

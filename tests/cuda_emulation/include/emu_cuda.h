@@ -333,9 +333,9 @@ void check_not_in_flight(const void* p, size_t bytes, const std::string& user);
 // write races with the transfer unless it waits for the transfer's event. Reading is no race, so the
 // emulator keeps a copy of the bytes and compares after each kernel, copy, memset, cuBLASLt product
 // and block the caching allocator hands out again (check_reads_in_flight): a difference is a write.
-// The copy is taken at the issue, or, when an earlier task of the stream still writes the memory, at
-// the task's start (arm_read_in_flight); end_read_in_flight compares once more (another stream's
-// transfer may have written it) and forgets it.
+// The copy is taken at the issue, or, when an earlier task still writes the memory, as the last such
+// task ends (end_in_flight), at the latest at the task's start (arm_read_in_flight); end_read_in_flight
+// compares once more (another stream's transfer may have written it) and forgets it.
 uint64_t begin_read_in_flight(const void* p, size_t bytes, const char* what);
 void arm_read_in_flight(uint64_t id);
 void end_read_in_flight(uint64_t id);
