@@ -109,7 +109,7 @@ TEST(Gpt2, PaddedRowsGetNoGradient) {
     targets[i] = static_cast<int32_t>(36 - i);
   }
   model.loss(tokens_of(ids, 1, 16), tokens_of(targets, 1, 16)).backward();
-  const Tensor& wte = model.named_parameters().front().tensor;
+  const Tensor wte = model.named_parameters().front().tensor;  // a handle: the list is a temporary
   const std::vector<float> g = wte.grad().to_float_vector();
   for (int64_t row = 37; row < 48; ++row)
     for (int64_t j = 0; j < 8; ++j) EXPECT_EQ(g[static_cast<size_t>(row * 8 + j)], 0.0f);
