@@ -353,9 +353,7 @@ const char* written_in_flight_locked(uintptr_t begin, uintptr_t end) {
     if (begin < range.end && range.begin < end) return range.what;
   return nullptr;
 }
-}  // namespace
 
-namespace {
 void arm_reads_written_by_none_locked();  // with the reads in flight, below
 }  // namespace
 
@@ -444,7 +442,9 @@ uint64_t begin_read_in_flight(const void* p, size_t bytes, const char* what) {
   return g_next_in_flight++;
 }
 
-// A change before the start is a change before the end too: end_read_in_flight reports it.
+// Still unarmed here only while a transfer of another stream writes the memory (a race that
+// check_not_in_flight reports). A change before the start is a change before the end too:
+// end_read_in_flight reports it.
 void arm_read_in_flight(uint64_t id) {
   std::lock_guard<std::mutex> lock(g_in_flight_mutex);
   auto it = g_reads_in_flight.find(id);
